@@ -1,0 +1,84 @@
+"""``python -m bake``: a thin layer that parses arguments, installs signal handlers and turns
+library errors into messages and exit codes (see ``bake.errors.ExitCode``).
+
+Each subcommand lives in ``bake/commands/NAME.py`` with ``add_parser(subparsers)`` and
+``run(args, ctx) -> int``; this file only wires them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from dataclasses import dataclass, field
+from types import FrameType
+
+from bake.cancel import CancelToken
+from bake.errors import BakeError, Cancelled, ExitCode
+
+COMMANDS = ["build", "plan", "rollback", "adopt", "review", "prune", "sweep", "sandbox"]
+DEFAULT_COMMAND = "build"
+
+
+@dataclass
+class Context:
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bake",
+        description="Bake container images into EKS node AMIs and record them in amis.lock.json.",
+        epilog="Exit codes: 0 done, 1 a bake failed, 2 usage or config error, 130 interrupted, 143 terminated.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules: dict[str, object] = {}
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"bake.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"bake.commands.{name}":
+                continue  # not built yet
+            raise
+        mod.add_parser(sub)  # type: ignore[attr-defined]
+        modules[name] = mod
+    return parser, modules
+
+
+def _install_signals(ctx: Context) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if ctx.cancel.cancelled:
+            pending = ctx.cancel.pending_cleanups()
+            what = "; ".join(pending) if pending else "finishing"
+            sys.stderr.write(f"\nbake: still cleaning up, please wait: {what}\n")
+            return
+        ctx.cancel.cancel(signum)
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"\nbake: {name} received: stopping and removing what this run created\n")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = [DEFAULT_COMMAND, *argv]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
+        return int(e.code or 0)
+    ctx = Context()
+    _install_signals(ctx)
+    try:
+        return int(modules[args.command].run(args, ctx))  # type: ignore[attr-defined]
+    except Cancelled as e:
+        sys.stderr.write(f"bake: interrupted ({signal.Signals(e.signum).name}); cleanup done\n")
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except BakeError as e:
+        sys.stderr.write(f"bake: error: {e}\n")
+        return int(e.exit_code)

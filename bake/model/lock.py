@@ -1,0 +1,150 @@
+"""``amis.lock.json``: which AMI each pool runs, and what it ran before.
+
+Committed to git; the rollout side reads it, ``bake build`` and ``bake rollback`` write it.
+Every write re-reads the file under an exclusive file lock, changes one pool and replaces the
+file atomically (temporary file, fsync, rename), so concurrent pools and processes never lose
+each other's entries and a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bake.errors import BakeError, LockFileError
+
+LOCK_VERSION = 1
+HISTORY_MAX = 20
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageDigest(_Model):
+    ref: str
+    digest: str
+
+
+class LockEntry(_Model):
+    ami_id: str
+    region: str
+    fingerprint: str
+    base_ami: str
+    images: list[ImageDigest]
+    built_at: str
+    runtime: str = "containerd"
+    gpu_driver_version: str | None = None
+    # Set on an entry that `bake rollback` made current again: when and from which AMI.
+    rolled_back_at: str | None = None
+    rolled_back_from: str | None = None
+
+
+class Pin(_Model):
+    """A pool held on its current AMI (after a rollback): `build` leaves it alone."""
+
+    ami_id: str
+    reason: str
+    at: str
+    # The pool's fingerprint when pinned: when the config's images change, the pin lapses.
+    fingerprint: str | None = None
+
+
+class PoolLock(_Model):
+    current: LockEntry | None = None
+    history: list[LockEntry] = Field(default_factory=list)
+    pinned: Pin | None = None
+
+    def promoted(self, entry: LockEntry) -> PoolLock:
+        """This pool with ``entry`` current and the old current first in history."""
+        history = ([self.current] if self.current else []) + self.history
+        return PoolLock(current=entry, history=history[:HISTORY_MAX], pinned=self.pinned)
+
+
+class LockData(_Model):
+    version: int = LOCK_VERSION
+    pools: dict[str, PoolLock] = Field(default_factory=dict)
+
+    def pool(self, name: str) -> PoolLock:
+        return self.pools.get(name) or PoolLock()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class LockFile:
+    """The lock file at ``path``; a sibling ``.NAME.lock`` serializes writers."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0):
+        self.path = Path(path)
+        self.timeout = timeout
+        self._mutex = FileLock(str(self.path.parent / f".{self.path.name}.lock"))
+
+    def read(self) -> LockData:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return LockData()
+        except OSError as e:
+            raise LockFileError(f"{self.path}: cannot read: {e.strerror}") from None
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LockFileError(
+                f"{self.path}: corrupt lock file (not JSON: {e}); it was left as it is. "
+                "Restore it from git (`git checkout -- FILE`) or delete it to rebuild from AMI tags."
+            ) from None
+        if not isinstance(raw, dict) or raw.get("version") != LOCK_VERSION:
+            raise LockFileError(
+                f"{self.path}: corrupt lock file (expected an object with \"version\": {LOCK_VERSION}); "
+                "it was left as it is"
+            )
+        try:
+            return LockData.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise LockFileError(f"{self.path}: corrupt lock file at {where}: {err['msg']}; it was left as it is") from None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            with self._mutex.acquire(timeout=self.timeout):
+                yield
+        except Timeout:
+            raise BakeError(
+                f"{self.path}: another bake holds the lock file for more than {self.timeout:.0f}s"
+            ) from None
+
+    def update(self, pool: str, change: Callable[[PoolLock], PoolLock]) -> LockData:
+        """Re-read, replace one pool's record with ``change(old)``, write atomically."""
+        with self._locked():
+            data = self.read()
+            pools = dict(data.pools)
+            pools[pool] = change(data.pool(pool))
+            new = LockData(version=LOCK_VERSION, pools=dict(sorted(pools.items())))
+            self._write(new)
+            return new
+
+    def _write(self, data: LockData) -> None:
+        text = json.dumps(data.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine of this project's kind (Debian, root, no AWS account):
+#   bash scripts/dev.sh demo   install, start the local sandbox, bake its sample pools
+#   bash scripts/dev.sh test   install, run the whole test suite (it starts the sandbox itself)
+#   bash scripts/dev.sh setup  install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+
+APT_PACKAGES=(containerd docker.io docker-registry openssh-server skopeo apache2-utils
+              openssl ca-certificates iproute2 util-linux sudo)
+
+setup() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v terraform >/dev/null || { echo "setup: terraform is missing (expected at /usr/local/bin/terraform)" >&2; exit 1; }
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[rollout,test]"
+}
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+export CHECKPOINT_DISABLE=1
+
+case "${1:-}" in
+  setup) setup ;;
+  demo)
+    setup
+    "$VENV/bin/python" -m bake sandbox up
+    eval "$("$VENV/bin/python" -m bake sandbox env)"
+    "$VENV/bin/python" -m bake build --config "$("$VENV/bin/python" -m bake sandbox path)/bake.toml"
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest -ra "$@"
+    ;;
+  *) sed -n '2,6p' "$0"; exit 2 ;;
+esac
