@@ -1,0 +1,63 @@
+"""boto3 sessions, clients and cancellable waiters.
+
+Clients use botocore's standard retry mode (throttling and 5xx are retried with backoff).
+Waiters stay botocore's own (their acceptors are data); we only drive them one attempt at a
+time so that a Ctrl-C is noticed within one delay instead of after max_attempts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bake.cancel import CancelToken
+from bake.errors import BakeError
+
+
+def session(region: str | None = None) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=region)
+
+
+def client(sess: Any, service: str, region: str | None = None) -> Any:
+    from botocore.config import Config
+
+    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=15, read_timeout=60)
+    return sess.client(service, region_name=region, config=cfg)
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def wait(
+    ec2_or_other: Any,
+    waiter_name: str,
+    *,
+    cancel: CancelToken,
+    timeout: float,
+    delay: float,
+    what: str,
+    **kwargs: Any,
+) -> None:
+    """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled."""
+    from botocore.exceptions import WaiterError
+
+    waiter = ec2_or_other.get_waiter(waiter_name)
+    deadline = time.monotonic() + timeout
+    while True:
+        cancel.check()
+        try:
+            waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 1}, **kwargs)
+            return
+        except WaiterError as e:
+            reason = str(e.kwargs.get("reason", ""))
+            if "Max attempts exceeded" not in reason:
+                raise BakeError(f"{what}: {reason}") from None
+        if time.monotonic() + delay > deadline:
+            raise BakeError(f"{what}: not done after {timeout:.0f}s (raise the timeout in bake.toml)")
+        cancel.sleep(delay)

@@ -1,0 +1,67 @@
+"""Where a pool's base AMI comes from: an id, an SSM parameter, or an ASG's active launch
+configuration / launch template version (the manual procedure's step 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bake import aws
+from bake.errors import UsageError
+
+
+def resolve_base_ami(spec: str, pool: str, ec2: Any, ssm: Any, autoscaling: Any) -> str:
+    if spec.startswith("ssm:"):
+        name = spec[len("ssm:"):]
+        try:
+            ami = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except Exception as e:
+            if aws.error_code(e) == "ParameterNotFound":
+                raise UsageError(f"pool {pool}: SSM parameter {name} does not exist (base_ami = {spec!r})") from None
+            raise
+    elif spec.startswith("asg:"):
+        ami = ami_of_asg(spec[len("asg:"):], pool, ec2, autoscaling)
+    else:
+        ami = spec
+    check_available(ami, pool, spec, ec2)
+    return ami
+
+
+def check_available(ami: str, pool: str, spec: str, ec2: Any) -> None:
+    try:
+        images = ec2.describe_images(ImageIds=[ami])["Images"]
+    except Exception as e:
+        if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"):
+            images = []
+        else:
+            raise
+    if not images:
+        via = f" (from {spec})" if spec != ami else ""
+        raise UsageError(f"pool {pool}: base AMI {ami}{via} does not exist or is not visible to this account")
+    if images[0].get("State") != "available":
+        raise UsageError(f"pool {pool}: base AMI {ami} is {images[0].get('State')}, not available")
+
+
+def ami_of_asg(name: str, pool: str, ec2: Any, autoscaling: Any) -> str:
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    if not groups:
+        raise UsageError(f"pool {pool}: Auto Scaling group {name} does not exist (base_ami = 'asg:{name}')")
+    group = groups[0]
+    if lc_name := group.get("LaunchConfigurationName"):
+        lcs = autoscaling.describe_launch_configurations(LaunchConfigurationNames=[lc_name])["LaunchConfigurations"]
+        if not lcs:
+            raise UsageError(f"pool {pool}: launch configuration {lc_name} of {name} does not exist")
+        return lcs[0]["ImageId"]
+    spec = group.get("LaunchTemplate") or (
+        group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
+    )
+    if not spec:
+        raise UsageError(f"pool {pool}: Auto Scaling group {name} has no launch configuration or template")
+    ref = {"LaunchTemplateId": spec["LaunchTemplateId"]} if spec.get("LaunchTemplateId") else {
+        "LaunchTemplateName": spec["LaunchTemplateName"]
+    }
+    version = spec.get("Version") or "$Default"
+    versions = ec2.describe_launch_template_versions(**ref, Versions=[version])["LaunchTemplateVersions"]
+    ami = versions[0]["LaunchTemplateData"].get("ImageId") if versions else None
+    if not ami:
+        raise UsageError(f"pool {pool}: the launch template of {name} (version {version}) names no AMI")
+    return ami

@@ -1,0 +1,268 @@
+"""Plan and build: the library behind ``python -m bake plan`` and ``python -m bake build``.
+
+Planning resolves every selected pool (base AMI, image digests, fingerprint, bake or skip)
+before anything is launched, so bad input fails with nothing to clean up. Building runs the
+pools that need it concurrently, each through the steps in ``STEPS`` order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from filelock import FileLock, Timeout
+
+from bake import aws, tags
+from bake.base_ami import resolve_base_ami
+from bake.cancel import CancelToken
+from bake.errors import BakeError, Cancelled, UsageError
+from bake.fingerprint import fingerprint
+from bake.model.config import BakeConfig, PoolConfig
+from bake.model.lock import LockEntry, LockFile, PoolLock
+from bake.model.refs import parse_reference
+from bake.progress import Reporter
+from bake.registry import RegistryClient, ResolvedImage
+from bake.steps.ami import StepCreateAmi
+from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.connect import StepConnect
+from bake.steps.instance import StepRunInstance
+from bake.steps.keypair import StepKeyPair
+from bake.steps.pull import StepPull, StepVerify
+from bake.steps.record import StepRecordLock, record
+from bake.steps.scrub import StepScrub
+from bake.steps.security_group import StepSecurityGroup
+
+Action = Literal["bake", "skip", "pinned", "reuse"]
+
+
+def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
+    """The whole procedure, in order; each step undoes itself (see bake.steps.base)."""
+    steps: list[Step] = [
+        StepKeyPair(),
+        StepSecurityGroup(),
+        StepRunInstance(),
+        StepConnect(),
+        StepPull(),
+        StepVerify(),
+    ]
+    steps += [StepScrub(), StepCreateAmi(), StepRecordLock(lock)]
+    return steps
+
+
+@dataclass
+class PoolPlan:
+    pool: PoolConfig
+    region: str
+    base_ami: str
+    images: list[ResolvedImage]
+    fingerprint: str
+    action: Action
+    reason: str
+    ami_id: str | None = None  # the AMI a skip or reuse keeps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool.name,
+            "region": self.region,
+            "action": self.action,
+            "reason": self.reason,
+            "base_ami": self.base_ami,
+            "fingerprint": self.fingerprint,
+            "ami_id": self.ami_id,
+            "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+        }
+
+
+@dataclass
+class PoolOutcome:
+    pool: str
+    action: Action
+    ami_id: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Baker:
+    config: BakeConfig
+    lock: LockFile
+    reporter: Reporter
+    cancel: CancelToken = field(default_factory=CancelToken)
+    session: Any = None
+    lock_wait: float = 0.0  # how long to wait for another bake of the same pool
+
+    def __post_init__(self) -> None:
+        self.session = self.session or aws.session(self.config.region)
+        self.region = self.config.region or self.session.region_name
+        if not self.region:
+            raise UsageError(
+                f"{self.config.path}: no region: set `region` in the file, AWS_REGION or AWS_DEFAULT_REGION"
+            )
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        # botocore clients are thread-safe; one per service serves every pool.
+        if service not in self._clients:
+            self._clients[service] = aws.client(self.session, service, self.region)
+        return self._clients[service]
+
+    # --- planning -------------------------------------------------------------------------
+
+    def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
+        pools = self.config.select(names)
+        registry = RegistryClient(
+            registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
+        )
+        data = self.lock.read()
+        return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+
+    def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
+        self.cancel.check()
+        ec2 = self.client("ec2")
+        base = resolve_base_ami(pool.base_ami, pool.name, ec2, self.client("ssm"), self.client("autoscaling"))
+        images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
+        gpu = pool.gpu_settings.model_dump() if pool.gpu else None
+        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        return self._decide(plan, record_)
+
+    def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
+        fp, current, pin = plan.fingerprint, record_.current, record_.pinned
+        if pin and pin.fingerprint == fp:
+            plan.action, plan.ami_id = "pinned", pin.ami_id
+            plan.reason = (f"pinned to {pin.ami_id} by {pin.reason} at {pin.at}; "
+                           f"`python -m bake rollback {plan.pool.name} --unpin` releases it")
+            return plan
+        if current and current.fingerprint == fp and current.region == self.region:
+            if self._available(current.ami_id):
+                plan.action, plan.ami_id = "skip", current.ami_id
+                plan.reason = f"up to date: {current.ami_id} has this fingerprint"
+                return plan
+            plan.reason = f"the lock's {current.ami_id} is no longer available"
+        found = self._find_by_fingerprint(plan.pool.name, fp)
+        if found:
+            plan.action, plan.ami_id = "reuse", found
+            plan.reason = f"{found} already has this fingerprint (tag {tags.KEY_FINGERPRINT}); recording it"
+            return plan
+        if not plan.reason:
+            plan.reason = "new pool" if not current else "base AMI, images or recipe changed"
+        if pin:
+            plan.reason += f"; the pin on {pin.ami_id} lapses (the images changed since it was set)"
+        return plan
+
+    def _available(self, ami_id: str) -> bool:
+        try:
+            images = self.client("ec2").describe_images(ImageIds=[ami_id])["Images"]
+        except Exception as e:
+            if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"):
+                return False
+            raise
+        return bool(images) and images[0].get("State") == "available"
+
+    def _find_by_fingerprint(self, pool: str, fp: str) -> str | None:
+        images = self.client("ec2").describe_images(
+            Owners=["self"],
+            Filters=[
+                {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
+                {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
+                {"Name": "state", "Values": ["available"]},
+            ],
+        )["Images"]
+        images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
+        return images[0]["ImageId"] if images else None
+
+    # --- building -------------------------------------------------------------------------
+
+    def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
+        plans = self.plan(names)  # any bad input fails here, before anything is launched
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        outcomes: dict[str, PoolOutcome] = {}
+        for p in plans:
+            if p.action in ("skip", "pinned"):
+                self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
+                                   data={"ami_id": p.ami_id, "action": p.action})
+                outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
+        todo = [p for p in plans if p.action in ("bake", "reuse")]
+        if todo:
+            with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
+                futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
+                pending = set(futures)
+                while pending:
+                    # short waits so the main thread stays free to take SIGINT/SIGTERM
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        outcomes[futures[f].pool.name] = f.result()
+        self.cancel.check()
+        return [outcomes[p.pool.name] for p in plans]
+
+    def _build_pool(self, plan: PoolPlan, run_id: str) -> PoolOutcome:
+        name = plan.pool.name
+        started = time.monotonic()
+        mutex = FileLock(str(self.lock.path.parent / f".{self.lock.path.name}.{name}.bake"))
+        try:
+            mutex.acquire(timeout=self.lock_wait)
+        except Timeout:
+            msg = (f"another bake of pool {name} is running (it holds {mutex.lock_file}); "
+                   "wait for it, or pass --wait SECONDS")
+            self.reporter.emit("pool.fail", msg, pool=name, status="failed")
+            return PoolOutcome(name, plan.action, error=msg)
+        try:
+            # Another process may have finished this pool while we waited for it.
+            plan = self._decide(plan, self.lock.read().pool(name))
+            if plan.action in ("skip", "pinned"):
+                self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
+                return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
+            if plan.action == "reuse":
+                record(self.lock, name, self._reused_entry(plan))
+                self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
+                                   status="done", data={"ami_id": plan.ami_id})
+                return PoolOutcome(name, "reuse", plan.ami_id, seconds=time.monotonic() - started)
+            return self._bake(plan, run_id, started)
+        finally:
+            mutex.release()
+
+    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        name = plan.pool.name
+        st = BuildState(
+            pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
+            ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+        )
+        self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
+                           pool=name, status="started", data={"run_id": run_id})
+        try:
+            run_steps(steps_for(plan.pool, self.lock), st)
+        except Cancelled:
+            raise
+        except BakeError as e:
+            msg = str(e)
+            if st.cleanup_errors and "cleanup left" not in msg:
+                msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
+            self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
+            return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
+                           data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
+        return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+
+    def _reused_entry(self, plan: PoolPlan) -> LockEntry:
+        from bake.model.lock import ImageDigest, now_iso
+
+        return LockEntry(
+            ami_id=plan.ami_id or "", region=self.region, fingerprint=plan.fingerprint, base_ami=plan.base_ami,
+            images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in plan.images],
+            built_at=now_iso(), runtime=plan.pool.runtime,
+        )
+
+
+def _iso_from_run(run_id: str) -> str:
+    stamp = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return stamp.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,251 @@
+"""SSH to the builder, in the manner of Fabric: a lazy ``Connection``, a ``Result`` per
+command, ``UnexpectedExit`` on a non-zero exit.
+
+The user's own ~/.ssh (keys, agent, known_hosts, config) is never consulted: a bake logs in
+only with its temporary in-memory key and checks the host key by its own policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+
+from bake.cancel import CancelToken
+from bake.errors import BakeError
+
+OUTPUT_TAIL = 1500
+
+
+@dataclass(frozen=True)
+class Result:
+    command: str
+    stdout: str
+    stderr: str
+    exited: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
+    def tail(self, n: int = OUTPUT_TAIL) -> str:
+        text = (self.stderr.strip() or self.stdout.strip())
+        return text[-n:]
+
+
+class UnexpectedExit(BakeError):
+    def __init__(self, result: Result, shown_command: str | None = None):
+        self.result = result
+        cmd = shown_command or result.command
+        super().__init__(f"command failed with exit code {result.exited}: {cmd}\n{result.tail()}")
+
+
+class ConnectionLost(BakeError):
+    """The SSH transport died while a command ran; the caller may reconnect and retry."""
+
+
+def fingerprint_sha256(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class HostKeyCheck(paramiko.MissingHostKeyPolicy):
+    """Accept the server's key if it matches one of ``expected`` fingerprints; with none
+    expected, trust it on first use (for this run only) and remember it for reconnects."""
+
+    def __init__(self, expected: set[str] | None, on_trust: Callable[[str], None]):
+        self.expected = expected
+        self.on_trust = on_trust
+        self.seen: str | None = None
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        fp = fingerprint_sha256(key)
+        if self.seen is not None:
+            if fp != self.seen:
+                raise paramiko.BadHostKeyException(hostname, key, key)
+        elif self.expected is not None:
+            if fp not in self.expected:
+                raise BakeError(
+                    f"host key {fp} of {hostname} is not among the fingerprints the instance "
+                    f"printed on its console ({', '.join(sorted(self.expected))}): refusing to connect"
+                )
+        else:
+            self.on_trust(fp)
+        self.seen = fp
+
+
+class Connection:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        pkey: paramiko.PKey,
+        host_key_check: HostKeyCheck,
+        cancel: CancelToken,
+    ):
+        self.host, self.port, self.user = host, port, user
+        self.pkey = pkey
+        self.host_key_check = host_key_check
+        self.cancel = cancel
+        self._client: paramiko.SSHClient | None = None
+        self._lock = threading.Lock()
+
+    def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> None:
+        """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late."""
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        last = ""
+        while True:
+            self.cancel.check()
+            try:
+                self._connect_once()
+                return
+            except BakeError:
+                raise  # a host key mismatch is not going to fix itself
+            except (OSError, paramiko.SSHException, EOFError) as e:
+                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            if time.monotonic() + delay > deadline:
+                raise BakeError(
+                    f"cannot reach {self.user}@{self.host}:{self.port} over SSH within {timeout:.0f}s "
+                    f"(last error: {last}); check ssh_host, ssh_cidrs and the subnet's route"
+                )
+            if on_retry:
+                on_retry(last)
+            self.cancel.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _connect_once(self) -> None:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(self.host_key_check)
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                pkey=self.pkey,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=10,
+                banner_timeout=15,
+                auth_timeout=15,
+            )
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        assert transport is not None
+        transport.set_keepalive(15)
+        with self._lock:
+            old, self._client = self._client, client
+        if old:
+            old.close()
+
+    @property
+    def alive(self) -> bool:
+        t = self._client.get_transport() if self._client else None
+        return bool(t and t.is_active())
+
+    def reconnect(self, timeout: float) -> None:
+        self.open(timeout)
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        warn: bool = False,
+        timeout: float = 3600,
+        shown: str | None = None,
+    ) -> Result:
+        """Run ``command``; raise UnexpectedExit on a non-zero exit unless ``warn``.
+
+        ``stdin`` feeds secrets without putting them on a command line or a disk.
+        ``shown`` is how the command appears in errors (defaults to the command).
+        """
+        if not self.alive:
+            raise ConnectionLost(f"SSH connection to {self.host}:{self.port} is closed")
+        assert self._client is not None
+        try:
+            chan = self._client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
+            chan.settimeout(1.0)
+            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin.encode())
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.cancel.cancelled:
+                    chan.close()
+                    self.cancel.check()
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if chan.closed and not got:
+                    # closed without an exit status: the transport went away
+                    if not chan.exit_status_ready():
+                        raise ConnectionLost(f"SSH channel closed while running: {shown or command}")
+                if time.monotonic() > deadline:
+                    chan.close()
+                    raise BakeError(f"command timed out after {timeout:.0f}s: {shown or command}")
+                if not got:
+                    chan.status_event.wait(0.1)
+            code = chan.recv_exit_status()
+            chan.close()
+        except (socket.error, paramiko.SSHException, EOFError) as e:
+            raise ConnectionLost(f"SSH connection lost while running {shown or command}: {e}") from None
+        result = Result(command, out.decode(errors="replace"), err.decode(errors="replace"), code)
+        if code != 0 and not warn:
+            raise UnexpectedExit(result, shown)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client:
+            client.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+CONSOLE_BEGIN = "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+CONSOLE_END = "-----END SSH HOST KEY FINGERPRINTS-----"
+
+
+def console_fingerprints(console: str) -> set[str]:
+    """SHA256 fingerprints from cloud-init's block in the console output.
+
+    Lines look like ``256 SHA256:abc… root@ip-10-0-0-1 (ED25519)``.
+    """
+    found: set[str] = set()
+    inside = False
+    for line in console.splitlines():
+        if CONSOLE_BEGIN in line:
+            inside = True
+            continue
+        if CONSOLE_END in line:
+            inside = False
+            continue
+        if inside:
+            for word in line.split():
+                if word.startswith("SHA256:"):
+                    found.add(word)
+    return found

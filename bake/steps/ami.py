@@ -1,0 +1,96 @@
+"""Stop the builder and snap the AMI; deregister it (and its snapshots) unless the bake
+succeeded, as Packer's stepCreateAMI does."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from bake import aws, tags
+from bake.steps.base import BuildState
+
+STOP_TIMEOUT = 900
+
+
+def ami_tags(st: BuildState) -> dict[str, str]:
+    base = tags.run_tags(st.run_id, st.pool.name, "ami", st.created_at, dict(st.pool.tags))
+    base.update(
+        {
+            "Name": st.ami_name or f"bake-{st.pool.name}",
+            tags.KEY_FINGERPRINT: st.fingerprint,
+            tags.KEY_BASE_AMI: st.base_ami,
+            tags.KEY_RUNTIME: st.pool.runtime,
+        }
+    )
+    if st.gpu_driver_version:
+        base[tags.KEY_GPU_DRIVER] = st.gpu_driver_version
+    pairs = [(img.ref.original, img.digest) for img in st.images]
+    base.update(tags.image_tags(pairs, tags.TAGS_MAX - len(base)))
+    return base
+
+
+class StepCreateAmi:
+    name = "ami"
+    title = "creating the AMI"
+
+    def run(self, st: BuildState) -> None:
+        st.ec2.stop_instances(InstanceIds=[st.instance_id])
+        aws.wait(
+            st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
+            what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
+        )
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
+        aws_tags = tags.as_aws(ami_tags(st))
+        resp = st.ec2.create_image(
+            InstanceId=st.instance_id,
+            Name=st.ami_name,
+            Description=f"eks-image-bake pool {st.pool.name}: {len(st.images)} image(s) cached, {st.fingerprint[:19]}",
+            TagSpecifications=[
+                {"ResourceType": "image", "Tags": aws_tags},
+                {"ResourceType": "snapshot", "Tags": aws_tags},
+            ],
+        )
+        st.ami_id = resp["ImageId"]
+        st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
+        aws.wait(
+            st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
+            what=f"AMI {st.ami_id} did not become available", ImageIds=[st.ami_id],
+        )
+        st.snapshot_ids = snapshots_of(st, st.ami_id)
+        # Tag what the AMI's TagSpecifications may not have reached (older APIs, stand-ins).
+        st.ec2.create_tags(Resources=[st.ami_id, *st.snapshot_ids], Tags=aws_tags)
+        st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
+
+    def cleanup(self, st: BuildState) -> None:
+        if st.succeeded or not st.ami_id:
+            return
+        snapshots = st.snapshot_ids or snapshots_of(st, st.ami_id)
+        try:
+            st.ec2.deregister_image(ImageId=st.ami_id)
+        except Exception as e:
+            if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+                raise
+        for snap in snapshots:
+            try:
+                st.ec2.delete_snapshot(SnapshotId=snap)
+            except Exception as e:
+                if aws.error_code(e) != "InvalidSnapshot.NotFound":
+                    raise
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(snapshots)} snapshot(s)", step=self.name)
+
+
+def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
+    try:
+        images = st.ec2.describe_images(ImageIds=[ami_id])["Images"]
+    except Exception as e:
+        if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            return []
+        raise
+    return [
+        bdm["Ebs"]["SnapshotId"]
+        for img in images
+        for bdm in img.get("BlockDeviceMappings", [])
+        if bdm.get("Ebs", {}).get("SnapshotId")
+    ]
+
+

@@ -1,0 +1,84 @@
+"""Steps, their shared state, and the runner that guarantees every undo runs.
+
+``run_steps`` registers a step's cleanup *before* its ``run``: a step that fails half-way,
+or is interrupted, is still undone. Cleanups run last-in first-out on success, failure and
+cancel alike, never check the cancel token, and record (not raise) their own failures, so
+one failed cleanup never skips the others.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bake.cancel import CancelToken
+from bake.errors import BakeError
+from bake.model.config import PoolConfig
+from bake.progress import Reporter
+from bake.registry import ResolvedImage
+
+
+@dataclass
+class BuildState:
+    """Everything one pool's bake knows; each step fills in what it created."""
+
+    pool: PoolConfig
+    run_id: str
+    created_at: str
+    region: str
+    ec2: Any
+    base_ami: str
+    images: list[ResolvedImage]
+    fingerprint: str
+    reporter: Reporter
+    cancel: CancelToken
+    # filled in by the steps, each id recorded as soon as AWS returns it
+    key_name: str | None = None
+    private_key: Any = None  # paramiko.PKey, in memory only
+    security_group_id: str | None = None
+    instance_id: str | None = None
+    conn: Any = None  # bake.ssh.Connection
+    ami_id: str | None = None
+    ami_name: str | None = None
+    snapshot_ids: list[str] = field(default_factory=list)
+    gpu_driver_version: str | None = None
+    succeeded: bool = False
+    cleanup_errors: list[str] = field(default_factory=list)
+
+    def emit(self, kind: str, message: str, **kw: Any) -> None:
+        self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+
+
+class Step(Protocol):
+    name: str
+    title: str
+
+    def run(self, st: BuildState) -> None: ...
+    def cleanup(self, st: BuildState) -> None: ...
+
+
+def _undo(step: Step, st: BuildState) -> None:
+    handle = st.cancel.cleaning(f"{st.pool.name}: {step.title} (undo)")
+    try:
+        step.cleanup(st)
+    except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
+        msg = f"{step.name}: {e}"
+        st.cleanup_errors.append(msg)
+        st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
+    finally:
+        st.cancel.cleaned(handle)
+
+
+def run_steps(steps: list[Step], st: BuildState) -> None:
+    with ExitStack() as stack:
+        for step in steps:
+            st.cancel.check()
+            stack.callback(_undo, step, st)
+            st.emit("step", step.title, step=step.name, status="started")
+            step.run(st)
+    if st.cleanup_errors:
+        raise BakeError(
+            f"pool {st.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "
+            f"`python -m bake sweep` finds them by the tag bake:run-id={st.run_id}"
+        )

@@ -1,0 +1,71 @@
+"""SSH into the builder, checking its host key by the pool's policy."""
+
+from __future__ import annotations
+
+import time
+
+from bake.errors import BakeError, UsageError
+from bake.ssh import Connection, HostKeyCheck, console_fingerprints
+from bake.steps.base import BuildState
+
+CONSOLE_POLL = 10.0
+
+
+def builder_address(st: BuildState) -> tuple[str, int]:
+    if endpoint := st.pool.ssh_endpoint:
+        return endpoint
+    inst = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
+    key = "PublicIpAddress" if st.pool.ssh_host == "public_ip" else "PrivateIpAddress"
+    address = inst.get(key)
+    if not address:
+        raise UsageError(
+            f"pool {st.pool.name}: builder {st.instance_id} has no {key}; use a subnet that assigns "
+            "public addresses, or ssh_host = \"private_ip\" from inside the VPC"
+        )
+    return address, 22
+
+
+def expected_fingerprints(st: BuildState) -> set[str] | None:
+    """cloud-init prints the host keys' fingerprints on the console; None when it has not."""
+    policy = st.pool.host_key_policy
+    if policy == "tofu":
+        return None
+    deadline = time.monotonic() + (st.pool.ssh_timeout if policy == "console" else 0)
+    while True:
+        out = st.ec2.get_console_output(InstanceId=st.instance_id, Latest=True).get("Output") or ""
+        found = console_fingerprints(out)
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            if policy == "console":
+                raise BakeError(
+                    f"builder {st.instance_id} printed no SSH host key fingerprints on its console "
+                    f"within {st.pool.ssh_timeout}s (host_key_policy = \"console\")"
+                )
+            return None
+        st.cancel.sleep(CONSOLE_POLL)
+
+
+class StepConnect:
+    name = "connect"
+    title = "connecting over SSH"
+
+    def run(self, st: BuildState) -> None:
+        host, port = builder_address(st)
+        expected = expected_fingerprints(st)
+        if expected:
+            st.emit("step", f"verifying the host key against {len(expected)} console fingerprint(s)", step=self.name)
+
+        def on_trust(fp: str) -> None:
+            st.emit("warn", f"no host key fingerprints on the console: trusting {fp} on first use for this run", step=self.name)
+
+        st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, HostKeyCheck(expected, on_trust), st.cancel)
+        st.conn.open(
+            st.pool.ssh_timeout,
+            on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),
+        )
+        st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        if st.conn is not None:
+            st.conn.close()

@@ -1,0 +1,53 @@
+"""A temporary ed25519 key pair: generated in memory, imported, deleted at the end."""
+
+from __future__ import annotations
+
+import io
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bake import aws, tags
+from bake.steps.base import BuildState
+
+
+def generate_ed25519() -> tuple[paramiko.PKey, str]:
+    """(private key for paramiko, OpenSSH public key line). The private key never hits a disk."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode()
+
+
+class StepKeyPair:
+    name = "key-pair"
+    title = "creating a temporary key pair"
+
+    def run(self, st: BuildState) -> None:
+        pkey, public = generate_ed25519()
+        st.private_key = pkey
+        # The name is ours, so it is recorded before the call: an interrupt mid-call is undone.
+        st.key_name = f"bake-{st.pool.name}-{st.run_id}"
+        st.ec2.import_key_pair(
+            KeyName=st.key_name,
+            PublicKeyMaterial=public.encode(),
+            TagSpecifications=[
+                {
+                    "ResourceType": "key-pair",
+                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.pool.name, "key-pair", st.created_at)),
+                }
+            ],
+        )
+
+    def cleanup(self, st: BuildState) -> None:
+        if not st.key_name:
+            return
+        try:
+            st.ec2.delete_key_pair(KeyName=st.key_name)
+        except Exception as e:
+            if aws.error_code(e) not in ("InvalidKeyPair.NotFound",):
+                raise
+        st.emit("cleanup", f"deleted key pair {st.key_name}", step=self.name)

@@ -1,0 +1,47 @@
+"""Record the new AMI in the lock file. Only then is the bake a success: until this step, an
+interrupt deregisters the AMI (either the lock names it, or it is gone)."""
+
+from __future__ import annotations
+
+from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
+from bake.steps.base import BuildState
+
+
+def entry_for(st: BuildState) -> LockEntry:
+    return LockEntry(
+        ami_id=st.ami_id or "",
+        region=st.region,
+        fingerprint=st.fingerprint,
+        base_ami=st.base_ami,
+        images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in st.images],
+        built_at=now_iso(),
+        runtime=st.pool.runtime,
+        gpu_driver_version=st.gpu_driver_version,
+    )
+
+
+def record(lock: LockFile, pool: str, entry: LockEntry) -> None:
+    def change(old: PoolLock) -> PoolLock:
+        if old.current and old.current.ami_id == entry.ami_id:
+            return old
+        promoted = old.promoted(entry)
+        # A pin lapses when the pool is built anew (its images changed since the rollback).
+        return promoted.model_copy(update={"pinned": None})
+
+    lock.update(pool, change)
+
+
+class StepRecordLock:
+    name = "lock"
+    title = "recording the AMI in the lock file"
+
+    def __init__(self, lock: LockFile):
+        self.lock = lock
+
+    def run(self, st: BuildState) -> None:
+        record(self.lock, st.pool.name, entry_for(st))
+        st.succeeded = True
+        st.emit("step", f"recorded {st.ami_id} in {self.lock.path.name}", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        pass

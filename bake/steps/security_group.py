@@ -1,0 +1,107 @@
+"""A temporary security group that admits SSH only from the configured CIDRs."""
+
+from __future__ import annotations
+
+import time
+
+from bake import aws, tags
+from bake.errors import BakeError, UsageError
+from bake.steps.base import BuildState
+
+CHECKIP_URL = "https://checkip.amazonaws.com"
+
+
+def runner_cidr() -> str:
+    """The address this runner reaches the internet from, as a /32: the default for public_ip."""
+    import ipaddress
+
+    import requests
+
+    try:
+        ip = requests.get(CHECKIP_URL, timeout=10).text.strip()
+        return f"{ipaddress.ip_address(ip)}/32"
+    except (requests.RequestException, ValueError) as e:
+        raise UsageError(
+            f"cannot find this runner's public address ({CHECKIP_URL}: {e}); set ssh_cidrs in bake.toml"
+        ) from None
+
+
+def vpc_of(st: BuildState) -> tuple[str, list[str]]:
+    """(VPC id, its CIDR blocks): the subnet's VPC, or the region's default VPC."""
+    if st.pool.subnet_id:
+        try:
+            subnet = st.ec2.describe_subnets(SubnetIds=[st.pool.subnet_id])["Subnets"][0]
+        except Exception as e:
+            if aws.error_code(e) == "InvalidSubnetID.NotFound":
+                raise UsageError(f"pool {st.pool.name}: subnet {st.pool.subnet_id} does not exist") from None
+            raise
+        vpc_id = subnet["VpcId"]
+        vpc = st.ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
+    else:
+        vpcs = st.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise UsageError(f"pool {st.pool.name}: the region has no default VPC; set subnet_id")
+        vpc = vpcs[0]
+        vpc_id = vpc["VpcId"]
+    blocks = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])] or [vpc["CidrBlock"]]
+    return vpc_id, blocks
+
+
+class StepSecurityGroup:
+    name = "security-group"
+    title = "creating a temporary security group"
+
+    def run(self, st: BuildState) -> None:
+        vpc_id, vpc_blocks = vpc_of(st)
+        if st.pool.ssh_cidrs is not None:
+            cidrs = st.pool.ssh_cidrs
+        elif st.pool.ssh_host == "private_ip":
+            cidrs = vpc_blocks
+        else:
+            cidrs = [runner_cidr()]
+        group_name = f"bake-{st.pool.name}-{st.run_id}"
+        resp = st.ec2.create_security_group(
+            GroupName=group_name,
+            Description=f"eks-image-bake builder for pool {st.pool.name}, run {st.run_id}: SSH only",
+            VpcId=vpc_id,
+            TagSpecifications=[
+                {
+                    "ResourceType": "security-group",
+                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.pool.name, "security-group", st.created_at)),
+                }
+            ],
+        )
+        st.security_group_id = resp["GroupId"]
+        v4 = [c for c in cidrs if ":" not in c]
+        v6 = [c for c in cidrs if ":" in c]
+        st.ec2.authorize_security_group_ingress(
+            GroupId=st.security_group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": c, "Description": "eks-image-bake SSH"} for c in v4],
+                    "Ipv6Ranges": [{"CidrIpv6": c, "Description": "eks-image-bake SSH"} for c in v6],
+                }
+            ],
+        )
+        st.emit("step", f"security group {st.security_group_id} admits SSH from {', '.join(cidrs)}", step=self.name)
+
+    def cleanup(self, st: BuildState, deadline_s: float = 300.0) -> None:
+        if not st.security_group_id:
+            return
+        # A group cannot go while the instance that uses it is still shutting down.
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                st.ec2.delete_security_group(GroupId=st.security_group_id)
+                break
+            except Exception as e:
+                code = aws.error_code(e)
+                if code == "InvalidGroup.NotFound":
+                    break
+                if code != "DependencyViolation" or time.monotonic() > deadline:
+                    raise BakeError(f"cannot delete security group {st.security_group_id}: {e}") from None
+                time.sleep(5)
+        st.emit("cleanup", f"deleted security group {st.security_group_id}", step=self.name)
