@@ -45,10 +45,9 @@ class StepCreateAmi:
             InstanceId=st.instance_id,
             Name=st.ami_name,
             Description=f"eks-image-bake pool {st.pool.name}: {len(st.images)} image(s) cached, {st.fingerprint[:19]}",
-            TagSpecifications=[
-                {"ResourceType": "image", "Tags": aws_tags},
-                {"ResourceType": "snapshot", "Tags": aws_tags},
-            ],
+            # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
+            # them, and not every EC2 implementation takes snapshot tag specifications here.
+            TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
@@ -57,8 +56,8 @@ class StepCreateAmi:
             what=f"AMI {st.ami_id} did not become available", ImageIds=[st.ami_id],
         )
         st.snapshot_ids = snapshots_of(st, st.ami_id)
-        # Tag what the AMI's TagSpecifications may not have reached (older APIs, stand-ins).
-        st.ec2.create_tags(Resources=[st.ami_id, *st.snapshot_ids], Tags=aws_tags)
+        if st.snapshot_ids:
+            st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
 
     def cleanup(self, st: BuildState) -> None:
