@@ -1,0 +1,60 @@
+"""``python -m bake sandbox up|down|env|status|path``: the local stand-in for AWS.
+
+``eval "$(python -m bake sandbox env)"`` points boto3, terraform and bake at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from typing import Any
+
+from bake.errors import ExitCode
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sandbox",
+        help="run the local sandbox (moto, registries, containerd/dockerd, an SSH builder) the demo and tests use",
+        description="The local stand-in for AWS, on loopback only. Needs root. State: /var/lib/bake-sandbox "
+        "(BAKE_SANDBOX_DIR); ports: BAKE_SANDBOX_MOTO_PORT (45000), BAKE_SANDBOX_SSH_PORT (45022), "
+        "BAKE_SANDBOX_REGISTRY_PORT (45443); the ECR look-alike is on 127.0.0.1:443.",
+    )
+    p.add_argument("action", choices=["up", "down", "env", "status", "path"],
+                   help="up: start (idempotent); down: stop and remove; env: print exports for eval; "
+                        "status: each component; path: the state dir")
+    p.add_argument("--images", type=int, default=None, metavar="N",
+                   help="number of sample images (default 8, env BAKE_SANDBOX_IMAGES)")
+    p.add_argument("--image-mb", type=float, default=None, metavar="MB",
+                   help="size of each sample image (default 10, env BAKE_SANDBOX_IMAGE_MB)")
+
+
+def run(args: argparse.Namespace, ctx: Any) -> int:
+    from bake.sandbox import Sandbox  # only this command pays for the sandbox's imports
+
+    sandbox = Sandbox(image_count=args.images, image_mb=args.image_mb)
+
+    def say(message: str) -> None:
+        sys.stderr.write(f"sandbox: {message}\n")
+
+    if args.action == "path":
+        print(sandbox.layout.root)
+    elif args.action == "env":
+        for key, value in sandbox.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+    elif args.action == "status":
+        status = sandbox.status()
+        width = max(map(len, status))
+        for name, state in status.items():
+            print(f"{name:<{width}}  {state}")
+        return int(ExitCode.OK if sandbox.is_up() else ExitCode.BAKE_FAILED)
+    elif args.action == "up":
+        t0 = time.monotonic()
+        info = sandbox.up(log=say)
+        say(f"up in {time.monotonic() - t0:.1f}s; config {info.config_path}")
+        say(f'use it: eval "$(python -m bake sandbox env)"')
+    elif args.action == "down":
+        sandbox.down(log=say)
+    return int(ExitCode.OK)

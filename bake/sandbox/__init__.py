@@ -1,0 +1,191 @@
+"""The local sandbox: a stand-in for AWS on loopback, for the README demo and the end-to-end tests.
+
+``Sandbox.up()`` starts (or finds running) a moto server, a CA in the system trust store,
+containerd and dockerd, a TLS registry of sample images, an ECR look-alike on 127.0.0.1:443 and
+the builder host (ec2-user over real sshd, inside an overlay). ``down()`` undoes all of it.
+Each component has its own module; this one only orders them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bake.sandbox import builder, hosts, images, moto, overlay, registries, runtimes, sample_config, tls
+from bake.sandbox.errors import SandboxError
+from bake.sandbox.layout import (
+    ACCOUNT, BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, ECR_HOST, ECR_USER, HOST, REGION, SSH_USER, SYSTEM_CA_BUNDLE, Layout,
+)
+from bake.sandbox.overlay import Change
+
+__all__ = ["Sandbox", "SandboxInfo", "SandboxError", "Change"]
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """Where everything is: what a test or the demo needs to talk to the sandbox."""
+
+    state_dir: Path
+    moto_endpoint: str  # http://127.0.0.1:45000
+    region: str
+    account: str
+    ssh_host: str  # "127.0.0.1:45022", as bake.toml's ssh_host
+    ssh_user: str
+    ssh_host_key: str  # the builder's public host key, "ssh-ed25519 AAAA… comment"
+    registry: str  # "127.0.0.1:45443"
+    ecr_registry: str  # "123456789012.dkr.ecr.us-east-1.amazonaws.com" (port 443)
+    images: list[str]  # the sample registry's images
+    ecr_images: list[str]  # the ECR look-alike's images
+    base_ami_ssm_parameter: str
+    base_ami: str
+    overlay_upper: Path  # upper dirs root: overlay_upper/etc, /var, /home, /root
+    config_path: Path  # STATE/bake.toml
+    ca_cert: Path
+    digests: dict[str, str] = field(default_factory=dict)  # image ref -> manifest digest (after up())
+
+    @property
+    def ssh_endpoint(self) -> tuple[str, int]:
+        host, _, port = self.ssh_host.rpartition(":")
+        return host, int(port)
+
+
+class Sandbox:
+    """The sandbox in one state dir (default /var/lib/bake-sandbox, env BAKE_SANDBOX_DIR)."""
+
+    def __init__(self, state_dir: str | Path | None = None, image_count: int | None = None,
+                 image_mb: float | None = None):
+        self.layout = Layout.from_env(state_dir)
+        self.samples = images.SampleSet.from_env(image_count, image_mb)
+        self._digests: dict[str, str] = {}
+
+    @property
+    def info(self) -> SandboxInfo:
+        lay = self.layout
+        try:
+            host_key = builder.host_public_key(lay)
+        except OSError:
+            host_key = ""
+        return SandboxInfo(
+            state_dir=lay.root, moto_endpoint=lay.moto_endpoint, region=REGION, account=ACCOUNT,
+            ssh_host=lay.ssh_host, ssh_user=SSH_USER, ssh_host_key=host_key, registry=lay.registry,
+            ecr_registry=ECR_HOST, images=self.samples.images(lay), ecr_images=self.samples.ecr_images(),
+            base_ami_ssm_parameter=BASE_AMI_PARAMETER, base_ami=BASE_AMI, overlay_upper=lay.overlay_upper,
+            config_path=lay.config_path, ca_cert=tls.ca_cert(lay), digests=dict(self._digests),
+        )
+
+    def up(self, log: Callable[[str], None] | None = None) -> SandboxInfo:
+        """Start whatever is not running; idempotent. ``log(message)`` hears each step."""
+        say = log or (lambda message: None)
+        lay = self.layout
+        if os.geteuid() != 0:
+            raise SandboxError("the sandbox needs root (it installs a CA, edits /etc/hosts, starts daemons)")
+        lay.ensure()
+        steps = [
+            ("moto server", lambda: moto.start(lay)),
+            # Before the runtimes: Go reads the system roots once, when a daemon starts.
+            ("CA in the system trust store", lambda: (tls.ensure(lay), tls.install(lay))),
+            (f"{ECR_HOST} in /etc/hosts", lambda: hosts.add(ECR_HOST, HOST)),
+            ("containerd and dockerd", lambda: runtimes.start(lay)),
+            ("registries", lambda: registries.start(lay, moto.ecr_password(lay))),
+            ("sample images", self._push_samples),
+            ("builder (ec2-user over sshd)", lambda: builder.start(lay)),
+            ("bake.toml", lambda: sample_config.write(lay, self.samples.images(lay), self.samples.ecr_images())),
+        ]
+        for what, step in steps:
+            t0 = time.monotonic()
+            step()
+            say(f"{what}: ready ({time.monotonic() - t0:.1f}s)")
+        return self.info
+
+    def _push_samples(self) -> None:
+        self._digests = images.push_samples(self.layout, self.samples, moto.ecr_password(self.layout))
+
+    def down(self, log: Callable[[str], None] | None = None) -> None:
+        """Stop every process ``up`` started; remove the hosts line, the CA and the sudoers entry.
+
+        Keeps the state dir (CA, registry storage), so the next ``up`` is fast; the builder's
+        overlay is wiped so the next ``up`` gives a fresh builder. Errors are collected, not
+        stopping the rest: a half-down sandbox is worse than a reported failure.
+        """
+        say = log or (lambda message: None)
+        lay = self.layout
+        errors: list[str] = []
+        steps = [
+            ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
+            ("registries", lambda: registries.stop(lay)),
+            ("containerd and dockerd", lambda: runtimes.stop(lay)),
+            ("moto server", lambda: moto.stop(lay)),
+            ("/etc/hosts line", hosts.remove),
+            ("CA", tls.uninstall),
+        ]
+        for what, step in steps:
+            try:
+                step()
+                say(f"{what}: stopped/removed")
+            except Exception as e:  # noqa: BLE001 - keep tearing down, report at the end
+                errors.append(f"{what}: {e}")
+        if errors:
+            raise SandboxError("down left something behind:\n  " + "\n  ".join(errors))
+
+    def status(self) -> dict[str, str]:
+        """Component name -> "up" / "down" (or "up (not started by the sandbox)")."""
+        lay = self.layout
+        out = {"moto": "up" if moto.status(lay) else "down",
+               "ca": "installed" if tls.trusted() else "absent",
+               "hosts": "present" if hosts.present(ECR_HOST, HOST) else "absent"}
+        out.update(runtimes.status(lay))
+        out.update(registries.status(lay))
+        out["sshd"] = builder.status(lay)
+        return out
+
+    def is_up(self) -> bool:
+        return all(v.startswith("up") or v in ("installed", "present") for v in self.status().values())
+
+    def env(self) -> dict[str, str]:
+        """What a shell or a test needs to point boto3, terraform and bake at the sandbox."""
+        return {
+            "AWS_ENDPOINT_URL": self.layout.moto_endpoint,
+            **CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            # Python bundles its own roots (certifi): point it at the system bundle, which holds the CA.
+            "SSL_CERT_FILE": SYSTEM_CA_BUNDLE,
+            "REQUESTS_CA_BUNDLE": SYSTEM_CA_BUNDLE,
+            "AWS_CA_BUNDLE": SYSTEM_CA_BUNDLE,
+            "BAKE_SANDBOX_DIR": str(self.layout.root),
+        }
+
+    def client(self, service: str, region: str = REGION):  # noqa: ANN201 - a boto3 client
+        return moto.client(self.layout, service, region)
+
+    def ecr_credentials(self) -> tuple[str, str]:
+        """(user, password) the ECR look-alike accepts: moto's GetAuthorizationToken."""
+        return ECR_USER, moto.ecr_password(self.layout)
+
+    def push_image(self, repository: str, tag: str, size_mb: float = 1, seed: int | None = None) -> str:
+        """Push a new (or changed) image and return its manifest digest.
+
+        ``repository`` is "env/app-1" (the sample registry) or a full "HOST[:PORT]/NAME" (the ECR
+        look-alike gets moto's credentials). No ``seed``: random content, so a tag always changes.
+        """
+        first = repository.split("/", 1)[0]
+        if "/" in repository and ("." in first or ":" in first or first == "localhost"):
+            ref = f"{repository}:{tag}"
+        else:
+            ref = f"{self.layout.registry}/{repository}:{tag}"
+        auth = self.ecr_credentials() if ref.startswith(ECR_HOST + "/") else None
+        seed = images.random_seed() if seed is None else seed
+        digest = images.push(self.layout, ref, size_mb, seed, auth=auth, skip_if_present=False)
+        self._digests[ref] = digest
+        return digest
+
+    def overlay_changes(self) -> list[Change]:
+        """Everything commands over SSH changed on the builder (see ``overlay.changes``)."""
+        return overlay.changes(self.layout.overlay_upper)
+
+    def deleted_paths(self) -> list[str]:
+        """Paths deleted on the builder: whiteouts in the overlay's upper dirs."""
+        return overlay.deleted(self.layout.overlay_upper)

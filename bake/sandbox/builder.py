@@ -1,0 +1,209 @@
+"""The builder host: user ``ec2-user`` reached over real OpenSSH on 127.0.0.1:SSH_PORT.
+
+It stands in for the EC2 instance a bake launches. Login works the way EC2's does:
+sshd asks an ``AuthorizedKeysCommand`` for the user's keys, and that script prints the public
+keys of the key pairs attached to moto's pending and running instances, so a bake's temporary
+key logs in while its instance runs and is refused once it is terminated. sshd runs inside a
+private mount namespace with overlays over /etc, /home, /root and /var (see ``overlay``), so a
+bake's pre-snapshot clean-up cannot damage this machine, which the builder really is.
+The host's own sshd and /etc/ssh are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import signal
+import stat
+import sys
+from pathlib import Path
+
+from bake.sandbox import overlay
+from bake.sandbox.errors import SandboxError
+from bake.sandbox.layout import CREDENTIALS, HOST, REGION, SSH_USER, Layout
+from bake.sandbox.process import Daemon, port_open, run
+
+SUDOERS = Path("/etc/sudoers.d/bake-sandbox-ec2-user")
+SSHD = "/usr/sbin/sshd"
+
+KEYS_SCRIPT = '''#!{python}
+# Written by `python -m bake sandbox up`: sshd's AuthorizedKeysCommand for the sandbox builder.
+# Prints the public keys of the key pairs attached to moto's pending/running instances, as
+# cloud-init would have installed them on a real instance. Prints nothing when moto is down.
+import sys
+
+USER = {user!r}
+if len(sys.argv) < 2 or sys.argv[1] != USER:
+    sys.exit(0)
+try:
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id={key!r}, aws_secret_access_key={secret!r},
+                                    aws_session_token={token!r}, region_name={region!r})
+    ec2 = session.client("ec2", endpoint_url={endpoint!r})
+    names = set()
+    for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[{{"Name": "instance-state-name", "Values": ["pending", "running"]}}]):
+        for reservation in page["Reservations"]:
+            names.update(i["KeyName"] for i in reservation["Instances"] if i.get("KeyName"))
+    for name in sorted(names):
+        try:
+            pairs = ec2.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"]
+        except Exception:  # the key pair was deleted while its instance still runs
+            continue
+        for pair in pairs:
+            if pair.get("PublicKey"):
+                print(pair["PublicKey"].strip())
+except Exception as e:
+    print(f"bake-sandbox authorized-keys: {{e}}", file=sys.stderr)
+'''
+
+SSHD_CONFIG = """# Written by `python -m bake sandbox up`: the sandbox builder's sshd, not the host's.
+Port {port}
+ListenAddress {host}
+HostKey {host_key}
+PidFile {pid_file}
+AuthorizedKeysFile none
+AuthorizedKeysCommand {keys_script} %u
+AuthorizedKeysCommandUser root
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers {user}
+UsePAM no
+PrintMotd no
+LogLevel VERBOSE
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
+def _paths(layout: Layout) -> dict[str, Path]:
+    d = layout.ssh_dir
+    return {"config": d / "sshd_config", "host_key": d / "ssh_host_ed25519_key", "keys_script": d / "authorized-keys"}
+
+
+def daemon(layout: Layout) -> Daemon:
+    p = _paths(layout)
+    mounts = " && ".join(["mkdir -p /run/sshd", *overlay.mount_commands(layout)])
+    script = f"{mounts} && exec {SSHD} -D -f {shlex.quote(str(p['config']))} -E {shlex.quote(str(layout.run_dir / 'sshd.log'))}"
+    return Daemon("sshd", ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                  layout.run_dir, program=str(p["config"]))
+
+
+def ensure_user() -> None:
+    try:
+        pwd.getpwnam(SSH_USER)
+    except KeyError:
+        run(["useradd", "--create-home", "--shell", "/bin/bash", SSH_USER], f"create user {SSH_USER}")
+    # A new user is locked ('!'); '*' allows key logins and still no password.
+    run(["usermod", "-p", "*", SSH_USER], f"unlock {SSH_USER}")
+    text = f"# bake sandbox: passwordless sudo, as on EKS AMIs\n{SSH_USER} ALL=(ALL) NOPASSWD:ALL\n"
+    if not SUDOERS.exists() or SUDOERS.read_text() != text:
+        tmp = SUDOERS.with_name(".bake-sandbox.tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o440)
+        run(["visudo", "-cf", str(tmp)], "check sudoers entry")
+        os.replace(tmp, SUDOERS)
+
+
+def _check_safe_chain(path: Path) -> None:
+    """sshd runs an AuthorizedKeysCommand only if it and every parent dir are root-owned and not
+    group/world-writable; say so up front instead of every login failing silently."""
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise SandboxError(
+                f"sshd will not run {path}: {p} is not root-owned or is group/world-writable "
+                "(put BAKE_SANDBOX_DIR under a root-owned path such as /var/lib)"
+            )
+
+
+def configure(layout: Layout) -> None:
+    p = _paths(layout)
+    layout.ssh_dir.mkdir(parents=True, exist_ok=True)
+    if not p["host_key"].exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bake-sandbox-builder", "-f", str(p["host_key"])],
+            "make sshd host key")
+    p["keys_script"].write_text(KEYS_SCRIPT.format(
+        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint,
+        key=CREDENTIALS["AWS_ACCESS_KEY_ID"], secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        token=CREDENTIALS["AWS_SESSION_TOKEN"]))
+    p["keys_script"].chmod(0o755)
+    p["config"].write_text(SSHD_CONFIG.format(
+        port=layout.ssh_port, host=HOST, host_key=p["host_key"], pid_file=layout.run_dir / "sshd.own.pid",
+        keys_script=p["keys_script"], user=SSH_USER))
+    _check_safe_chain(p["keys_script"])
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    run([SSHD, "-t", "-f", str(p["config"])], "check sshd config")
+
+
+def start(layout: Layout) -> None:
+    d = daemon(layout)
+    if d.running():
+        return
+    if port_open(HOST, layout.ssh_port):
+        raise SandboxError(f"sshd: {HOST}:{layout.ssh_port} is taken by another process (set BAKE_SANDBOX_SSH_PORT)")
+    ensure_user()
+    overlay.ensure(layout)
+    configure(layout)
+    d.start()
+    d.wait_ready(lambda: _banner(layout.ssh_port), timeout=30, what=f"answering SSH on {layout.ssh_host}")
+
+
+def _banner(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as s:
+            s.settimeout(2)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def host_public_key(layout: Layout) -> str:
+    return (_paths(layout)["host_key"].with_suffix(".pub")).read_text().strip()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def stop(layout: Layout) -> None:
+    d = daemon(layout)
+    pid = d.pid()
+    if pid is not None:
+        # Open sessions run in sessions of their own: a signal to sshd's group misses them.
+        for child in _descendants(pid):
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    d.stop()
+
+
+def remove_sudoers() -> None:
+    SUDOERS.unlink(missing_ok=True)
+
+
+def status(layout: Layout) -> str:
+    return "up" if daemon(layout).running() and _banner(layout.ssh_port) else "down"
+
+
+__all__ = ["start", "stop", "status", "ensure_user", "host_public_key", "remove_sudoers"]

@@ -1,0 +1,177 @@
+"""The sandbox against the real thing: moto, sshd with moto-backed keys, the overlay,
+containerd and dockerd pulling over TLS, and the ECR look-alike's auth."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import uuid
+from pathlib import Path
+
+import paramiko
+import pytest
+import requests
+
+from bake.sandbox.layout import SYSTEM_CA_BUNDLE
+
+pytestmark = pytest.mark.sandbox
+
+
+def _ssh(sandbox, key: paramiko.PKey, timeout: float = 10) -> paramiko.SSHClient:
+    host, port = sandbox.info.ssh_endpoint
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(host, port=port, username=sandbox.info.ssh_user, pkey=key, timeout=timeout,
+                   allow_agent=False, look_for_keys=False, banner_timeout=timeout, auth_timeout=timeout)
+    return client
+
+
+def _run(client: paramiko.SSHClient, command: str, timeout: float = 120) -> tuple[int, str, str]:
+    _, stdout, stderr = client.exec_command(command, timeout=timeout)
+    out, err = stdout.read().decode(), stderr.read().decode()
+    return stdout.channel.recv_exit_status(), out, err
+
+
+@pytest.fixture
+def builder_login(sandbox, ec2):
+    """A fresh ed25519 key imported into moto and an instance running with it; terminated after."""
+    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    if key is None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        key = paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))
+    name = f"sandbox-test-{uuid.uuid4().hex[:8]}"
+    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode())
+    instance = ec2.run_instances(ImageId=sandbox.info.base_ami, InstanceType="m5.large", MinCount=1, MaxCount=1,
+                                 KeyName=name)["Instances"][0]["InstanceId"]
+    yield key, instance
+    ec2.terminate_instances(InstanceIds=[instance])
+    ec2.delete_key_pair(KeyName=name)
+
+
+def test_moto_answers_and_publishes_the_eks_base_ami(sandbox):
+    ssm = sandbox.client("ssm")
+    value = ssm.get_parameter(Name=sandbox.info.base_ami_ssm_parameter)["Parameter"]["Value"]
+    assert value == sandbox.info.base_ami
+    images = sandbox.client("ec2").describe_images(ImageIds=[value])["Images"]
+    assert images and images[0]["State"] == "available"
+
+
+def test_env_points_at_the_sandbox(sandbox):
+    import boto3
+
+    env = sandbox.env()
+    assert env["AWS_ENDPOINT_URL"] == sandbox.info.moto_endpoint
+    # boto3 with no explicit endpoint follows AWS_ENDPOINT_URL (the fixture set the environment).
+    assert boto3.client("sts").get_caller_identity()["Account"] == sandbox.info.account
+
+
+def test_ssh_login_only_while_the_instance_runs(sandbox, ec2, builder_login):
+    key, instance = builder_login
+    with _ssh(sandbox, key) as client:
+        code, out, _ = _run(client, "id -un && sudo -n id -u")
+        assert code == 0 and out.split() == ["ec2-user", "0"]
+    ec2.terminate_instances(InstanceIds=[instance])
+    with pytest.raises(paramiko.AuthenticationException):
+        _ssh(sandbox, key).close()
+
+
+def test_unknown_key_is_refused(sandbox):
+    with pytest.raises(paramiko.AuthenticationException):
+        _ssh(sandbox, paramiko.RSAKey.generate(2048)).close()
+
+
+def test_deletions_over_ssh_land_in_the_overlay_not_on_the_host(sandbox, builder_login):
+    key, _ = builder_login
+    probe = Path(f"/etc/bake-sandbox-probe-{uuid.uuid4().hex[:8]}")
+    probe.write_text("the host's file\n")  # on the host, before the builder ever touched it
+    try:
+        with _ssh(sandbox, key) as client:
+            code, _, err = _run(client, f"sudo rm {probe} && test ! -e {probe}")
+            assert code == 0, err
+            code, out, _ = _run(client, "echo builder > /tmp/x; sudo sh -c 'echo changed > /etc/bake-sandbox-written'; echo ok")
+            assert out.strip() == "ok"
+        assert probe.read_text() == "the host's file\n"
+        assert not Path("/etc/bake-sandbox-written").exists()
+        assert str(probe) in sandbox.deleted_paths()
+        whiteout = sandbox.info.overlay_upper / str(probe).lstrip("/")
+        st = whiteout.lstat()
+        assert (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == 0  # char device 0:0
+        changes = {c.path: c.kind for c in sandbox.overlay_changes()}
+        assert changes["/etc/bake-sandbox-written"] == "file"
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def test_ctr_pull_over_ssh(sandbox, builder_login):
+    key, _ = builder_login
+    ref = sandbox.info.images[0]
+    with _ssh(sandbox, key) as client:
+        code, out, err = _run(client, f"sudo ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d {ref} && sudo ctr -n k8s.io images ls -q")
+    assert code == 0, err + out
+    assert ref in out.split()
+
+
+def test_sudo_docker_pull(sandbox):
+    ref = sandbox.info.images[1]
+    r = subprocess.run(["sudo", "-n", "docker", "pull", ref], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_registry_serves_samples_over_tls(sandbox):
+    for ref in sandbox.info.images:
+        host, _, rest = ref.partition("/")
+        repo, _, tag = rest.rpartition(":")
+        r = requests.head(f"https://{host}/v2/{repo}/manifests/{tag}", verify=SYSTEM_CA_BUNDLE, timeout=10,
+                          headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 200, ref
+        assert r.headers["Docker-Content-Digest"].startswith("sha256:")
+
+
+def test_ecr_lookalike_demands_moto_token(sandbox):
+    import base64
+
+    ref = sandbox.info.ecr_images[0]
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    url = f"https://{host}/v2/{repo}/manifests/{tag}"
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    assert requests.head(url, verify=SYSTEM_CA_BUNDLE, timeout=10, headers=accept).status_code == 401
+    token = sandbox.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert user == "AWS"
+    assert requests.head(url, auth=(user, "wrong"), verify=SYSTEM_CA_BUNDLE, timeout=10, headers=accept).status_code == 401
+    assert requests.head(url, auth=(user, password), verify=SYSTEM_CA_BUNDLE, timeout=10, headers=accept).status_code == 200
+    # containerd's client refuses it anonymously and pulls it with the token.
+    anon = subprocess.run(["ctr", "-n", "k8s.io", "images", "pull", ref], capture_output=True, text=True, timeout=60)
+    assert anon.returncode != 0
+    ok = subprocess.run(["ctr", "-n", "k8s.io", "images", "pull", "--user", f"{user}:{password}", ref],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_push_image_changes_the_digest(sandbox):
+    first = sandbox.push_image("env/changing", "v1", size_mb=0.1)
+    second = sandbox.push_image("env/changing", "v1", size_mb=0.1)
+    assert first != second
+    same = sandbox.push_image("env/changing", "v1", size_mb=0.1, seed=7)
+    assert sandbox.push_image("env/changing", "v1", size_mb=0.1, seed=7) == same
+
+
+def test_status_and_cli(sandbox):
+    import sys
+
+    assert all(v in ("up", "installed", "present") or v.startswith("up") for v in sandbox.status().values())
+    out = subprocess.run([sys.executable, "-m", "bake", "sandbox", "env"], capture_output=True, text=True, check=True).stdout
+    assert f"export AWS_ENDPOINT_URL={sandbox.info.moto_endpoint}" in out.splitlines()
+    path = subprocess.run([sys.executable, "-m", "bake", "sandbox", "path"], capture_output=True, text=True, check=True).stdout
+    assert Path(path.strip()) == sandbox.info.state_dir
+    from bake.model.config import load_config
+
+    config = load_config(sandbox.info.config_path)
+    assert set(config.pools) == {"cpu", "legacy"}
+    assert config.pools["cpu"].images == [*sandbox.info.images, *sandbox.info.ecr_images]
+    assert config.pools["legacy"].runtime == "docker"
