@@ -1,0 +1,72 @@
+"""``python -m bake prune``: deregister a pool's old AMIs and delete their snapshots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bake.errors import BakeError, ExitCode, UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune",
+        help="deregister this tool's AMIs beyond the N newest per pool (dry run unless --yes)",
+        description=(
+            "Per pool, deregister the AMIs this tool built beyond the N newest and delete their snapshots. "
+            "Never one that the lock names (current, pin, history within N), that a launch template "
+            "version or launch configuration uses, or that a non-terminated instance runs. "
+            "Without --yes only shows what it would remove and why it keeps the rest."
+        ),
+    )
+    p.add_argument("--keep", type=int, default=3, metavar="N", help="AMIs to keep per pool (default: %(default)s)")
+    p.add_argument("--pool", action="append", metavar="NAME", help="only this pool (repeatable)")
+    p.add_argument("--yes", action="store_true", help="really deregister and delete (default: dry run)")
+    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
+    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
+    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+
+
+def run(args: argparse.Namespace, ctx: object) -> int:
+    from bake.lifecycle import common
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
+    from bake.progress import PlainReporter
+
+    if args.keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    config = common.load_optional_config(args.config)
+    lock_file = common.lock_path(args.lock, config)
+    if not lock_file.exists():
+        sys.stderr.write(f"bake: warning: {lock_file} does not exist: no AMI is protected by the lock\n")
+    lock = common.read_lock(lock_file)
+    region = common.resolve_region(args.region, config)
+    ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
+
+    images = tool_amis(ec2)
+    if args.pool:
+        known = set(config.pools if config else ()) | set(lock.pools)
+        known |= {t["Value"] for i in images for t in i.get("Tags", []) if t["Key"] == "bake:pool"}
+        unknown = [p for p in args.pool if p not in known]
+        if unknown:
+            raise UsageError(f"no pool named {', '.join(map(repr, unknown))} in the config, the lock or the AMIs' tags")
+    plan = plan_prune(images, lock, images_in_use(ec2, autoscaling), keep=args.keep, pools=args.pool)
+
+    if not plan.candidates:
+        print(f"no AMIs built by this tool in {region}" + (f" for {', '.join(args.pool)}" if args.pool else ""))
+        return ExitCode.OK
+    rows = [[c.pool, c.ami_id, c.created, "remove" if c.remove else "keep", c.why] for c in plan.candidates]
+    print(common.table(["pool", "ami", "created", "action", "why"], rows))
+    removals = plan.removals
+    snaps = sum(len(c.snapshots) for c in removals)
+    if not args.yes:
+        print(f"\ndry run: would deregister {len(removals)} AMI(s) and delete {snaps} snapshot(s); pass --yes to do it")
+        return ExitCode.OK
+    if not removals:
+        print("\nnothing to prune")
+        return ExitCode.OK
+    with PlainReporter(sys.stderr) as reporter:
+        failures = apply_prune(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
+    if failures:
+        raise BakeError("prune could not remove: " + "; ".join(failures))
+    print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")
+    return ExitCode.OK

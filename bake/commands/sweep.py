@@ -1,0 +1,60 @@
+"""``python -m bake sweep``: remove what builds that died without cleaning up left behind."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bake.errors import BakeError, ExitCode
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="find and remove a killed build's leftovers by their tags (dry run unless --yes)",
+        description=(
+            "Find the instances, security groups, key pairs, unfinished AMIs and orphaned snapshots "
+            "that this tool tagged and that belong to a run older than --older-than, and remove them "
+            "(oldest first: instances, then groups, key pairs, AMIs, snapshots). Available AMIs and "
+            "anything the lock names are never touched; a build still running is left alone."
+        ),
+    )
+    p.add_argument("--older-than", default="2h", metavar="DURATION",
+                   help="only runs started longer ago than this: 90m, 2h, 1d (default: %(default)s)")
+    p.add_argument("--yes", action="store_true", help="really remove them (default: dry run)")
+    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
+    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
+    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+
+
+def run(args: argparse.Namespace, ctx: object) -> int:
+    from bake.lifecycle import common
+    from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
+    from bake.progress import PlainReporter
+
+    older_than = common.parse_duration(args.older_than)
+    config = common.load_optional_config(args.config)
+    lock = common.read_lock(common.lock_path(args.lock, config))
+    region = common.resolve_region(args.region, config)
+    (ec2,) = common.clients(region, "ec2")
+
+    plan = find_leftovers(ec2, older_than, protected_amis=common.lock_ami_ids(lock))
+    headers = ["kind", "id", "name", "pool", "run", "age", "state"]
+    if plan.fresh:
+        print(f"left alone, started less than {args.older_than} ago (a build may still be running):")
+        print(common.table(headers, [describe(r, plan.now) for r in plan.fresh]))
+        print()
+    if not plan.leftovers:
+        print(f"no leftovers older than {args.older_than} in {region}")
+        return ExitCode.OK
+    print(f"leftovers older than {args.older_than} in {region}, in removal order:")
+    print(common.table(headers, [describe(r, plan.now) for r in plan.leftovers]))
+    if not args.yes:
+        print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
+        return ExitCode.OK
+    with PlainReporter(sys.stderr) as reporter:
+        failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
+    if failures:
+        raise BakeError("sweep could not remove: " + "; ".join(failures))
+    print(f"\nremoved {len(plan.leftovers)} resource(s)")
+    return ExitCode.OK

@@ -1,0 +1,136 @@
+"""Small helpers shared by prune and sweep: clients, region, durations, times, tables."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from bake.errors import UsageError
+from bake.model.config import BakeConfig, load_config
+from bake.model.lock import LockData, LockFile
+
+DEFAULT_CONFIG = "bake.toml"
+DEFAULT_LOCK = "amis.lock.json"
+# Instance states in which an instance still exists and holds its AMI, key pair and group.
+LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90m``, ``2h``, ``1d``, ``30s``, ``1w`` as a timedelta."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise UsageError(f"{text!r} is not a duration like 90m, 2h or 1d")
+    return timedelta(**{_UNITS[m[2].lower()]: int(m[1])})
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 string (``...Z`` or with an offset) or a datetime, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def format_age(delta: timedelta) -> str:
+    s = max(int(delta.total_seconds()), 0)
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or "")
+    return ""
+
+
+def load_optional_config(path: str | None) -> BakeConfig | None:
+    """The config at ``path``; with no --config, ``bake.toml`` if it exists, else None."""
+    if path:
+        return load_config(path)
+    if Path(DEFAULT_CONFIG).is_file():
+        return load_config(DEFAULT_CONFIG)
+    return None
+
+
+def lock_path(path: str | None, config: BakeConfig | None) -> Path:
+    if path:
+        return Path(path)
+    if config is not None:
+        return Path(config.path).parent / DEFAULT_LOCK
+    return Path(DEFAULT_LOCK)
+
+
+def read_lock(path: Path) -> LockData:
+    return LockFile(path).read()
+
+
+def lock_ami_ids(lock: LockData) -> dict[str, str]:
+    """Every AMI the lock names (current, history, pin), with where: ``{ami: "POOL current"}``."""
+    out: dict[str, str] = {}
+    for pool, rec in lock.pools.items():
+        if rec.pinned:
+            out.setdefault(rec.pinned.ami_id, f"{pool} pinned")
+        if rec.current:
+            out.setdefault(rec.current.ami_id, f"{pool} current")
+        for i, entry in enumerate(rec.history):
+            out.setdefault(entry.ami_id, f"{pool} history #{i + 1}")
+    return out
+
+
+def resolve_region(region: str | None, config: BakeConfig | None) -> str:
+    """--region, else the config's region, else the AWS chain (AWS_REGION, profile...)."""
+    if region:
+        return region
+    if config is not None and config.region:
+        return config.region
+    import boto3
+
+    found = boto3.session.Session().region_name
+    if not found:
+        raise UsageError("no AWS region: pass --region, set region in bake.toml, or set AWS_REGION")
+    return found
+
+
+def clients(region: str, *services: str) -> list[Any]:
+    import boto3
+    from botocore.config import Config
+
+    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=15, read_timeout=60)
+    sess = boto3.session.Session(region_name=region)
+    return [sess.client(s, config=cfg) for s in services]
+
+
+def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def instances(ec2: Any, filters: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for reservation in paginate(ec2, "describe_instances", "Reservations", Filters=filters):
+        yield from reservation.get("Instances", [])
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain aligned text table (stable in logs and CI, unlike a live display)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(str(c))) for w, c in zip(widths, row)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)

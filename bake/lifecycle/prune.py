@@ -1,0 +1,180 @@
+"""Deregister a pool's old AMIs (and delete their snapshots), keeping the N newest.
+
+Only AMIs this tool built are candidates (owned by the account, tagged ``bake:tool`` with
+``bake:role=ami`` and ``bake:pool``). An AMI is kept, whatever its age, when it is:
+the N newest of its pool; named by the lock (any pool's current or pin, or this pool's
+history within N); the image of any launch template version or launch configuration in the
+account and region; or the image of any instance that is not terminated. Anything that cannot
+be checked (an AccessDenied on a listing) stops the prune before it removes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bake import tags
+from bake.cancel import CancelToken
+from bake.errors import BakeError
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
+from bake.model.lock import LockData
+from bake.progress import Reporter
+
+DEFAULT_KEEP = 3
+
+
+@dataclass
+class Candidate:
+    pool: str
+    ami_id: str
+    name: str
+    created: str  # bake:created-at, else the AMI's CreationDate
+    state: str
+    snapshots: list[str]
+    remove: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def why(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass
+class PrunePlan:
+    keep: int
+    candidates: list[Candidate]
+
+    @property
+    def removals(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.remove]
+
+
+def tool_amis(ec2: Any, pool: str | None = None) -> list[dict[str, Any]]:
+    filters = [
+        {"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]},
+        {"Name": f"tag:{tags.KEY_ROLE}", "Values": ["ami"]},
+    ]
+    if pool:
+        filters.append({"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]})
+    return list(paginate(ec2, "describe_images", "Images", Owners=["self"], Filters=filters))
+
+
+def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
+    """``{ami: [who uses it]}`` over all launch template versions, launch configurations and
+    non-terminated instances of the region. Raises BakeError when a listing is refused."""
+    used: dict[str, list[str]] = {}
+
+    def add(ami: str | None, who: str) -> None:
+        if ami:
+            used.setdefault(ami, []).append(who)
+
+    try:
+        for lt in paginate(ec2, "describe_launch_templates", "LaunchTemplates"):
+            lt_id, lt_name = lt["LaunchTemplateId"], lt.get("LaunchTemplateName", "")
+            for v in paginate(ec2, "describe_launch_template_versions", "LaunchTemplateVersions", LaunchTemplateId=lt_id):
+                add(v.get("LaunchTemplateData", {}).get("ImageId"), f"launch template {lt_name or lt_id} v{v.get('VersionNumber')}")
+        for lc in paginate(autoscaling, "describe_launch_configurations", "LaunchConfigurations"):
+            add(lc.get("ImageId"), f"launch configuration {lc.get('LaunchConfigurationName')}")
+        for inst in instances(ec2, [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
+            add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
+    except ClientError as e:
+        raise BakeError(
+            f"cannot tell which AMIs are in use ({error_code(e)}: {e.response['Error'].get('Message', '')}); "
+            "nothing was pruned"
+        ) from None
+    return used
+
+
+def _created(image: dict[str, Any]) -> str:
+    t = tags.from_aws(image.get("Tags"))
+    stamp = parse_time(t.get(tags.KEY_CREATED)) or parse_time(image.get("CreationDate"))
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
+
+
+def plan_prune(
+    images: Iterable[dict[str, Any]],
+    lock: LockData,
+    in_use: dict[str, list[str]],
+    keep: int = DEFAULT_KEEP,
+    pools: list[str] | None = None,
+) -> PrunePlan:
+    """Decide, per pool, what goes and why the rest stays. Pure: no AWS calls."""
+    if keep < 0:
+        raise BakeError("--keep must be 0 or more")
+    by_pool: dict[str, list[dict[str, Any]]] = {}
+    for img in images:
+        t = tags.from_aws(img.get("Tags"))
+        if t.get(tags.KEY_TOOL) != tags.TOOL or t.get(tags.KEY_ROLE) != "ami" or not t.get(tags.KEY_POOL):
+            continue  # a filter that was not applied must not widen what we touch
+        if pools and t[tags.KEY_POOL] not in pools:
+            continue
+        by_pool.setdefault(t[tags.KEY_POOL], []).append(img)
+
+    protected: dict[str, str] = {}
+    for name, rec in lock.pools.items():
+        if rec.current:
+            protected.setdefault(rec.current.ami_id, f"lock: current of {name}")
+        if rec.pinned:
+            protected.setdefault(rec.pinned.ami_id, f"lock: pinned in {name}")
+    out: list[Candidate] = []
+    for pool in sorted(by_pool):
+        rec = lock.pool(pool)
+        history = {e.ami_id: i for i, e in enumerate(rec.history[:keep])}
+        imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.get("CreationDate", ""), i["ImageId"]), reverse=True)
+        for rank, img in enumerate(imgs):
+            ami = img["ImageId"]
+            snaps = [m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), snaps)
+            if rank < keep:
+                c.reasons.append(f"{rank + 1} of the {keep} newest")
+            if ami in protected:
+                c.reasons.append(protected[ami])
+            if ami in history:
+                c.reasons.append(f"lock: history #{history[ami] + 1} (within {keep})")
+            if c.state != "available":
+                c.reasons.append(f"state {c.state or 'unknown'} (a build may be running; see `bake sweep`)")
+            c.reasons.extend(in_use.get(ami, []))
+            if not c.reasons:
+                c.remove = True
+                c.reasons.append(f"older than the {keep} newest, not in the lock, not in use")
+            out.append(c)
+    return PrunePlan(keep=keep, candidates=out)
+
+
+def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelToken | None = None) -> list[str]:
+    """Deregister the plan's removals, oldest first, then delete their snapshots.
+
+    A snapshot still backing another registered AMI is left. Returns the failures (empty when
+    everything went); a failure on one AMI does not stop the others.
+    """
+    removals = sorted(plan.removals, key=lambda c: (c.created, c.ami_id))
+    gone = {c.ami_id for c in removals}
+    backing: set[str] = set()
+    for img in paginate(ec2, "describe_images", "Images", Owners=["self"]):
+        if img["ImageId"] not in gone:
+            backing.update(m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId"))
+    failures: list[str] = []
+    for c in removals:
+        if cancel:
+            cancel.check()
+        try:
+            ec2.deregister_image(ImageId=c.ami_id)
+            reporter.emit("cleanup", f"deregistered {c.ami_id} ({c.name})", pool=c.pool, status="done")
+        except ClientError as e:
+            if error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+                failures.append(f"{c.ami_id}: {error_code(e)}")
+                continue
+        for snap in c.snapshots:
+            if snap in backing:
+                reporter.emit("warn", f"kept snapshot {snap}: it backs another AMI", pool=c.pool)
+                continue
+            try:
+                ec2.delete_snapshot(SnapshotId=snap)
+                reporter.emit("cleanup", f"deleted snapshot {snap} of {c.ami_id}", pool=c.pool, status="done")
+            except ClientError as e:
+                if error_code(e) != "InvalidSnapshot.NotFound":
+                    failures.append(f"{snap} (of {c.ami_id}): {error_code(e)}")
+    return failures

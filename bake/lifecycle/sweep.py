@@ -1,0 +1,244 @@
+"""Find and remove what a build that died without cleaning up left behind.
+
+Everything a bake creates carries the tags of ``bake.tags`` (``bake:tool``, ``bake:run-id``,
+``bake:role``, ``bake:created-at``). A leftover is a resource with ``bake:tool`` whose run
+started longer ago than the threshold:
+
+- an instance that is not terminated, a security group, a key pair;
+- an AMI that is **not** ``available`` (pending, failed, ...): an available AMI is a good
+  build, which only ``prune`` may retire;
+- a snapshot that backs no registered AMI (or only AMIs this sweep deregisters).
+
+Never touched: anything the lock names (and the snapshots behind it), anything without the
+tool's tag, and every resource of a run that has any resource fresher than the threshold (a
+build still running). Removal goes oldest first, in dependency order: terminate instances and
+wait, then security groups (free only once the instances are gone), key pairs, AMIs, snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from bake import tags
+from bake.cancel import CancelToken
+from bake.errors import BakeError
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time
+from bake.progress import Reporter
+
+DEFAULT_OLDER_THAN = "2h"
+KINDS = ("instance", "security-group", "key-pair", "image", "snapshot")
+_TOOL_FILTER = [{"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]}]
+
+
+@dataclass
+class Resource:
+    kind: str  # one of KINDS
+    id: str
+    name: str
+    run_id: str
+    pool: str
+    created: datetime | None
+    detail: str = ""
+
+    def age(self, now: datetime) -> timedelta | None:
+        return now - self.created if self.created else None
+
+
+@dataclass
+class SweepPlan:
+    leftovers: list[Resource]  # in removal order
+    fresh: list[Resource]  # a build still running: left alone
+    kept: list[tuple[Resource, str]]  # tagged, but not a leftover, and why
+    now: datetime
+
+
+def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any, detail: str = "") -> Resource:
+    t = tags.from_aws(tag_list)
+    created = parse_time(t.get(tags.KEY_CREATED)) or parse_time(fallback_time)
+    return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail)
+
+
+def _snapshots_of(image: dict[str, Any]) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
+
+
+def find_leftovers(
+    ec2: Any,
+    older_than: timedelta,
+    protected_amis: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> SweepPlan:
+    """List the tool's resources and sort them into leftovers, fresh runs and keepers."""
+    now = now or datetime.now(timezone.utc)
+    protected_amis = protected_amis or {}
+    found: list[Resource] = []
+    kept: list[tuple[Resource, str]] = []
+
+    live = [*_TOOL_FILTER, {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
+    for inst in instances(ec2, live):
+        found.append(_resource("instance", inst["InstanceId"], tags.from_aws(inst.get("Tags")).get("Name", ""), inst.get("Tags"),
+                               inst.get("LaunchTime"), inst.get("State", {}).get("Name", "")))
+    for sg in paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=_TOOL_FILTER):
+        found.append(_resource("security-group", sg["GroupId"], sg.get("GroupName", ""), sg.get("Tags"), None))
+    # DescribeKeyPairs has no paginator: it returns every key pair at once.
+    for kp in ec2.describe_key_pairs(Filters=_TOOL_FILTER).get("KeyPairs", []):
+        found.append(_resource("key-pair", kp.get("KeyPairId") or kp["KeyName"], kp["KeyName"], kp.get("Tags"), kp.get("CreateTime")))
+
+    # AMIs: every AMI of the account, to know which snapshots are still needed.
+    all_images = list(paginate(ec2, "describe_images", "Images", Owners=["self"]))
+    doomed_images: set[str] = set()
+    for img in all_images:
+        t = tags.from_aws(img.get("Tags"))
+        if t.get(tags.KEY_TOOL) != tags.TOOL:
+            continue
+        r = _resource("image", img["ImageId"], img.get("Name", ""), img.get("Tags"), img.get("CreationDate"), img.get("State", ""))
+        if img["ImageId"] in protected_amis:
+            kept.append((r, f"in the lock ({protected_amis[img['ImageId']]})"))
+        elif img.get("State") == "available":
+            kept.append((r, "available: a finished build; retire it with `bake prune`"))
+        else:
+            found.append(r)
+            doomed_images.add(img["ImageId"])
+
+    fresh_runs = {r.run_id for r in found if r.run_id and (r.created is None or now - r.created < older_than)}
+    leftovers: list[Resource] = []
+    fresh: list[Resource] = []
+    for r in found:
+        if r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
+            fresh.append(r)
+        else:
+            leftovers.append(r)
+    doomed_images &= {r.id for r in leftovers}
+
+    # Snapshots: tagged ones that back no AMI that stays, plus those behind AMIs we deregister.
+    backing: dict[str, str] = {}
+    for img in all_images:
+        if img["ImageId"] not in doomed_images:
+            for snap in _snapshots_of(img):
+                backing.setdefault(snap, img["ImageId"])
+    snapshots: dict[str, Resource] = {}
+    for snap in paginate(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=_TOOL_FILTER):
+        r = _resource("snapshot", snap["SnapshotId"], snap.get("Description", "")[:60], snap.get("Tags"), snap.get("StartTime"))
+        if snap["SnapshotId"] in backing:
+            kept.append((r, f"backs {backing[snap['SnapshotId']]}"))
+        elif r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
+            fresh.append(r)
+        else:
+            snapshots[r.id] = r
+    for img in all_images:
+        if img["ImageId"] in doomed_images:
+            parent = next(x for x in leftovers if x.id == img["ImageId"])
+            for snap in _snapshots_of(img):
+                if snap not in backing and snap not in snapshots:
+                    snapshots[snap] = Resource("snapshot", snap, f"of {img['ImageId']}", parent.run_id, parent.pool,
+                                               parent.created)
+    leftovers.extend(snapshots.values())
+
+    order = {k: i for i, k in enumerate(KINDS)}
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    leftovers.sort(key=lambda r: (order[r.kind], r.created or oldest, r.id))
+    fresh.sort(key=lambda r: (order[r.kind], r.created or oldest, r.id))
+    return SweepPlan(leftovers=leftovers, fresh=fresh, kept=kept, now=now)
+
+
+def remove_leftovers(
+    ec2: Any,
+    plan: SweepPlan,
+    reporter: Reporter,
+    cancel: CancelToken,
+    wait_timeout: float = 900.0,
+    delay: float = 5.0,
+) -> list[str]:
+    """Remove the plan's leftovers in order. Returns the failures (empty when all went)."""
+    failures: list[str] = []
+    by_kind = {k: [r for r in plan.leftovers if r.kind == k] for k in KINDS}
+
+    def done(r: Resource, verb: str) -> None:
+        reporter.emit("cleanup", f"{verb} {r.kind} {r.id}" + (f" ({r.name})" if r.name else ""), pool=r.pool or None,
+                      status="done", data={"run_id": r.run_id})
+
+    ids = [r.id for r in by_kind["instance"]]
+    if ids:
+        cancel.check()
+        try:
+            ec2.terminate_instances(InstanceIds=ids)
+            for r in by_kind["instance"]:
+                done(r, "terminating")
+            _wait_terminated(ec2, ids, cancel, wait_timeout, delay)
+        except ClientError as e:
+            failures.append(f"instances {', '.join(ids)}: {error_code(e)}")
+            # Groups and key pairs of a run whose instance did not go are still in use.
+            stuck = {r.run_id for r in by_kind["instance"]}
+            for kind in ("security-group", "key-pair"):
+                by_kind[kind] = [r for r in by_kind[kind] if r.run_id not in stuck]
+
+    deadline = time.monotonic() + wait_timeout
+    for r in by_kind["security-group"]:
+        while True:
+            cancel.check()
+            try:
+                ec2.delete_security_group(GroupId=r.id)
+                done(r, "deleted")
+            except ClientError as e:
+                code = error_code(e)
+                if code == "DependencyViolation" and time.monotonic() + delay < deadline:
+                    cancel.sleep(delay)  # a terminated instance's network interface lingers a while
+                    continue
+                if code not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
+                    failures.append(f"security group {r.id}: {code}")
+            break
+
+    for r in by_kind["key-pair"]:
+        cancel.check()
+        try:
+            ec2.delete_key_pair(KeyName=r.name)  # by name: every EC2 (and moto) honours it
+            done(r, "deleted")
+        except ClientError as e:
+            if error_code(e) not in ("InvalidKeyPair.NotFound",):
+                failures.append(f"key pair {r.name}: {error_code(e)}")
+
+    for r in by_kind["image"]:
+        cancel.check()
+        try:
+            ec2.deregister_image(ImageId=r.id)
+            done(r, "deregistered")
+        except ClientError as e:
+            if error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+                failures.append(f"AMI {r.id}: {error_code(e)}")
+
+    for r in by_kind["snapshot"]:
+        cancel.check()
+        try:
+            ec2.delete_snapshot(SnapshotId=r.id)
+            done(r, "deleted")
+        except ClientError as e:
+            if error_code(e) != "InvalidSnapshot.NotFound":
+                failures.append(f"snapshot {r.id}: {error_code(e)}")
+    return failures
+
+
+def _wait_terminated(ec2: Any, ids: list[str], cancel: CancelToken, timeout: float, delay: float) -> None:
+    """botocore's instance_terminated waiter, one attempt at a time so Ctrl-C is noticed."""
+    waiter = ec2.get_waiter("instance_terminated")
+    deadline = time.monotonic() + timeout
+    while True:
+        cancel.check()
+        try:
+            waiter.wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+            return
+        except WaiterError as e:
+            if "Max attempts exceeded" not in str(e.kwargs.get("reason", "")):
+                raise BakeError(f"waiting for {', '.join(ids)} to terminate: {e.kwargs.get('reason')}") from None
+        if time.monotonic() + delay > deadline:
+            raise BakeError(f"instances {', '.join(ids)} not terminated after {timeout:.0f}s")
+        cancel.sleep(delay)
+
+
+def describe(r: Resource, now: datetime) -> list[str]:
+    age = r.age(now)
+    return [r.kind, r.id, r.name or "-", r.pool or "-", r.run_id or "-", format_age(age) if age is not None else "?", r.detail or ""]

@@ -1,0 +1,125 @@
+"""``bake prune`` against a moto server: what goes, what stays and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from botocore.exceptions import ClientError
+
+from bake.lifecycle.prune import plan_prune
+from bake.model.lock import LockData, LockFile, PoolLock
+from lifecycle_helpers import bake_ami, iso, lock_entry, run_bake
+
+DAY = 86400
+
+
+def _exists_image(ec2: object, ami: str) -> bool:
+    imgs = ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"]  # type: ignore[attr-defined]
+    return any(i["ImageId"] == ami and i.get("State") != "deregistered" for i in imgs)
+
+
+def _exists_snapshot(ec2: object, snap: str) -> bool:
+    try:
+        return bool(ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"])  # type: ignore[attr-defined]
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
+        return False
+
+
+@pytest.fixture
+def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+    """Pool general: a0..a7, one a day (a7 newest). Lock: current a1, history [a7, a6, a5, a2].
+    a0 is in a launch template version made outside any stack; a3 runs on an instance.
+    Pool gpu: g0..g3, g0 used by a launch configuration."""
+    ec2 = aws.ec2
+    a = [bake_ami(ec2, "general", iso((8 - i) * DAY)) for i in range(8)]
+    g = [bake_ami(ec2, "gpu", iso((4 - i) * DAY)) for i in range(4)]
+    ids = [x[0] for x in a]
+    ec2.create_launch_template(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": "ami-ekslinux"})
+    ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": ids[0]})
+    ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": "ami-ekslinux"})
+    ec2.run_instances(ImageId=ids[3], MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    aws.autoscaling.create_launch_configuration(LaunchConfigurationName="legacy-gpu", ImageId=g[0][0], InstanceType="t3.micro")
+
+    lock = LockFile(tmp_path / "amis.lock.json")
+    lock.update("general", lambda _: PoolLock(current=lock_entry(ids[1]), history=[lock_entry(ids[i]) for i in (7, 6, 5, 2)]))
+    lock.update("gpu", lambda _: PoolLock(current=lock_entry(g[3][0])))
+    return SimpleNamespace(ec2=ec2, a=a, g=g, ids=ids, lock=lock.path)
+
+
+def _row(out: str, ami: str) -> str:
+    return next(line for line in out.splitlines() if ami in line)
+
+
+def test_dry_run_lists_and_changes_nothing(account: SimpleNamespace, tmp_path: Path) -> None:
+    r = run_bake("prune", "--lock", str(account.lock), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ids = account.ids
+    assert " remove " in _row(r.stdout, ids[2]) and " remove " in _row(r.stdout, ids[4])
+    assert "launch template hand-made v2" in _row(r.stdout, ids[0])
+    assert "lock: current of general" in _row(r.stdout, ids[1])
+    assert "instance i-" in _row(r.stdout, ids[3])
+    for i in (5, 6, 7):
+        assert "newest" in _row(r.stdout, ids[i]) and " keep " in _row(r.stdout, ids[i])
+    assert "launch configuration legacy-gpu" in _row(r.stdout, account.g[0][0])
+    assert "would deregister 2 AMI(s) and delete 2 snapshot(s)" in r.stdout
+    for ami, snaps in account.a + account.g:
+        assert _exists_image(account.ec2, ami)
+        assert all(_exists_snapshot(account.ec2, s) for s in snaps)
+
+
+def test_yes_removes_old_unused_amis_and_their_snapshots(account: SimpleNamespace, tmp_path: Path) -> None:
+    r = run_bake("prune", "--yes", "--lock", str(account.lock), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    removed = {2, 4}
+    for i, (ami, snaps) in enumerate(account.a):
+        assert _exists_image(account.ec2, ami) == (i not in removed), (i, ami)
+        assert all(_exists_snapshot(account.ec2, s) == (i not in removed) for s in snaps)
+    for ami, snaps in account.g:
+        assert _exists_image(account.ec2, ami) and all(_exists_snapshot(account.ec2, s) for s in snaps)
+    again = run_bake("prune", "--lock", str(account.lock), cwd=tmp_path)
+    assert again.returncode == 0 and "would deregister 0 AMI(s)" in again.stdout
+
+
+def test_keep_and_pool_flags(account: SimpleNamespace, tmp_path: Path) -> None:
+    r = run_bake("prune", "--keep", "1", "--pool", "gpu", "--yes", "--lock", str(account.lock), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "general" not in r.stdout
+    g = [x[0] for x in account.g]
+    assert [_exists_image(account.ec2, x) for x in g] == [True, False, False, True]  # LC, -, -, newest+current
+    assert all(_exists_image(account.ec2, x) for x in account.ids)
+    bad = run_bake("prune", "--pool", "nope", "--lock", str(account.lock), cwd=tmp_path)
+    assert bad.returncode == 2 and "no pool named 'nope'" in bad.stderr
+
+
+def test_missing_lock_warns_and_still_keeps_what_is_in_use(account: SimpleNamespace, tmp_path: Path) -> None:
+    r = run_bake("prune", "--lock", str(tmp_path / "absent.json"), cwd=tmp_path)
+    assert r.returncode == 0
+    assert "no AMI is protected by the lock" in r.stderr
+    assert " remove " in _row(r.stdout, account.ids[1])  # no lock: the old current is fair game
+    assert " keep " in _row(r.stdout, account.ids[0]) and " keep " in _row(r.stdout, account.ids[3])
+
+
+def _img(ami: str, pool: str, created: str, state: str = "available") -> dict:
+    return {
+        "ImageId": ami, "State": state, "Name": ami, "CreationDate": created,
+        "Tags": [{"Key": "bake:tool", "Value": "eks-image-bake"}, {"Key": "bake:pool", "Value": pool},
+                 {"Key": "bake:role", "Value": "ami"}, {"Key": "bake:created-at", "Value": created}],
+    }
+
+
+def test_plan_is_pure_and_conservative() -> None:
+    imgs = [_img(f"ami-{i:08d}", "p", f"2025-01-0{i + 1}T00:00:00Z") for i in range(6)]
+    imgs[0]["State"] = "pending"
+    foreign = {**_img("ami-99999999", "p", "2020-01-01T00:00:00Z"), "Tags": [{"Key": "bake:pool", "Value": "p"}]}
+    pinned = LockData(pools={"p": PoolLock(current=lock_entry("ami-00000005"))})
+    pinned.pools["other"] = PoolLock(current=lock_entry("ami-00000001"))
+    plan = plan_prune([*imgs, foreign], pinned, {}, keep=2)
+    assert [c.ami_id for c in plan.removals] == ["ami-00000003", "ami-00000002"]
+    why = {c.ami_id: c.why for c in plan.candidates}
+    assert "ami-99999999" not in why  # not tagged by the tool
+    assert "state pending" in why["ami-00000000"]
+    assert "current of other" in why["ami-00000001"]
+    assert not plan_prune(imgs, pinned, {}, keep=10).removals
