@@ -14,8 +14,8 @@ from pathlib import Path
 from bake.sandbox import tls
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import ECR_HOST, ECR_PORT, ECR_USER, HOST, Layout
-from bake.sandbox.process import port_open
-from bake.sandbox.registry import BINARY, LocalRegistry, LocalRegistryError, stop_pidfile, write_htpasswd
+from bake.sandbox.process import Daemon, port_open
+from bake.sandbox.registry import BINARY, LocalRegistry, stop_pidfile, write_htpasswd
 
 
 def sample_root(layout: Layout) -> Path:
@@ -40,10 +40,22 @@ def _start(root: Path, port: int, htpasswd: Path | None, what: str, layout: Layo
     if port_open(HOST, port):
         raise SandboxError(f"{what}: {HOST}:{port} is taken by another process")
     crt, key = tls.server_cert(layout)
-    try:
-        LocalRegistry(root, port=port, host=HOST, tls=(crt, key), htpasswd=htpasswd).start(detach=True)
-    except LocalRegistryError as e:
-        raise SandboxError(f"{what}: {e}") from None
+    reg = LocalRegistry(root, port=port, host=HOST, tls=(crt, key), htpasswd=htpasswd)
+    reg.write_config()
+    # Started through our Daemon, not LocalRegistry.start: its bind probe (no SO_REUSEADDR)
+    # fails for a minute after a down while the port's old connections sit in TIME_WAIT.
+    # Same pid and log paths, so registry.stop_pidfile still finds it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    d = Daemon("registry", [BINARY, "serve", str(reg.config_path)], root, program=str(reg.config_path), env=env)
+    d.start()
+
+    def ready() -> bool:
+        try:
+            return reg._probe() in (200, 401)
+        except OSError:
+            return False
+
+    d.wait_ready(ready, timeout=30, what=f"serving https://{reg.address}/v2/")
 
 
 def start(layout: Layout, ecr_password: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import filecmp
 import ipaddress
+import os
 import shutil
 from pathlib import Path
 
@@ -78,9 +79,16 @@ def install(layout: Layout) -> None:
 
 
 def uninstall() -> None:
-    if TRUSTED_CA.exists():
-        TRUSTED_CA.unlink()
-        run(["update-ca-certificates"], "tls: update-ca-certificates")  # also drops the removed CA's link
+    link = Path("/etc/ssl/certs/bake-sandbox.pem")
+    if TRUSTED_CA.exists() or link.is_symlink():
+        TRUSTED_CA.unlink(missing_ok=True)
+        # update-ca-certificates rebuilds the bundle without it but leaves the dangling link.
+        link.unlink(missing_ok=True)
+        run(["update-ca-certificates"], "tls: update-ca-certificates")
+    # ...and its hash link (HASH.0 -> bake-sandbox.pem), which Go and OpenSSL read as a directory.
+    for p in link.parent.glob("*.[0-9]"):
+        if p.is_symlink() and os.readlink(p) == link.name:
+            p.unlink()
 
 
 def trusted() -> bool:
