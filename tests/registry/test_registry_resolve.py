@@ -1,0 +1,371 @@
+"""bake.registry: resolving references against real docker-registry processes (and one fake)."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, require
+from registry_fake import MANIFEST_DIGEST, FakeRegistry
+
+from bake.cancel import CancelToken
+from bake.errors import Cancelled, ExitCode
+from bake.model.config import RegistryAuth
+from bake.model.refs import parse_reference
+from bake.progress import MASK, NullReporter
+from bake.registry import Credential, CredentialEnvError, RegistryClient, RegistryError, ResolvedImage
+from bake.sandbox.registry import LocalRegistry, free_port, write_htpasswd
+
+SAME_DIGEST_LEN = len("sha256:") + 64
+
+
+def plain(reg: LocalRegistry | FakeRegistry, **kw) -> RegistryClient:
+    return RegistryClient(insecure={reg.address}, **kw)
+
+
+# -- a plain-http registry --------------------------------------------------------------------
+
+
+def test_resolve_returns_the_digest_skopeo_pushed(registry: LocalRegistry, push_image) -> None:
+    pushed = push_image(registry, "team/app:v1", [5000, 700], seed=11)
+    ref = parse_reference(f"{registry.address}/team/app:v1")
+    with plain(registry) as client:
+        got = client.resolve(ref)
+    assert got == ResolvedImage(ref=ref, digest=pushed, credential=None)
+    assert got.pinned == f"{registry.address}/team/app@{pushed}"
+
+
+def test_a_moved_tag_resolves_to_its_new_digest(registry: LocalRegistry, push_image) -> None:
+    ref = parse_reference(f"{registry.address}/team/moving:v1")
+    first = push_image(registry, "team/moving:v1", [100], seed=1)
+    with plain(registry) as client:
+        assert client.resolve(ref).digest == first
+        second = push_image(registry, "team/moving:v1", [100], seed=2)
+        assert second != first
+        assert client.resolve(ref).digest == second
+
+
+def test_multi_arch_resolves_to_the_index_digest(registry: LocalRegistry, push_image) -> None:
+    index = push_image(registry, "team/multi:v1", [100], seed=3, platforms=[("linux", "amd64"), ("linux", "arm64")])
+    single = push_image(registry, "team/multi:amd64", [100], seed=3)  # same bytes as the amd64 entry
+    with plain(registry) as client:
+        assert client.resolve(parse_reference(f"{registry.address}/team/multi:v1")).digest == index
+        assert index != single
+
+
+def test_a_pinned_digest_is_confirmed(registry: LocalRegistry, push_image) -> None:
+    pushed = push_image(registry, "team/pinned:v1", [100], seed=4)
+    with plain(registry) as client:
+        for text in (f"{registry.address}/team/pinned@{pushed}", f"{registry.address}/team/pinned:v1@{pushed}"):
+            assert client.resolve(parse_reference(text)).digest == pushed
+        absent = "sha256:" + "ab" * 32
+        with pytest.raises(RegistryError) as exc:
+            client.resolve(parse_reference(f"{registry.address}/team/pinned@{absent}"))
+    assert exc.value.status == 404
+    assert f"team/pinned@{absent}" in str(exc.value)
+
+
+def test_a_missing_tag_names_the_image_and_the_registry_answer(registry: LocalRegistry, push_image) -> None:
+    push_image(registry, "team/app2:v1", [100], seed=5)
+    text = f"{registry.address}/team/app2:nope"
+    with plain(registry) as client, pytest.raises(RegistryError) as exc:
+        client.resolve(parse_reference(text))
+    message = str(exc.value)
+    assert message.startswith(f"{text}: ")
+    assert "MANIFEST_UNKNOWN: manifest unknown" in message
+    assert "no such image or tag" in message
+    assert (exc.value.status, exc.value.code, exc.value.image) == (404, "MANIFEST_UNKNOWN", text)
+    assert exc.value.exit_code == ExitCode.BAKE_FAILED
+
+
+def test_resolve_all_keeps_order_and_reports_every_failure(registry: LocalRegistry, push_image) -> None:
+    digests = [push_image(registry, f"team/many{i}:v1", [200], seed=100 + i) for i in range(6)]
+    refs = [parse_reference(f"{registry.address}/team/many{i}:v1") for i in reversed(range(6))]
+    with plain(registry) as client:
+        got = client.resolve_all(refs + refs[:1], concurrency=4)
+        assert [g.digest for g in got] == list(reversed(digests)) + [digests[5]]
+        assert [g.ref for g in got] == refs + refs[:1]
+        bad = [parse_reference(f"{registry.address}/team/many0:x"), parse_reference(f"{registry.address}/team/many1:y")]
+        with pytest.raises(RegistryError) as exc:
+            client.resolve_all([refs[0], *bad])
+    assert "2 images" in str(exc.value)
+    assert all(b.original in str(exc.value) for b in bad)
+    assert [e.image for e in exc.value.errors] == [b.original for b in bad]  # type: ignore[attr-defined]
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def test_tls_registry_needs_its_ca_trusted(
+    tls_registry: LocalRegistry, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pushed = push_image(tls_registry, "team/tls:v1", [100], seed=6, cert_dir=pki.cert_dir)
+    ref = parse_reference(f"{tls_registry.address}/team/tls:v1")
+    reporter = NullReporter()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    with RegistryClient(reporter=reporter, retries=3, backoff=0.01) as client, pytest.raises(RegistryError) as exc:
+        client.resolve(ref)
+    assert "certificate" in str(exc.value) and str(exc.value).startswith(ref.original)
+    assert not [e for e in reporter.events if e.status == "retry"]  # not worth retrying
+    with RegistryClient(verify=str(pki.ca_cert)) as client:
+        assert client.resolve(ref).digest == pushed
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
+    with RegistryClient() as client:  # https by default; the bundle from the environment
+        assert client.resolve(ref).digest == pushed
+
+
+# -- Basic auth (htpasswd) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def auth_ref(auth_registry: LocalRegistry, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
+    digest = push_image(auth_registry, "team/private:v1", [300], seed=7,
+                        creds=(AUTH_USER, AUTH_PASSWORD), cert_dir=pki.cert_dir)
+    return parse_reference(f"{auth_registry.address}/team/private:v1"), digest
+
+
+def _auth(ref) -> dict[str, RegistryAuth]:
+    return {ref.registry: RegistryAuth(username_env="REG_USER", password_env="REG_PASS")}
+
+
+def test_basic_auth_with_configured_credentials(auth_ref) -> None:
+    ref, digest = auth_ref
+    reporter = NullReporter()
+    env = {"REG_USER": AUTH_USER, "REG_PASS": AUTH_PASSWORD}
+    with RegistryClient(_auth(ref), environ=env, reporter=reporter) as client:
+        got = client.resolve(ref)
+        assert client.resolve(ref).digest == digest  # the cached Authorization header still works
+    assert got.digest == digest
+    assert got.credential == Credential(registry=ref.registry, username=AUTH_USER, password=AUTH_PASSWORD)
+    assert AUTH_PASSWORD not in repr(got) and AUTH_PASSWORD not in str(got.credential)
+    reporter.emit("warn", f"pulling with {AUTH_PASSWORD}")
+    assert reporter.events[-1].message == f"pulling with {MASK}"
+
+
+def test_wrong_credentials_are_refused_clearly(auth_ref) -> None:
+    ref, _ = auth_ref
+    env = {"REG_USER": AUTH_USER, "REG_PASS": "not-the-password"}
+    with RegistryClient(_auth(ref), environ=env) as client, pytest.raises(RegistryError) as exc:
+        client.resolve(ref)
+    assert str(exc.value).startswith(f"{ref.original}: the registry refused the credentials (asked as 'alice')")
+    assert "UNAUTHORIZED" in str(exc.value) and exc.value.status == 401
+    assert "not-the-password" not in str(exc.value)
+
+
+def test_no_credentials_configured_says_how_to_add_them(auth_ref) -> None:
+    ref, _ = auth_ref
+    with RegistryClient() as client, pytest.raises(RegistryError, match=r"requires credentials.*\[registries\.") as exc:
+        client.resolve(ref)
+    assert exc.value.status == 401
+
+
+def test_a_missing_credential_variable_is_named(auth_ref) -> None:
+    ref, _ = auth_ref
+    with RegistryClient(_auth(ref), environ={"REG_USER": AUTH_USER}) as client:
+        with pytest.raises(CredentialEnvError, match=r"\$REG_PASS, which is not set") as exc:
+            client.resolve(ref)
+        with pytest.raises(CredentialEnvError, match=r"\$REG_USER, which is empty"):
+            RegistryClient(_auth(ref), environ={"REG_USER": "", "REG_PASS": "x"}).credential_for(ref)
+    assert exc.value.exit_code == ExitCode.USAGE
+
+
+# -- a registry that is down, retries and cancellation ----------------------------------------
+
+
+def test_a_registry_that_is_down_is_retried_then_reported() -> None:
+    port = free_port()
+    ref = parse_reference(f"127.0.0.1:{port}/team/app:v1")
+    reporter = NullReporter()
+    with RegistryClient(insecure={ref.registry}, reporter=reporter, retries=2, backoff=0.01) as client:
+        with pytest.raises(RegistryError) as exc:
+            client.resolve(ref)
+    assert str(exc.value).startswith(ref.original)
+    assert "connection refused after 3 attempts" in str(exc.value)
+    retries = [e for e in reporter.events if e.status == "retry"]
+    assert len(retries) == 2 and all(e.image == ref.original for e in retries)
+    assert "connection refused; retrying in 0.0s" in retries[0].message
+
+
+def test_cancel_interrupts_the_backoff() -> None:
+    ref = parse_reference(f"127.0.0.1:{free_port()}/team/app:v1")
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel, args=(15,)).start()
+    start = time.monotonic()
+    with RegistryClient(insecure={ref.registry}, cancel=cancel, retries=5, backoff=30) as client:
+        with pytest.raises(Cancelled) as exc:
+            client.resolve(ref)
+    assert time.monotonic() - start < 5
+    assert exc.value.signum == 15
+
+
+# -- Bearer tokens, 5xx/429 and odd answers: a unit-level fake (see fake_registry.py) ----------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRegistry]:
+    reg = FakeRegistry().start()
+    yield reg
+    reg.stop()
+
+
+def test_bearer_token_flow_anonymous(fake: FakeRegistry) -> None:
+    ref = parse_reference(f"{fake.address}/team/app:v1")
+    reporter = NullReporter()
+    with plain(fake, reporter=reporter) as client:
+        assert client.resolve(ref) == ResolvedImage(ref=ref, digest=MANIFEST_DIGEST, credential=None)
+        assert client.resolve(ref).digest == MANIFEST_DIGEST
+    tokens = fake.requests_to("/token")
+    assert len(tokens) == 1  # cached for the second resolve
+    assert "Authorization" not in tokens[0][2]
+    assert reporter.redact(f"x {fake.token} y") == f"x {MASK} y"
+    manifests = fake.requests_to("/v2/")
+    assert [m[0] for m in manifests] == ["HEAD", "HEAD", "HEAD"]  # 401, with the token, cached token
+    assert manifests[1][2]["Authorization"] == f"Bearer {fake.token}"
+
+
+def test_bearer_token_with_configured_credentials(fake: FakeRegistry) -> None:
+    fake.token_user = ("bob", "hunter2-long")
+    ref = parse_reference(f"{fake.address}/team/app:v1")
+    auth = {ref.registry: RegistryAuth(username_env="U", password_env="P")}
+    with plain(fake, registries=auth, environ={"U": "bob", "P": "hunter2-long"}) as client:
+        got = client.resolve(ref)
+    assert got.digest == MANIFEST_DIGEST and got.credential is not None and got.credential.username == "bob"
+    with plain(fake, registries=auth, environ={"U": "bob", "P": "wrong-pass"}) as client:
+        with pytest.raises(RegistryError, match=r"token service http://.*/token refused the credentials \(HTTP 401"):
+            client.resolve(ref)
+
+
+def test_5xx_and_429_are_retried(fake: FakeRegistry) -> None:
+    fake.fail_first = [503, 500, 429]
+    fake.retry_after = "0"
+    ref = parse_reference(f"{fake.address}/team/app:v1")
+    reporter = NullReporter()
+    with plain(fake, reporter=reporter, retries=3, backoff=0.01) as client:
+        assert client.resolve(ref).digest == MANIFEST_DIGEST
+    retries = [e.message for e in reporter.events if e.status == "retry"]
+    assert len(retries) == 3
+    assert "HTTP 503 Service Unavailable; retrying" in retries[0]
+    assert "HTTP 429" in retries[2]
+
+
+def test_retries_run_out(fake: FakeRegistry) -> None:
+    fake.fail_first = [503] * 5
+    ref = parse_reference(f"{fake.address}/team/app:v1")
+    with plain(fake, retries=1, backoff=0.01) as client, pytest.raises(RegistryError, match="HTTP 503.*after 2 attempts"):
+        client.resolve(ref)
+
+
+def test_head_without_digest_falls_back_to_get(fake: FakeRegistry) -> None:
+    fake.head_digest = False
+    with plain(fake) as client:
+        assert client.resolve(parse_reference(f"{fake.address}/team/app:v1")).digest == MANIFEST_DIGEST
+    assert [m[0] for m in fake.requests_to("/v2/") if "Authorization" in m[2]] == ["HEAD", "GET"]
+
+
+def test_a_lying_digest_header_is_caught(fake: FakeRegistry) -> None:
+    fake.lie_digest = True
+    fake.bearer = False
+    with plain(fake) as client:
+        with pytest.raises(RegistryError, match="pinned"):  # HEAD by digest answers another digest
+            client.resolve(parse_reference(f"{fake.address}/team/app@{MANIFEST_DIGEST}"))
+
+
+def test_docker_hub_references_ask_registry_1() -> None:
+    client = RegistryClient()
+    assert client.manifest_url(parse_reference("python:3.12")) == (
+        "https://registry-1.docker.io/v2/library/python/manifests/3.12"
+    )
+    hub = {"docker.io": RegistryAuth(username_env="U", password_env="P")}
+    cred = RegistryClient(hub, environ={"U": "me", "P": "pat-123456"}).credential_for(parse_reference("me/app:1"))
+    assert cred == Credential(registry="docker.io", username="me", password="pat-123456")
+
+
+# -- ECR: GetAuthorizationToken from a moto server ---------------------------------------------
+
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+MOTO_PASSWORD = "123456789012-auth-token"
+
+
+class CountingSession:
+    """A boto3 session that counts the clients made from it."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.session = boto3.session.Session()
+        self.clients: list[tuple[str, str | None]] = []
+
+    def client(self, name: str, region_name: str | None = None):
+        self.clients.append((name, region_name))
+        return self.session.client(name, region_name=region_name)
+
+
+def test_ecr_credential_from_get_authorization_token(aws_env: str) -> None:
+    reporter = NullReporter()
+    session = CountingSession()
+    client = RegistryClient(boto_session=session, reporter=reporter)
+    ref = parse_reference(f"{ECR_HOST}/team/app:v1")
+    cred = client.credential_for(ref)
+    assert cred == Credential(registry=ECR_HOST, username="AWS", password=MOTO_PASSWORD)
+    assert client.credential_for(parse_reference(f"{ECR_HOST}/other:v2")) is cred  # cached per registry
+    other_region = parse_reference("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:v1")
+    assert client.credential_for(other_region).registry == other_region.registry
+    assert session.clients == [("ecr", "us-east-1"), ("ecr", "eu-west-1")]
+    assert MOTO_PASSWORD not in repr(cred)
+    reporter.emit("step", f"docker login -u AWS -p {MOTO_PASSWORD} {ECR_HOST}")
+    assert MOTO_PASSWORD not in reporter.events[-1].message and MASK in reporter.events[-1].message
+
+
+def test_ecr_without_aws_credentials_is_a_clear_error(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    ref = parse_reference(f"{ECR_HOST}/team/app:v1")
+    with pytest.raises(RegistryError, match=r"GetAuthorizationToken for account 123456789012 in us-east-1 failed"):
+        RegistryClient().credential_for(ref)
+
+
+@pytest.fixture
+def ecr_lookalike(tmp_path: Path, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch):
+    """A real registry named like ECR (port 443 on a spare loopback address), htpasswd AWS/moto token.
+
+    The name resolves to that address in this process only (socket.getaddrinfo is patched),
+    so /etc/hosts is left alone.
+    """
+    require("docker-registry", "htpasswd")
+    addr = f"127.{random.randint(20, 250)}.{random.randint(1, 250)}.{random.randint(1, 250)}"
+    cert, key = pki.issue("ecr", [f"DNS:{ECR_HOST}", f"IP:{addr}"])
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", "AWS", MOTO_PASSWORD)
+    with LocalRegistry(tmp_path / "ecr", host=addr, port=443, tls=(cert, key), htpasswd=htpasswd) as reg:
+        digest = push_image(reg, "team/app:v1", [100], seed=9, creds=("AWS", MOTO_PASSWORD), cert_dir=pki.cert_dir)
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kw):
+            return real(addr if host == ECR_HOST else host, *args, **kw)
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
+        yield digest
+
+
+def test_ecr_end_to_end(aws_env: str, ecr_lookalike: str) -> None:
+    ref = parse_reference(f"{ECR_HOST}/team/app:v1")
+    with RegistryClient() as client:
+        got = client.resolve(ref)
+    assert got.digest == ecr_lookalike
+    assert got.credential == Credential(registry=ECR_HOST, username="AWS", password=MOTO_PASSWORD)
+
+
+def test_importing_the_resolver_does_not_load_boto3() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, bake.registry; print(sorted(m for m in ('boto3', 'botocore', 'cdktf') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+    assert out.stdout.strip() == "[]"
