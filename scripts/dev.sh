@@ -22,6 +22,9 @@ setup() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   command -v terraform >/dev/null || { echo "setup: terraform is missing (expected at /usr/local/bin/terraform)" >&2; exit 1; }
+  # cdktf-cli: `cdktf synth/diff/deploy` on cdktf.json (the rollout tests check `cdktf synth` and
+  # fail in CI without it). npm registry only; about 420 MB.
+  command -v cdktf >/dev/null || npm i -g --no-fund --no-audit cdktf-cli@0.21.0 >/dev/null
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
@@ -30,6 +33,10 @@ setup() {
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 export CHECKPOINT_DISABLE=1
+# terraform's providers from the local mirror (terraform/cli.tfrc) unless a real config is set.
+if [ -z "${TF_CLI_CONFIG_FILE:-}" ] || [ ! -f "$TF_CLI_CONFIG_FILE" ]; then
+  export TF_CLI_CONFIG_FILE=$ROOT/terraform/cli.tfrc
+fi
 
 case "${1:-}" in
   setup) setup ;;

@@ -1,0 +1,263 @@
+"""The rollout side's settings in ``bake.toml``: how each pool's AMI reaches its nodes.
+
+``PoolConfig.rollout`` holds a pool's ``launch``, ``asg``, ``launch_template``, ``nodegroup`` and
+``adopt`` keys; ``BakeConfig.rollout`` the top-level ``[state]`` and ``[provider]`` tables. They
+stay opaque dicts on the AMI side; the stack (``main.py``) validates them here with
+:func:`rollout_settings` / :func:`stack_settings`, and errors name the file, the pool and the key
+like ``bake.model.config`` does.
+
+Pure data: no cdktf, no boto3, no file reads (``user_data_file`` is read by ``main.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bake.errors import ConfigError
+from bake.model.config import BakeConfig, PoolConfig
+
+VolumeType = Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"]
+Count = Annotated[int, Field(ge=0, le=10000)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class InstanceRefresh(_Strict):
+    """``[pools.NAME.asg.instance_refresh]``: replace instances when the launch template changes."""
+
+    strategy: Literal["Rolling"] = "Rolling"
+    min_healthy_percentage: Percent = 90
+    max_healthy_percentage: Annotated[int, Field(ge=100, le=200)] | None = None
+    instance_warmup: Annotated[int, Field(ge=0)] | None = None
+    checkpoint_percentages: list[Annotated[int, Field(ge=1, le=100)]] = []
+    checkpoint_delay: Annotated[int, Field(ge=0)] | None = None
+    auto_rollback: bool = False
+    skip_matching: bool = False
+    # Extra properties whose change also triggers a refresh (a template change always does).
+    triggers: list[str] = []
+
+    @field_validator("checkpoint_percentages")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if v != sorted(set(v)):
+            raise ValueError("checkpoint percentages must be strictly ascending")
+        if v and v[-1] != 100:
+            raise ValueError("the last checkpoint percentage must be 100")
+        return v
+
+
+class AsgSettings(_Strict):
+    """``[pools.NAME.asg]``: the Auto Scaling group (template and configuration modes)."""
+
+    name: str | None = None  # default: the pool's name
+    min_size: Count = 1
+    max_size: Count = 1
+    # The initial size; afterwards the autoscaler owns it (ignore_changes).
+    desired_capacity: Count | None = None
+    subnet_ids: list[str] = []
+    availability_zones: list[str] = []
+    tags: dict[str, str] = {}
+    health_check_type: Literal["EC2", "ELB"] = "EC2"
+    health_check_grace_period: Annotated[int, Field(ge=0)] = 300
+    default_cooldown: Annotated[int, Field(ge=0)] | None = None
+    capacity_rebalance: bool | None = None
+    termination_policies: list[str] = []
+    target_group_arns: list[str] = []
+    max_instance_lifetime: Annotated[int, Field(ge=0)] | None = None
+    protect_from_scale_in: bool = False
+    wait_for_capacity_timeout: str | None = None
+    instance_refresh: InstanceRefresh | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> AsgSettings:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is above max_size {self.max_size}")
+        d = self.desired_capacity
+        if d is not None and not self.min_size <= d <= self.max_size:
+            raise ValueError(f"desired_capacity {d} is outside min_size..max_size ({self.min_size}..{self.max_size})")
+        if bool(self.subnet_ids) == bool(self.availability_zones):
+            raise ValueError("set exactly one of subnet_ids or availability_zones")
+        return self
+
+
+class LaunchTemplateSettings(_Strict):
+    """``[pools.NAME.launch_template]``: the instances' settings (every launch mode reads it)."""
+
+    instance_type: str | None = None  # default: the pool's instance_type
+    security_group_ids: list[str] | None = None  # default: the pool's security_group_ids
+    iam_instance_profile: str | None = None  # a name or an ARN; default: the pool's
+    user_data: str | None = None  # passed through as is (nodeadm / bootstrap.sh config)
+    user_data_file: str | None = None  # relative to bake.toml; main.py reads it
+    key_name: str | None = None
+    root_volume_size: Annotated[int, Field(ge=1, le=16384)] | None = None  # default: the pool's
+    root_volume_type: VolumeType | None = None  # default: the pool's
+    root_volume_encrypted: bool | None = None
+    device_name: str = "/dev/xvda"
+    http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 2
+    detailed_monitoring: bool | None = None
+    tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_user_data(self) -> LaunchTemplateSettings:
+        if self.user_data is not None and self.user_data_file is not None:
+            raise ValueError("set user_data or user_data_file, not both")
+        return self
+
+
+class Taint(_Strict):
+    key: str
+    value: str | None = None
+    effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"]
+
+
+class NodegroupSettings(_Strict):
+    """``[pools.NAME.nodegroup]``: an EKS managed node group with the baked AMI."""
+
+    cluster_name: str
+    node_role_arn: str
+    subnet_ids: Annotated[list[str], Field(min_length=1)]
+    node_group_name: str | None = None  # default: the pool's name
+    min_size: Count = 1
+    max_size: Count = 1
+    desired_size: Count | None = None
+    max_unavailable: Annotated[int, Field(ge=1)] | None = None
+    max_unavailable_percentage: Annotated[int, Field(ge=1, le=100)] | None = None
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    labels: dict[str, str] = {}
+    taints: list[Taint] = []
+    force_update_version: bool = False
+    tags: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> NodegroupSettings:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is above max_size {self.max_size}")
+        d = self.desired_size
+        if d is not None and not self.min_size <= d <= self.max_size:
+            raise ValueError(f"desired_size {d} is outside min_size..max_size ({self.min_size}..{self.max_size})")
+        if self.max_unavailable is not None and self.max_unavailable_percentage is not None:
+            raise ValueError("set max_unavailable or max_unavailable_percentage, not both")
+        return self
+
+
+class PoolRollout(_Strict):
+    """One pool's rollout keys, validated. ``launch = "none"``: baked but not rolled out here."""
+
+    launch: Literal["template", "configuration", "nodegroup", "none"] = "template"
+    asg: AsgSettings | None = None
+    launch_template: LaunchTemplateSettings = LaunchTemplateSettings()
+    nodegroup: NodegroupSettings | None = None
+    # Written by `bake adopt` (an existing ASG's recorded settings); not read by the stack yet.
+    adopt: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _mode_tables(self) -> PoolRollout:
+        if self.launch in ("template", "configuration") and self.asg is None:
+            raise ValueError(
+                f'launch = "{self.launch}" needs an [asg] table with subnet_ids or availability_zones'
+            )
+        if self.launch == "nodegroup" and self.nodegroup is None:
+            raise ValueError('launch = "nodegroup" needs a [nodegroup] table (cluster_name, node_role_arn, subnet_ids)')
+        if self.launch == "nodegroup" and self.asg is not None:
+            raise ValueError('launch = "nodegroup": EKS owns the group; size it in [nodegroup], not [asg]')
+        if self.launch == "configuration" and self.asg and self.asg.instance_refresh and self.asg.instance_refresh.auto_rollback:
+            raise ValueError("asg.instance_refresh.auto_rollback needs a launch template (launch = \"template\")")
+        return self
+
+
+class StateSettings(_Strict):
+    """``[state]``: where Terraform keeps the stack's state."""
+
+    backend: Literal["local", "s3"] = "local"
+    # local: relative to the stack's folder (cdktf.out/stacks/nodepools); default: beside bake.toml's cwd.
+    path: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    region: str | None = None
+    dynamodb_table: str | None = None
+    use_lockfile: bool | None = None
+    encrypt: bool = True
+    kms_key_id: str | None = None
+    role_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _s3(self) -> StateSettings:
+        if self.backend == "s3":
+            missing = [k for k in ("bucket", "key") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f'backend = "s3" needs {" and ".join(missing)}')
+            if self.path is not None:
+                raise ValueError('path is for backend = "local"; an s3 backend uses bucket and key')
+        else:
+            extra = [k for k in ("bucket", "key", "dynamodb_table", "use_lockfile", "kms_key_id", "role_arn")
+                     if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f'{", ".join(extra)}: only for backend = "s3"')
+        return self
+
+
+class ProviderSettings(_Strict):
+    """``[provider]``: the AWS provider block (no endpoints: AWS_ENDPOINT_URL does that)."""
+
+    default_tags: dict[str, str] = {}
+    allowed_account_ids: list[str] = []
+    profile: str | None = None
+
+
+class StackSettings(_Strict):
+    region: str
+    state: StateSettings = StateSettings()
+    provider: ProviderSettings = ProviderSettings()
+
+
+def _message(e: ValidationError) -> tuple[str, str]:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return loc.rpartition(".")[0], f"unknown key {loc.rpartition('.')[2]!r}"
+    if err["type"] == "missing":
+        return loc.rpartition(".")[0], f"missing required key {loc.rpartition('.')[2]!r}"
+    if err["type"].endswith("_type") or err["type"] == "literal_error":
+        msg = f"{msg} (got {err.get('input')!r})"
+    return loc, msg
+
+
+def rollout_settings(config: BakeConfig, pool: PoolConfig) -> PoolRollout:
+    """Validate one pool's rollout keys; a ConfigError names the file, the pool and the key."""
+    where = f"pools.{pool.name}"
+    if not pool.rollout:
+        raise ConfigError(
+            f"{config.path}: {where}: no rollout settings: add a [{where}.asg] table with subnet_ids "
+            f'or availability_zones (or set launch = "none" to bake this pool without rolling it out)'
+        )
+    try:
+        return PoolRollout.model_validate(pool.rollout)
+    except ValidationError as e:
+        loc, msg = _message(e)
+        raise ConfigError(f"{config.path}: {where}{'.' + loc if loc else ''}: {msg}") from None
+
+
+def stack_settings(config: BakeConfig) -> StackSettings:
+    """Validate the top-level ``region``, ``[state]`` and ``[provider]`` for the stack."""
+    if not config.region:
+        raise ConfigError(f"{config.path}: region: missing (the stack deploys to one region; add region = \"us-east-1\")")
+    try:
+        return StackSettings.model_validate({"region": config.region, **config.rollout})
+    except ValidationError as e:
+        loc, msg = _message(e)
+        raise ConfigError(f"{config.path}: {loc}: {msg}" if loc else f"{config.path}: {msg}") from None
+
+
+def user_data_path(config: BakeConfig, settings: LaunchTemplateSettings) -> Path | None:
+    """Where ``user_data_file`` points, relative to bake.toml's folder (read by the caller)."""
+    if settings.user_data_file is None:
+        return None
+    p = Path(settings.user_data_file)
+    return p if p.is_absolute() else Path(config.path).parent / p

@@ -1,0 +1,136 @@
+"""Typed props for the node-pool constructs, and how to build them from bake.toml + amis.lock.json.
+
+Pure: no cdktf, no boto3, no file reads. ``main.py`` loads the config and the lock, reads any
+``user_data_file``, and hands the results to :func:`stack_props`; the constructs only declare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bake.errors import UsageError
+from bake.model.config import BakeConfig, PoolConfig
+from bake.model.lock import LockData
+from bake.model.rollout import (
+    AsgSettings,
+    NodegroupSettings,
+    PoolRollout,
+    ProviderSettings,
+    StateSettings,
+    rollout_settings,
+    stack_settings,
+)
+
+STACK_ID = "nodepools"
+POOL_TAG = "bake:pool"
+
+Launch = Literal["template", "configuration", "nodegroup"]
+
+
+class MissingAmiError(UsageError):
+    """A pool in the stack has no baked AMI in the lock file yet."""
+
+
+@dataclass(frozen=True)
+class InstanceProps:
+    """What every instance of a pool runs with (launch template or launch configuration)."""
+
+    instance_type: str
+    security_group_ids: tuple[str, ...] = ()
+    iam_instance_profile: str | None = None  # a name, or an ARN (starts with "arn:")
+    user_data: str | None = None  # plain text; the constructs encode it as each resource needs
+    key_name: str | None = None
+    root_volume_size: int | None = None
+    root_volume_type: str = "gp3"
+    root_volume_encrypted: bool | None = None
+    device_name: str = "/dev/xvda"
+    http_put_response_hop_limit: int = 2
+    detailed_monitoring: bool | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodePoolProps:
+    name: str
+    ami_id: str
+    launch: Launch
+    instance: InstanceProps
+    asg: AsgSettings | None = None
+    nodegroup: NodegroupSettings | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.launch in ("template", "configuration") and self.asg is None:
+            raise ValueError(f"pool {self.name}: launch={self.launch!r} needs asg settings")
+        if self.launch == "nodegroup" and self.nodegroup is None:
+            raise ValueError(f"pool {self.name}: launch='nodegroup' needs nodegroup settings")
+
+
+@dataclass(frozen=True)
+class StackProps:
+    region: str
+    pools: tuple[NodePoolProps, ...]
+    state: StateSettings = StateSettings()
+    provider: ProviderSettings = ProviderSettings()
+
+
+def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_id: str,
+               user_data: str | None) -> NodePoolProps:
+    """One pool's props; the AMI side's keys are the defaults of the launch template's."""
+    lt = rollout.launch_template
+    tags = {**pool.tags, POOL_TAG: pool.name}
+    instance = InstanceProps(
+        instance_type=lt.instance_type or pool.instance_type,
+        security_group_ids=tuple(lt.security_group_ids if lt.security_group_ids is not None
+                                 else pool.security_group_ids),
+        iam_instance_profile=lt.iam_instance_profile or pool.iam_instance_profile,
+        user_data=user_data if user_data is not None else lt.user_data,
+        key_name=lt.key_name,
+        root_volume_size=lt.root_volume_size or pool.root_volume_size,
+        root_volume_type=lt.root_volume_type or pool.root_volume_type,
+        root_volume_encrypted=lt.root_volume_encrypted,
+        device_name=lt.device_name,
+        http_put_response_hop_limit=lt.http_put_response_hop_limit,
+        detailed_monitoring=lt.detailed_monitoring,
+        tags={**tags, **lt.tags},
+    )
+    assert rollout.launch != "none"
+    return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
+                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags)
+
+
+def stack_props(config: BakeConfig, lock: LockData, rollouts: Mapping[str, PoolRollout],
+                user_data: Mapping[str, str]) -> StackProps:
+    """The whole stack's props. ``rollouts``: every pool's validated settings (see
+    :func:`rollouts_of`); ``user_data``: the text of each pool's ``user_data_file``, read by the caller.
+    Raises MissingAmiError naming every pool without a baked AMI and the command that bakes it."""
+    stack = stack_settings(config)
+    pools: list[NodePoolProps] = []
+    missing: list[str] = []
+    for name, pool in config.pools.items():
+        rollout = rollouts[name]
+        if rollout.launch == "none":
+            continue
+        entry = lock.pool(name).current
+        if entry is None:
+            missing.append(name)
+            continue
+        if entry.region != stack.region:
+            raise MissingAmiError(
+                f"pool {name!r}: its AMI {entry.ami_id} is in {entry.region}, the stack deploys to "
+                f"{stack.region}; bake it there: python -m bake build --pool {name}"
+            )
+        pools.append(pool_props(config, pool, rollout, entry.ami_id, user_data.get(name)))
+    if missing:
+        cmds = "; ".join(f"python -m bake build --pool {n}" for n in missing)
+        raise MissingAmiError(
+            f"no baked AMI in the lock file for pool{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))}: bake first ({cmds})"
+        )
+    return StackProps(region=stack.region, pools=tuple(pools), state=stack.state, provider=stack.provider)
+
+
+def rollouts_of(config: BakeConfig) -> dict[str, PoolRollout]:
+    return {name: rollout_settings(config, pool) for name, pool in config.pools.items()}

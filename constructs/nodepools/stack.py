@@ -1,0 +1,45 @@
+"""``NodePoolsStack``: the AWS provider, the state backend and one ``NodePool`` per pool."""
+
+from __future__ import annotations
+
+from cdktf import LocalBackend, S3Backend, TerraformStack
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from constructs import Construct
+
+from nodepools.pool import NodePool
+from nodepools.props import StackProps
+
+# Relative to the stack's folder (cdktf.out/stacks/nodepools): the project root, where `cdktf`
+# and `python main.py` run, so the state file survives a clean of cdktf.out/.
+DEFAULT_LOCAL_STATE = "../../../terraform.nodepools.tfstate"
+
+
+class NodePoolsStack(TerraformStack):
+    def __init__(self, scope: Construct, id: str, props: StackProps) -> None:
+        super().__init__(scope, id)
+        p = props.provider
+        # No endpoints, no skip flags: tests point the provider at moto with AWS_ENDPOINT_URL.
+        AwsProvider(
+            self, "aws",
+            region=props.region,
+            profile=p.profile,
+            allowed_account_ids=list(p.allowed_account_ids) or None,
+            default_tags=[AwsProviderDefaultTags(tags=dict(p.default_tags))] if p.default_tags else None,
+        )
+        s = props.state
+        if s.backend == "s3":
+            S3Backend(
+                self,
+                bucket=s.bucket,
+                key=s.key,
+                region=s.region or props.region,
+                dynamodb_table=s.dynamodb_table,
+                encrypt=s.encrypt,
+                kms_key_id=s.kms_key_id,
+                role_arn=s.role_arn,
+            )
+            if s.use_lockfile is not None:  # S3-native locking (terraform >= 1.10): no binding yet
+                self.add_override("terraform.backend.s3.use_lockfile", s.use_lockfile)
+        else:
+            LocalBackend(self, path=s.path or DEFAULT_LOCAL_STATE)
+        self.pools = {pool.name: NodePool(self, pool.name, pool) for pool in props.pools}

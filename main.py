@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Synthesize the node-pool stack: ``python main.py`` (or ``cdktf synth``) -> cdktf.out/stacks/nodepools.
+
+Reads bake.toml and amis.lock.json from the working directory (override with BAKE_CONFIG and
+BAKE_LOCK), validates every pool's rollout settings, reads each ``user_data_file``, and only then
+loads cdktf and builds the stack: the constructs do no I/O. Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+for p in (ROOT, ROOT / "constructs"):  # the source roots, as in pyproject (never `constructs` itself)
+    if str(p) not in sys.path:
+        sys.path.append(str(p))
+
+from bake.errors import BakeError  # noqa: E402
+from bake.model.config import load_config  # noqa: E402
+from bake.model.lock import LockFile  # noqa: E402
+from bake.model.rollout import user_data_path  # noqa: E402
+from nodepools import tfenv  # noqa: E402
+from nodepools.props import STACK_ID, StackProps, rollouts_of, stack_props  # noqa: E402
+
+
+def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:
+    """All the I/O: config, lock, user data files. Raises BakeError subclasses."""
+    config = load_config(config_path)
+    rollouts = rollouts_of(config)
+    user_data: dict[str, str] = {}
+    for name, rollout in rollouts.items():
+        path = user_data_path(config, rollout.launch_template)
+        if path is not None and rollout.launch != "none":
+            try:
+                user_data[name] = path.read_text(encoding="utf-8")
+            except OSError as e:
+                from bake.errors import ConfigError
+                raise ConfigError(
+                    f"{config.path}: pools.{name}.launch_template.user_data_file: cannot read {path}: {e.strerror}"
+                ) from None
+    lock = LockFile(lock_path).read()
+    return stack_props(config, lock, rollouts, user_data)
+
+
+def main() -> int:
+    tfenv.apply()
+    config_path = os.environ.get("BAKE_CONFIG") or "bake.toml"
+    lock_path = os.environ.get("BAKE_LOCK") or "amis.lock.json"
+    try:
+        props = load_props(config_path, lock_path)
+    except BakeError as e:
+        sys.stderr.write(f"main.py: error: {e}\n")
+        return int(e.exit_code)
+    from cdktf import App  # the slow import (the AWS provider bindings), after validation
+
+    from nodepools.stack import NodePoolsStack
+
+    app = App()
+    NodePoolsStack(app, STACK_ID, props)
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Helpers for the rollout tests: throw-away projects, synth and terraform runners, plan reading.
+
+Terraform runs for real, with providers from the local mirror (terraform/cli.tfrc) and AWS
+pointed at a moto server by AWS_ENDPOINT_URL only; the synthesized stack has no test settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from nodepools import tfenv
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+STACK_DIR = Path("cdktf.out") / "stacks" / "nodepools"
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Moto:
+    url: str
+    env: dict[str, str]
+
+    def client(self, service: str):  # noqa: ANN201
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = tfenv.terraform_env()
+    # Never reach a real account from a test, whatever the machine has configured.
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        env.pop(k, None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "constructs")])
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Project:
+    """A throw-away project folder: bake.toml, amis.lock.json, cdktf.out, terraform state."""
+
+    dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "bake.toml"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / "amis.lock.json"
+
+    @property
+    def stack(self) -> Path:
+        return self.dir / STACK_DIR
+
+    def write_config(self, text: str) -> None:
+        self.config.write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(list(cmd), cwd=self.dir, env=base_env(self.env), text=True,
+                           capture_output=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}\n--- stdout\n{p.stdout[-4000:]}\n--- stderr\n{p.stderr[-4000:]}")
+        return p
+
+    def synth(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``python main.py`` in the project folder: the same thing cdktf.json's app runs."""
+        return self.run(PYTHON, str(ROOT / "main.py"), check=check)
+
+    def synthesized(self) -> dict:
+        return json.loads((self.stack / "cdk.tf.json").read_text())
+
+    def tf(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run("terraform", f"-chdir={self.stack}", *args, check=check, timeout=timeout)
+
+    def init(self) -> None:
+        self.tf("init", "-input=false", "-no-color")
+
+    def plan_json(self) -> dict:
+        self.tf("plan", "-input=false", "-no-color", "-out=tfplan")
+        return json.loads(self.tf("show", "-json", "tfplan").stdout)
+
+    def apply_plan(self) -> None:
+        self.tf("apply", "-input=false", "-no-color", "-auto-approve", "tfplan")
+
+    def bake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(PYTHON, "-m", "bake", *args, "--config", str(self.config), check=check)
+
+
+def changes(plan: dict) -> dict[str, dict]:
+    """address -> change, for every resource in a `terraform show -json` plan."""
+    return {rc["address"]: rc["change"] for rc in plan.get("resource_changes", [])}
+
+
+def needs_terraform() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")

@@ -1,0 +1,138 @@
+"""bake.toml's rollout keys: validation messages, defaults from the AMI side, main.py's errors."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from rollout_helpers import PYTHON, ROOT, base_env
+
+from bake.errors import ConfigError
+from bake.model.config import load_config
+from bake.model.lock import ImageDigest, LockData, LockEntry, PoolLock
+from bake.model.rollout import rollout_settings, stack_settings
+from nodepools.props import MissingAmiError, rollouts_of, stack_props
+
+HEAD = """
+region = "us-east-1"
+[defaults]
+base_ami = "ami-0123456789abcdef0"
+images = ["docker.io/library/nginx:1.27"]
+"""
+
+
+def cfg(tmp_path: Path, body: str):  # noqa: ANN201
+    p = tmp_path / "bake.toml"
+    p.write_text(HEAD + textwrap.dedent(body))
+    return load_config(p)
+
+
+def err(tmp_path: Path, body: str) -> str:
+    c = cfg(tmp_path, body)
+    with pytest.raises(ConfigError) as e:
+        rollouts_of(c)
+        stack_settings(c)
+    return str(e.value)
+
+
+def entry(ami: str, region: str = "us-east-1") -> LockEntry:
+    return LockEntry(ami_id=ami, region=region, fingerprint="f", base_ami="ami-0123456789abcdef0",
+                     images=[ImageDigest(ref="docker.io/library/nginx:1.27", digest="sha256:" + "0" * 64)],
+                     built_at="2025-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("[pools.a.asg]\nmin_size = 1\nmax_size = 2\nsubnet_ids = ['s']\nmin_sise = 1\n", "pools.a.asg: unknown key 'min_sise'"),
+    ("[pools.a.asg]\nmin_size = 3\nmax_size = 2\nsubnet_ids = ['s']\n", "pools.a.asg: min_size 3 is above max_size 2"),
+    ("[pools.a.asg]\nmax_size = 2\n", "pools.a.asg: set exactly one of subnet_ids or availability_zones"),
+    ("[pools.a.asg]\nmax_size = 'two'\nsubnet_ids = ['s']\n", "pools.a.asg.max_size"),
+    ("[pools.a]\nlaunch = 'lc'\n", "pools.a.launch"),
+    ("[pools.a]\nlaunch = 'nodegroup'\n", "pools.a: launch = \"nodegroup\" needs a [nodegroup] table"),
+    ("[pools.a.nodegroup]\ncluster_name = 'c'\nsubnet_ids = ['s']\n[pools.a]\nlaunch = 'nodegroup'\n",
+     "pools.a.nodegroup: missing required key 'node_role_arn'"),
+    ("[pools.a]\n[pools.a.launch_template]\nuser_data = 'x'\nuser_data_file = 'y'\n",
+     "pools.a.launch_template: set user_data or user_data_file, not both"),
+    ("[pools.a.asg]\nsubnet_ids = ['s']\n[pools.a.asg.instance_refresh]\ncheckpoint_percentages = [50, 20]\n",
+     "pools.a.asg.instance_refresh.checkpoint_percentages"),
+    ("[pools.a]\n", "pools.a: no rollout settings"),
+    ("[state]\nbackend = 's3'\nbucket = 'b'\n[pools.a.asg]\nsubnet_ids = ['s']\n", "state: backend = \"s3\" needs key"),
+    ("[provider]\nendpoints = { ec2 = 'x' }\n[pools.a.asg]\nsubnet_ids = ['s']\n", "provider: unknown key 'endpoints'"),
+])
+def test_errors_name_file_pool_and_key(tmp_path: Path, body: str, expected: str) -> None:
+    msg = err(tmp_path, body)
+    assert str(tmp_path / "bake.toml") in msg
+    assert expected in msg, msg
+
+
+def test_ami_side_keys_are_the_defaults(tmp_path: Path) -> None:
+    c = cfg(tmp_path, """
+        [pools.a]
+        instance_type = "c6i.xlarge"
+        root_volume_size = 60
+        security_group_ids = ["sg-1"]
+        iam_instance_profile = "nodes"
+        tags = { team = "x" }
+        [pools.a.asg]
+        availability_zones = ["us-east-1a"]
+        [pools.b]
+        iam_instance_profile = "nodes"
+        [pools.b.asg]
+        availability_zones = ["us-east-1a"]
+        [pools.b.launch_template]
+        instance_type = "t3.small"
+        iam_instance_profile = "other"
+        security_group_ids = []
+        tags = { extra = "1" }
+        [pools.skip]
+        launch = "none"
+    """)
+    lock = LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa")), "b": PoolLock(current=entry("ami-bbbbbbbb"))})
+    props = stack_props(c, lock, rollouts_of(c), {})
+    a, b = props.pools  # "skip" is baked but not rolled out
+    assert (a.instance.instance_type, a.instance.root_volume_size, a.instance.security_group_ids,
+            a.instance.iam_instance_profile, a.ami_id) == ("c6i.xlarge", 60, ("sg-1",), "nodes", "ami-aaaaaaaa")
+    assert a.instance.tags == {"team": "x", "bake:pool": "a"}
+    assert (b.instance.instance_type, b.instance.iam_instance_profile, b.instance.security_group_ids) == ("t3.small", "other", ())
+    assert b.instance.tags == {"bake:pool": "b", "extra": "1"}
+
+
+def test_missing_lock_entry_and_wrong_region(tmp_path: Path) -> None:
+    c = cfg(tmp_path, "[pools.a.asg]\nsubnet_ids = ['s']\n[pools.b.asg]\nsubnet_ids = ['s']\n")
+    with pytest.raises(MissingAmiError, match=r"'b'.*python -m bake build --pool b"):
+        stack_props(c, LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa"))}), rollouts_of(c), {})
+    lock = LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa")), "b": PoolLock(current=entry("ami-bbbbbbbb", "eu-west-1"))})
+    with pytest.raises(MissingAmiError, match="eu-west-1"):
+        stack_props(c, lock, rollouts_of(c), {})
+
+
+def test_region_is_required(tmp_path: Path) -> None:
+    p = tmp_path / "bake.toml"
+    p.write_text(HEAD.replace('region = "us-east-1"', "") + "[pools.a.asg]\nsubnet_ids = ['s']\n")
+    c = load_config(p)
+    rollout_settings(c, c.pools["a"])
+    with pytest.raises(ConfigError, match="region"):
+        stack_settings(c)
+
+
+def _main(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "bake.toml").write_text(HEAD + textwrap.dedent(body))
+    return subprocess.run([PYTHON, str(ROOT / "main.py")], cwd=tmp_path, env=base_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_main_py_fails_without_a_lock_entry_naming_the_command(tmp_path: Path) -> None:
+    p = _main(tmp_path, "[pools.gpu.asg]\navailability_zones = ['us-east-1a']\n")
+    assert p.returncode == 2
+    assert "pool 'gpu'" in p.stderr or "'gpu'" in p.stderr
+    assert "python -m bake build --pool gpu" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_main_py_reports_config_errors_and_unreadable_user_data(tmp_path: Path) -> None:
+    p = _main(tmp_path, "[pools.gpu.asg]\navailability_zones = ['us-east-1a']\nmax_szie = 1\n")
+    assert p.returncode == 2 and "pools.gpu.asg: unknown key 'max_szie'" in p.stderr and "Traceback" not in p.stderr
+    p = _main(tmp_path, "[pools.gpu.asg]\navailability_zones = ['a']\n[pools.gpu.launch_template]\nuser_data_file = 'no.yaml'\n")
+    assert p.returncode == 2 and "user_data_file: cannot read" in p.stderr and "Traceback" not in p.stderr

@@ -1,0 +1,303 @@
+"""Rollout and rollback as real Terraform plans and applies against a moto server.
+
+One project holds two pools: ``web`` (launch template + ASG) and ``legacy`` (launch
+configuration + ASG). The flow, run once by a module fixture: bake (boto3 AMIs in moto, lock
+entries), synth with ``python main.py``, init, apply; rebake (new AMIs in the lock), plan, apply;
+``python -m bake rollback`` both pools, plan, apply. The tests then read the recorded plans and
+what boto3 saw after each apply. Instance refresh stays off here (moto lacks StartInstanceRefresh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rollout_helpers import ROOT, Moto, Project, base_env, changes
+
+from bake.model.lock import ImageDigest, LockEntry, LockFile
+
+pytestmark = [
+    pytest.mark.terraform,
+    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed"),
+]
+
+IMAGE = "docker.io/library/nginx:1.27"
+DIGEST = "sha256:" + "a" * 64
+
+
+def bake_ami(moto: Moto, name: str) -> str:
+    """Stand-in for a bake: an instance from moto's EKS AMI, imaged, terminated."""
+    ec2 = moto.client("ec2")
+    inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="t3.medium")
+    iid = inst["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name=name)["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return ami
+
+
+def record(lock: Path, pool: str, ami: str, fingerprint: str, built_at: str) -> None:
+    entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint=fingerprint, base_ami="ami-ekslinux",
+                      images=[ImageDigest(ref=IMAGE, digest=DIGEST)], built_at=built_at)
+    LockFile(lock).update(pool, lambda p: p.promoted(entry))
+
+
+def asg_image(moto: Moto, name: str) -> str:
+    """The AMI the ASG launches now: through its template version or its launch configuration."""
+    asg = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    if "LaunchTemplate" in asg:
+        spec = asg["LaunchTemplate"]
+        v = moto.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"][0]
+        return v["LaunchTemplateData"]["ImageId"]
+    lc = moto.client("autoscaling").describe_launch_configurations(
+        LaunchConfigurationNames=[asg["LaunchConfigurationName"]])["LaunchConfigurations"][0]
+    return lc["ImageId"]
+
+
+def asg_settings(moto: Moto, name: str) -> dict[str, Any]:
+    return moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+@pytest.fixture(scope="module")
+def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    moto = moto_server
+    ec2 = moto.client("ec2")
+    subnet = next(s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s["AvailabilityZone"] == "us-east-1a")
+    p = Project(dir=tmp_path_factory.mktemp("rollout"), env=dict(moto.env))
+    p.write_config(f"""
+        region = "us-east-1"
+
+        [defaults]
+        base_ami = "ami-ekslinux"
+        images = ["{IMAGE}"]
+        instance_type = "t3.medium"
+
+        [pools.web]
+        tags = {{ team = "web" }}
+        [pools.web.asg]
+        min_size = 1
+        max_size = 2
+        desired_capacity = 1
+        availability_zones = ["us-east-1a"]
+        [pools.web.launch_template]
+        user_data = "[settings.kubernetes]\\ncluster-name = \\"c1\\"\\n"
+        root_volume_size = 40
+
+        [pools.legacy]
+        launch = "configuration"
+        [pools.legacy.asg]
+        min_size = 1
+        max_size = 1
+        subnet_ids = ["{subnet}"]
+        [pools.legacy.launch_template]
+        root_volume_size = 30
+    """)
+    amis = {pool: [bake_ami(moto, f"{pool}-{i}") for i in (1, 2)] for pool in ("web", "legacy")}
+    out: dict[str, Any] = {"project": p, "amis": amis}
+
+    for pool in amis:
+        record(p.lock, pool, amis[pool][0], f"{pool}-fp1", "2025-01-01T00:00:00Z")
+    p.synth()
+    out["synth"] = p.synthesized()
+    p.init()
+    out["plan_create"] = p.plan_json()
+    p.apply_plan()
+    out["after_create"] = {pool: asg_image(moto, pool) for pool in amis}
+
+    # A rebake: new AMIs become current.
+    for pool in amis:
+        record(p.lock, pool, amis[pool][1], f"{pool}-fp2", "2025-02-01T00:00:00Z")
+    p.synth()
+    p.init()
+    out["plan_rebake"] = p.plan_json()
+    p.apply_plan()
+    out["after_rebake"] = {pool: asg_image(moto, pool) for pool in amis}
+    out["web_asg_after_rebake"] = asg_settings(moto, "web")
+
+    # The rollback, as a user runs it.
+    out["rollback_runs"] = {pool: p.bake("rollback", pool, check=False) for pool in amis}
+    out["lock_after_rollback"] = json.loads(p.lock.read_text())
+    p.synth()
+    p.init()
+    out["plan_rollback"] = p.plan_json()
+    p.apply_plan()
+    out["after_rollback"] = {pool: asg_image(moto, pool) for pool in amis}
+    out["plan_steady"] = p.plan_json()
+    return out
+
+
+def test_initial_deploy_runs_the_baked_amis(flow: dict[str, Any]) -> None:
+    amis = flow["amis"]
+    acts = {a: c["actions"] for a, c in changes(flow["plan_create"]).items()}
+    assert acts == {
+        "aws_launch_template.web": ["create"],
+        "aws_autoscaling_group.web": ["create"],
+        "aws_launch_configuration.legacy": ["create"],
+        "aws_autoscaling_group.legacy": ["create"],
+    }
+    assert flow["after_create"] == {"web": amis["web"][0], "legacy": amis["legacy"][0]}
+
+
+def test_rebake_is_an_in_place_update_of_the_template_and_asg(flow: dict[str, Any]) -> None:
+    amis = flow["amis"]
+    ch = changes(flow["plan_rebake"])
+    lt = ch["aws_launch_template.web"]
+    assert lt["actions"] == ["update"]
+    assert (lt["before"]["image_id"], lt["after"]["image_id"]) == (amis["web"][0], amis["web"][1])
+    assert lt["before"]["metadata_options"][0]["http_tokens"] == "required"
+    asg = ch["aws_autoscaling_group.web"]
+    assert asg["actions"] == ["update"], "the ASG must be updated in place, never replaced"
+    # The version is the template's latest_version: known only after the template's update.
+    assert asg["after_unknown"]["launch_template"][0]["version"] is True
+    assert asg["before"]["launch_template"][0]["version"] == "1"
+    assert flow["after_rebake"]["web"] == amis["web"][1]
+    assert flow["web_asg_after_rebake"]["LaunchTemplate"]["Version"] == "2"
+    assert not any(c["actions"] in (["delete"], ["delete", "create"], ["create", "delete"])
+                   for a, c in ch.items() if a.startswith("aws_autoscaling_group."))
+
+
+def test_rebake_replaces_a_launch_configuration_create_before_destroy(flow: dict[str, Any]) -> None:
+    amis = flow["amis"]
+    ch = changes(flow["plan_rebake"])
+    lc = ch["aws_launch_configuration.legacy"]
+    assert lc["actions"] == ["create", "delete"], "create_before_destroy: the new one first"
+    assert (lc["before"]["image_id"], lc["after"]["image_id"]) == (amis["legacy"][0], amis["legacy"][1])
+    asg = ch["aws_autoscaling_group.legacy"]
+    assert asg["actions"] == ["update"]
+    assert asg["after_unknown"]["launch_configuration"] is True
+    assert flow["after_rebake"]["legacy"] == amis["legacy"][1]
+
+
+def test_rollback_command_records_and_pins(flow: dict[str, Any]) -> None:
+    amis = flow["amis"]
+    for pool, run in flow["rollback_runs"].items():
+        assert run.returncode == 0, run.stderr
+        assert f"rolled back from {amis[pool][1]} to {amis[pool][0]}" in run.stdout
+        rec = flow["lock_after_rollback"]["pools"][pool]
+        assert rec["current"]["ami_id"] == amis[pool][0]
+        assert rec["current"]["rolled_back_from"] == amis[pool][1]
+        assert rec["history"][0]["ami_id"] == amis[pool][1]
+        assert rec["pinned"]["ami_id"] == amis[pool][0]
+        assert rec["pinned"]["reason"] == "rollback"
+        assert rec["pinned"]["fingerprint"] == f"{pool}-fp2"
+
+
+def test_rollback_plan_takes_the_ami_back_and_apply_confirms(flow: dict[str, Any]) -> None:
+    amis = flow["amis"]
+    ch = changes(flow["plan_rollback"])
+    lt = ch["aws_launch_template.web"]
+    assert lt["actions"] == ["update"]
+    assert (lt["before"]["image_id"], lt["after"]["image_id"]) == (amis["web"][1], amis["web"][0])
+    assert ch["aws_autoscaling_group.web"]["actions"] == ["update"]
+    lc = ch["aws_launch_configuration.legacy"]
+    assert lc["actions"] == ["create", "delete"]
+    assert lc["after"]["image_id"] == amis["legacy"][0]
+    assert ch["aws_autoscaling_group.legacy"]["actions"] == ["update"]
+    assert flow["after_rollback"] == {"web": amis["web"][0], "legacy": amis["legacy"][0]}
+
+
+def test_after_apply_the_plan_is_empty(flow: dict[str, Any]) -> None:
+    acts = {a: c["actions"] for a, c in changes(flow["plan_steady"]).items()}
+    assert all(a == ["no-op"] for a in acts.values()), acts
+
+
+# -- the modes moto cannot fully apply: node group, instance refresh --------------------------
+
+@pytest.fixture(scope="module")
+def plan_only(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    p = Project(dir=tmp_path_factory.mktemp("plan-only"), env=dict(moto_server.env))
+    ec2 = moto_server.client("ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    p.write_config(f"""
+        region = "us-east-1"
+        [defaults]
+        base_ami = "ami-ekslinux"
+        images = ["{IMAGE}"]
+
+        [pools.refresh]
+        [pools.refresh.asg]
+        availability_zones = ["us-east-1b"]
+        [pools.refresh.asg.instance_refresh]
+        min_healthy_percentage = 66
+        instance_warmup = 120
+        checkpoint_percentages = [50, 100]
+        checkpoint_delay = 600
+        auto_rollback = true
+        skip_matching = true
+
+        [pools.eks]
+        launch = "nodegroup"
+        [pools.eks.launch_template]
+        user_data_file = "nodeadm.yaml"
+        [pools.eks.nodegroup]
+        cluster_name = "bake-test"
+        node_role_arn = "arn:aws:iam::123456789012:role/eks-nodes"
+        subnet_ids = {json.dumps(subnets)}
+        max_unavailable_percentage = 25
+        labels = {{ pool = "eks" }}
+    """)
+    (p.dir / "nodeadm.yaml").write_text("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\n")
+    ami = bake_ami(moto_server, "plan-only")
+    for pool in ("refresh", "eks"):
+        record(p.lock, pool, ami, "fp", "2025-01-01T00:00:00Z")
+    p.synth()
+    p.init()
+    return p
+
+
+def test_nodegroup_and_refresh_stack_validates(plan_only: Project) -> None:
+    out = plan_only.tf("validate", "-json", "-no-color")
+    assert json.loads(out.stdout)["valid"] is True
+
+
+def test_instance_refresh_reaches_the_plan(plan_only: Project) -> None:
+    ch = changes(plan_only.plan_json())
+    asg = ch["aws_autoscaling_group.refresh"]["after"]
+    refresh = asg["instance_refresh"][0]
+    assert refresh["strategy"] == "Rolling"
+    prefs = refresh["preferences"][0]
+    assert prefs["min_healthy_percentage"] == 66
+    assert prefs["instance_warmup"] == "120"
+    assert prefs["checkpoint_percentages"] == [50, 100]
+    assert prefs["checkpoint_delay"] == "600"
+    assert prefs["auto_rollback"] is True and prefs["skip_matching"] is True
+    ng = ch["aws_eks_node_group.eks"]["after"]
+    assert ng["cluster_name"] == "bake-test"
+    assert ng["update_config"][0]["max_unavailable_percentage"] == 25
+    lt = ch["aws_launch_template.eks"]["after"]
+    assert lt["user_data"]  # base64 of nodeadm.yaml
+    assert lt["iam_instance_profile"] == []  # EKS uses node_role_arn
+
+
+def test_nodegroup_apply_against_moto(plan_only: Project, moto_server: Moto) -> None:
+    """moto's EKS: create the cluster with boto3, then apply only the node group's resources."""
+    eks = moto_server.client("eks")
+    subnets = json.loads(json.dumps(plan_only.synthesized()["resource"]["aws_eks_node_group"]["eks"]["subnet_ids"]))
+    eks.create_cluster(name="bake-test", roleArn="arn:aws:iam::123456789012:role/eks",
+                       resourcesVpcConfig={"subnetIds": subnets})
+    targets = ["-target=aws_launch_template.eks", "-target=aws_eks_node_group.eks"]
+    plan_only.tf("apply", "-input=false", "-no-color", "-auto-approve", *targets, timeout=300)
+    ng = eks.describe_nodegroup(clusterName="bake-test", nodegroupName="eks")["nodegroup"]
+    assert ng["launchTemplate"]["version"] == "1"
+    assert ng["scalingConfig"]["minSize"] == 1
+
+
+def test_cdktf_cli_synth_matches_main_py(plan_only: Project) -> None:
+    """`cdktf synth` runs cdktf.json's app; its output is the same stack. Skipped only outside CI."""
+    cdktf = shutil.which("cdktf")
+    if cdktf is None:
+        if os.environ.get("CI"):
+            pytest.fail("cdktf-cli is not installed (scripts/dev.sh setup installs it)")
+        pytest.skip("cdktf-cli is not installed (npm i -g cdktf-cli@0.21.0)")
+    outdir = plan_only.dir / "cli.out"
+    env = base_env({"BAKE_CONFIG": str(plan_only.config), "BAKE_LOCK": str(plan_only.lock)})
+    p = subprocess.run([cdktf, "synth", "--output", str(outdir)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    by_cli = json.loads((outdir / "stacks" / "nodepools" / "cdk.tf.json").read_text())
+    assert by_cli["resource"] == plan_only.synthesized()["resource"]
