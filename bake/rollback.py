@@ -95,19 +95,17 @@ def rollback(lock: LockFile, name: str, to: str | None = None,
 
 
 def unpin(lock: LockFile, name: str) -> Pin | None:
-    """Clear the pool's pin; return the pin that was there (None: it was not pinned)."""
+    """Clear the pool's pin; return the pin that was there (None: it was not pinned, nothing written)."""
+    pool = lock.read().pools.get(name)
+    if pool is None:
+        raise UsageError(f"pool {name!r} has no record in {lock.path}")
+    if pool.pinned is None:
+        return None
     was: list[Pin | None] = []
 
-    def change(pool: PoolLock) -> PoolLock:
-        if pool.current is None and not pool.history and pool.pinned is None:
-            raise UsageError(f"pool {name!r} has no record in {lock.path}")
-        was.append(pool.pinned)
-        return pool.model_copy(update={"pinned": None})
+    def change(p: PoolLock) -> PoolLock:
+        was.append(p.pinned)
+        return p.model_copy(update={"pinned": None})
 
-    if lock.read().pool(name).pinned is None:  # nothing to write: leave the file untouched
-        data = lock.read().pools.get(name)
-        if data is None:
-            raise UsageError(f"pool {name!r} has no record in {lock.path}")
-        return None
     lock.update(name, change)
     return was[0]
