@@ -47,6 +47,9 @@ class Containerd:
 
     name = "containerd"
     namespace = "k8s.io"
+    # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
+    # talks plain HTTP to any registry on localhost/127.0.0.1.
+    hosts_dir = "/etc/containerd/certs.d"
 
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
@@ -57,7 +60,7 @@ class Containerd:
         ref = shlex.quote(image.ref.canonical)
         script = (
             'IFS= read -r cred || true; set --; [ -n "$cred" ] && set -- --user "$cred"; '
-            f"exec ctr -n {self.namespace} images pull {labels} \"$@\" {ref}"
+            f"exec ctr -n {self.namespace} images pull --hosts-dir {self.hosts_dir} {labels} \"$@\" {ref}"
         )
         cred = image.credential
         stdin = f"{cred.username}:{cred.password}\n" if cred else "\n"

@@ -1,0 +1,203 @@
+"""End to end in the sandbox: moto server, real sshd, real containerd and dockerd, real TLS
+registries including the ECR look-alike."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bake import tags
+from bake.model.lock import LockFile
+
+from .conftest import leftovers, run_bake, write_config
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
+
+
+def ctr_images(namespace: str = "k8s.io") -> dict[str, tuple[str, str]]:
+    out = subprocess.run(["ctr", "-n", namespace, "images", "ls"], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        rows[cols[0]] = (cols[2], cols[-1])
+    return rows
+
+
+def instances_launched(ec2) -> int:
+    res = ec2.describe_instances(Filters=[{"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]}])
+    return sum(len(r["Instances"]) for r in res["Reservations"])
+
+
+@pytest.fixture(scope="module")
+def containerd_bake(sandbox, tmp_path_factory):
+    """One fresh containerd bake of the sample images plus the ECR image, shared by the
+    tests that inspect its result."""
+    d = tmp_path_factory.mktemp("containerd")
+    info = sandbox.info
+    images = info.images[:4] + info.ecr_images[:1]
+    cfg = write_config(d / "bake.toml", sandbox, {"cpu": {"images": images, "runtime": "containerd"}})
+    host_before = host_files()
+    result = run_bake("build", "--config", str(cfg))
+    assert host_files() == host_before, "the bake's clean-up touched the host's own files"
+    return d, cfg, images, result
+
+
+def host_files() -> dict[str, bytes | None]:
+    """The host's files a scrub removes on a builder (it must not, here: the builder is an overlay)."""
+    paths = ["/etc/machine-id", "/etc/hostname", "/etc/resolv.conf", *map(str, Path("/etc/ssh").glob("ssh_host_*"))]
+    return {p: Path(p).read_bytes() if Path(p).exists() else None for p in paths}
+
+
+def test_fresh_bake_records_ami_with_resolved_digests(sandbox, ec2, containerd_bake):
+    d, cfg, images, result = containerd_bake
+    assert result.returncode == 0, result.stderr
+    entry = LockFile(d / "amis.lock.json").read().pools["cpu"].current
+    assert [i.ref for i in entry.images] == images
+    expected = {ref: sandbox.info.digests.get(ref) for ref in images}
+    for img in entry.images:
+        if expected[img.ref]:
+            assert img.digest == expected[img.ref]
+        assert img.digest.startswith("sha256:")
+    image = ec2.describe_images(ImageIds=[entry.ami_id])["Images"][0]
+    assert image["State"] == "available"
+    t = tags.from_aws(image["Tags"])
+    assert t[tags.KEY_FINGERPRINT] == entry.fingerprint
+    assert t[tags.KEY_POOL] == "cpu"
+    assert t[tags.KEY_BASE_AMI] == entry.base_ami == sandbox.info.base_ami
+    assert any(v.endswith(entry.images[0].digest) for k, v in t.items() if k.startswith(tags.KEY_IMAGE_PREFIX))
+    assert f"cpu\tbake\t{entry.ami_id}" in result.stdout
+
+
+def test_images_are_in_k8s_namespace_labelled_for_the_kubelet(sandbox, containerd_bake):
+    d, cfg, images, result = containerd_bake
+    entry = LockFile(d / "amis.lock.json").read().pools["cpu"].current
+    rows = ctr_images()
+    from bake.model.refs import parse_reference
+
+    for img in entry.images:
+        digest, labels = rows[parse_reference(img.ref).canonical]
+        assert digest == img.digest
+        assert "io.cri-containerd.image=managed" in labels
+        assert "io.cri-containerd.pinned=pinned" in labels
+
+
+def test_scrub_ran_on_the_builder_and_not_on_the_host(sandbox, containerd_bake):
+    deleted = set(sandbox.deleted_paths())
+    # the builder lost its host keys, machine-id was emptied, logs and cloud-init state went
+    assert any(p.startswith("/etc/ssh/ssh_host_") for p in deleted), sorted(deleted)[:20]
+    upper = Path(sandbox.info.overlay_upper)
+    assert (upper / "etc/machine-id").read_text() == ""
+    assert "/etc/resolv.conf" in deleted or "/etc/hostname" in deleted
+    # the host kept its own (compared byte for byte around the bake in the fixture)
+    assert list(Path("/etc/ssh").glob("ssh_host_*")), "the host's SSH host keys must stay"
+    assert Path("/etc/resolv.conf").exists()
+
+
+def test_second_run_skips_without_launching(sandbox, ec2, containerd_bake):
+    d, cfg, images, first = containerd_bake
+    assert first.returncode == 0
+    lock_before = (d / "amis.lock.json").read_text()
+    launched = instances_launched(ec2)
+    result = run_bake("build", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "\tskip\t" in result.stdout
+    assert instances_launched(ec2) == launched
+    assert (d / "amis.lock.json").read_text() == lock_before
+
+
+def test_plan_shows_digests_and_skip(sandbox, containerd_bake):
+    d, cfg, images, first = containerd_bake
+    result = run_bake("plan", "--config", str(cfg), "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["pools"][0]
+    assert plan["action"] == "skip" and plan["base_ami"] == sandbox.info.base_ami
+    assert [i["ref"] for i in plan["images"]] == images
+
+
+def test_lost_lock_is_rebuilt_from_fingerprint_tag(sandbox, ec2, containerd_bake):
+    d, cfg, images, first = containerd_bake
+    ami = LockFile(d / "amis.lock.json").read().pools["cpu"].current.ami_id
+    lost = d / "lost"
+    lost.mkdir()
+    launched = instances_launched(ec2)
+    result = run_bake("build", "--config", str(cfg), "--lock", str(lost / "amis.lock.json"))
+    assert result.returncode == 0, result.stderr
+    assert LockFile(lost / "amis.lock.json").read().pools["cpu"].current.ami_id == ami
+    assert instances_launched(ec2) == launched
+
+
+def test_changed_image_rebakes_and_keeps_history(sandbox, tmp_path):
+    repo, tag = "env/e2e-changing", "v1"
+    sandbox.push_image(repo, tag, size_mb=1)
+    ref = f"{sandbox.info.registry}/{repo}:{tag}"
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"changing": {"images": [ref]}})
+    assert run_bake("build", "--config", str(cfg)).returncode == 0
+    first = LockFile(tmp_path / "amis.lock.json").read().pools["changing"].current
+    new_digest = sandbox.push_image(repo, tag, size_mb=1)  # same tag, new content
+    assert new_digest != first.images[0].digest
+    result = run_bake("build", "--config", str(cfg), "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert any(e["kind"] == "pool.done" for e in events)
+    pool = LockFile(tmp_path / "amis.lock.json").read().pools["changing"]
+    assert pool.current.images[0].digest == new_digest
+    assert pool.current.ami_id != first.ami_id
+    assert [h.ami_id for h in pool.history] == [first.ami_id]
+
+
+def test_docker_runtime_bake(sandbox, tmp_path):
+    info = sandbox.info
+    images = [info.images[0], info.ecr_images[0]]
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"legacy": {"images": images, "runtime": "docker"}})
+    result = run_bake("build", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    entry = LockFile(tmp_path / "amis.lock.json").read().pools["legacy"].current
+    assert entry.runtime == "docker"
+    for img in entry.images:
+        out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", img.ref],
+                             capture_output=True, text=True, check=True).stdout
+        assert any(d.endswith(img.digest) for d in json.loads(out))
+    # docker login wrote credentials on the builder; the scrub removed them
+    assert "/root/.docker/config.json" in set(sandbox.deleted_paths()) or not (
+        Path(info.overlay_upper) / "root/.docker/config.json").exists()
+
+
+def test_two_pools_bake_concurrently(sandbox, tmp_path):
+    info = sandbox.info
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {
+        "one": {"images": info.images[4:6]},
+        "two": {"images": info.images[6:8], "runtime": "docker"},
+    })
+    result = run_bake("build", "--config", str(cfg), "--parallel", "2")
+    assert result.returncode == 0, result.stderr
+    pools = LockFile(tmp_path / "amis.lock.json").read().pools
+    assert pools["one"].current.ami_id != pools["two"].current.ami_id
+
+
+def test_missing_image_fails_the_bake_before_launching(sandbox, ec2, tmp_path):
+    ref = f"{sandbox.info.registry}/env/does-not-exist:v1"
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"cpu": {"images": [ref]}})
+    launched = instances_launched(ec2)
+    result = run_bake("build", "--config", str(cfg))
+    assert result.returncode == 1
+    assert ref in result.stderr
+    assert "MANIFEST_UNKNOWN" in result.stderr.upper() or "not found" in result.stderr.lower()
+    assert instances_launched(ec2) == launched
+    assert not (tmp_path / "amis.lock.json").exists()
+
+
+def test_bad_base_ami_is_a_usage_error_and_launches_nothing(sandbox, ec2, tmp_path):
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"cpu": {"images": sandbox.info.images[:1], "base_ami": "ami-0000000000000dead"}})
+    launched = instances_launched(ec2)
+    result = run_bake("build", "--config", str(cfg))
+    assert result.returncode == 2
+    assert "ami-0000000000000dead" in result.stderr and "does not exist" in result.stderr
+    result = run_bake("build", "--config", str(write_config(tmp_path / "b2.toml", sandbox, {
+        "cpu": {"images": sandbox.info.images[:1], "base_ami": "ssm:/no/such/parameter"}})))
+    assert result.returncode == 2 and "/no/such/parameter" in result.stderr
+    assert instances_launched(ec2) == launched
+    assert leftovers(ec2)["instances"] == []
