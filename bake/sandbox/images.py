@@ -6,6 +6,8 @@ digest: a warm ``up`` asks the registry for the tag's digest and pushes only wha
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import random
 import shutil
@@ -59,7 +61,9 @@ def _split(ref: str) -> tuple[str, str, str]:
 
 def _seed(ref: str, size_mb: float) -> int:
     # Stable across runs and Python processes (unlike hash()): the digest depends on name and size.
-    return int.from_bytes(f"{ref}|{size_mb}".encode(), "big") % (2**63)
+    # Hashed, so every character of the name counts (a plain int of the bytes modulo 2**63
+    # kept only the last 8 bytes, and app-1..app-8 all got the same content).
+    return int.from_bytes(hashlib.sha256(f"{ref}|{size_mb}".encode()).digest()[:8], "big")
 
 
 def registry_digest(ref: str, auth: tuple[str, str] | None = None) -> str | None:

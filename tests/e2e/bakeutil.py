@@ -70,11 +70,6 @@ def builder_files_containing(sandbox, secret: str) -> list[str]:
 
 
 @pytest.fixture
-def ec2(sandbox):
-    return sandbox.client("ec2")
-
-
-@pytest.fixture
 def clean_after(sandbox, ec2):
     """Every end-to-end test ends with nothing running, no temporary group or key pair, and no
     registry credential on the builder."""
