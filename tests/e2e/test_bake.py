@@ -38,7 +38,9 @@ def containerd_bake(sandbox, tmp_path_factory):
     tests that inspect its result."""
     d = tmp_path_factory.mktemp("containerd")
     info = sandbox.info
-    images = info.images[:4] + info.ecr_images[:1]
+    # A freshly pushed image makes the fingerprint new, even against a long-lived sandbox.
+    sandbox.push_image("env/e2e-fresh", "v1", size_mb=1)
+    images = info.images[:4] + info.ecr_images[:1] + [f"{info.registry}/env/e2e-fresh:v1"]
     cfg = write_config(d / "bake.toml", sandbox, {"cpu": {"images": images, "runtime": "containerd"}})
     host_before = host_files()
     result = run_bake("build", "--config", str(cfg))
