@@ -1,0 +1,137 @@
+"""Bake wall time on N images, against the manual procedure's way and against the floor.
+
+All three pull the same number of images of the same size from the sandbox's TLS registry
+into the same containerd, each set freshly pushed (new content) so nothing is cached:
+
+- floor:  every image pulled at once on the host with ctr, no tool (what a bake can approach);
+- manual: one SSH session to the builder, `sudo ctr images pull` one image after the other,
+          as the manual procedure does (only the pulls are timed: launching, snapping and
+          switching by hand are not counted against it);
+- tool:   `python -m bake build` end to end (process start, digest resolution, key pair,
+          security group, instance, SSH, pulls, verification, scrub, AMI, lock).
+
+Run in one go, on one machine, so the ratios compare like with like:
+    .venv/bin/python bench/bake_bench.py [--images 8] [--mb 64]
+Needs the sandbox (`python -m bake sandbox up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bake.runtimes import CRI_LABELS, Containerd  # noqa: E402
+from bake.sandbox import Sandbox  # noqa: E402
+
+HOSTS_DIR = Containerd.hosts_dir
+
+
+def push_set(sb: Sandbox, label: str, count: int, mb: float) -> list[str]:
+    refs = [f"{sb.info.registry}/bench/{label}-{i}:v{time.time_ns()}" for i in range(count)]
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda r: sb.push_image(r.rsplit(":", 1)[0], r.rsplit(":", 1)[1], size_mb=mb), refs))
+    return refs
+
+
+def remove(refs: list[str]) -> None:
+    subprocess.run(["ctr", "-n", "k8s.io", "images", "rm", *refs], capture_output=True)
+
+
+def floor(refs: list[str]) -> float:
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", HOSTS_DIR, r],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in refs]
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"floor pull failed: {p.stderr.read().decode()}")
+    return time.perf_counter() - t0
+
+
+def manual(sb: Sandbox, refs: list[str]) -> float:
+    """One SSH session, one pull after the other. The sandbox admits a key while an instance
+    that carries it runs, so the bench launches one, as a person would."""
+    import paramiko
+
+    from bake.steps.keypair import generate_ed25519
+
+    ec2 = sb.client("ec2")
+    pkey, public = generate_ed25519()
+    name = f"bench-manual-{time.time_ns()}"
+    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public.encode())
+    inst = ec2.run_instances(ImageId=sb.info.base_ami, MinCount=1, MaxCount=1, KeyName=name)["Instances"][0]["InstanceId"]
+    try:
+        host, port = sb.info.ssh_endpoint
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(host, port=port, username=sb.info.ssh_user, pkey=pkey, look_for_keys=False, allow_agent=False)
+        labels = " ".join(f"--label {label}" for label in CRI_LABELS)
+        t0 = time.perf_counter()
+        for r in refs:
+            _, out, err = client.exec_command(
+                f"sudo -n ctr -n k8s.io images pull --hosts-dir {HOSTS_DIR} {labels} {shlex.quote(r)}")
+            if out.channel.recv_exit_status() != 0:
+                raise SystemExit(f"manual pull failed: {err.read().decode()}")
+        elapsed = time.perf_counter() - t0
+        client.close()
+        return elapsed
+    finally:
+        ec2.terminate_instances(InstanceIds=[inst])
+        ec2.delete_key_pair(KeyName=name)
+
+
+def tool(sb: Sandbox, refs: list[str]) -> float:
+    info = sb.info
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "bake.toml"
+        cfg.write_text(
+            'region = "us-east-1"\n[pools.bench]\n'
+            f'base_ami = "ssm:{info.base_ami_ssm_parameter}"\n'
+            f'ssh_host = "{info.ssh_host}"\nssh_cidrs = ["127.0.0.1/32"]\nssh_user = "{info.ssh_user}"\n'
+            f"pull_concurrency = {len(refs)}\n"
+            f"images = [{', '.join(repr(r).replace(chr(39), chr(34)) for r in refs)}]\n"
+        )
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "bake", "build", "--config", str(cfg)],
+                             capture_output=True, text=True, env={**os.environ, **sb.env()}, cwd=ROOT)
+        elapsed = time.perf_counter() - t0
+        if res.returncode != 0:
+            raise SystemExit(f"tool bake failed:\n{res.stderr}")
+        return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--mb", type=float, default=64.0, help="size of each image's layer (MB)")
+    args = ap.parse_args()
+    sb = Sandbox()
+    if not sb.is_up():
+        raise SystemExit("the sandbox is not up: python -m bake sandbox up")
+    os.environ.update(sb.env())
+    results = {}
+    for label, run in (("floor", floor), ("manual", lambda r: manual(sb, r)), ("tool", lambda r: tool(sb, r))):
+        refs = push_set(sb, label, args.images, args.mb)
+        try:
+            results[label] = run(refs)
+        finally:
+            remove(refs)
+    total = args.images * args.mb
+    print(f"{args.images} images x {args.mb:g} MB = {total:g} MB, fresh content per variant, one run")
+    print(f"{'variant':<8} {'seconds':>8} {'x floor':>8}")
+    for label, secs in results.items():
+        print(f"{label:<8} {secs:8.2f} {secs / results['floor']:8.2f}")
+    print(f"tool vs manual: {results['tool'] / results['manual']:.2f}x (target: tool within 1.5x of floor)")
+
+
+if __name__ == "__main__":
+    main()
