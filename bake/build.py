@@ -29,6 +29,7 @@ from bake.registry import RegistryClient, ResolvedImage
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect
+from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
@@ -46,6 +47,8 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepSecurityGroup(),
         StepRunInstance(),
         StepConnect(),
+        # GPU pools: driver check, nvidia as the default runtime and its restart, before any pull.
+        *(gpu_steps() if pool.gpu else []),
         StepPull(),
         StepVerify(),
     ]

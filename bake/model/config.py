@@ -40,9 +40,39 @@ class RegistryAuth(_Strict):
 
 
 class GpuSettings(_Strict):
-    min_driver_version: int = 410
+    """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
+
+    # The procedure's floor: "Nvidia GPU driver 410+". A driver major version.
+    min_driver_version: Annotated[int, Field(ge=1)] = 410
     validate_image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
     validate_command: str = "nvidia-smi"
+    # Programs on the builder, by name on PATH or by path (tests point these at doubles).
+    nvidia_smi: str = "nvidia-smi"
+    runtime_path: str = "/usr/bin/nvidia-container-runtime"
+    # containerd: configure with nvidia-ctk when the builder has it; "" always merges config.toml itself.
+    nvidia_ctk: str = "nvidia-ctk"
+    # Run through sudo after the config edit. None: `systemctl restart docker|containerd`.
+    restart_command: str | None = None
+    # The validation's command line, run through sudo; placeholders {image}, {command},
+    # {runtime_path}, {name}. None: `docker run --rm --runtime=nvidia ...` or `ctr run --runc-binary ...`.
+    validate_run: str | None = None
+
+    @field_validator("validate_image")
+    @classmethod
+    def _validate_image(cls, v: str) -> str:
+        parse_reference(v)
+        return v
+
+
+# NVIDIA GPU families: p2..p6, g3..g6(e/f/dn/...), gr6. g4ad carries AMD GPUs; inf/trn (Neuron),
+# dl1 (Gaudi), f1 (FPGA) are accelerators without an NVIDIA driver.
+NVIDIA_FAMILY = re.compile(r"^(p|g|gr)\d+[a-z0-9-]*$")
+NOT_NVIDIA_FAMILIES = frozenset({"g4ad"})
+
+
+def is_nvidia_instance_type(instance_type: str) -> bool:
+    family = instance_type.split(".", 1)[0]
+    return "." in instance_type and bool(NVIDIA_FAMILY.match(family)) and family not in NOT_NVIDIA_FAMILIES
 
 
 class PoolConfig(_Strict):
@@ -129,6 +159,16 @@ class PoolConfig(_Strict):
     def _tunnel_needs_cidrs(self) -> PoolConfig:
         if self.ssh_host not in ("public_ip", "private_ip") and self.ssh_cidrs is None:
             raise ValueError("ssh_host is a HOST:PORT tunnel: set ssh_cidrs to who may reach port 22")
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_needs_gpu_instance(self) -> PoolConfig:
+        # Fail at config time: a builder without an NVIDIA GPU can only fail the driver check later.
+        if self.gpu and not is_nvidia_instance_type(self.instance_type):
+            raise ValueError(
+                f"gpu = true needs an NVIDIA GPU instance type (p*, g* but g4ad, e.g. g4dn.xlarge); "
+                f"instance_type {self.instance_type!r} has none"
+            )
         return self
 
     @property

@@ -1,0 +1,163 @@
+"""GPU pools, the pure part: read ``nvidia-smi``'s answer, hold it against the pool's floor, and
+merge the container runtimes' configs so that NVIDIA's runtime is the default.
+
+No I/O here: ``bake.steps.gpu`` reads the files over SSH, calls these, and writes the result back.
+Both merges keep every setting they do not own (other runtimes, registries, log options, plugins).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import tomlkit
+from tomlkit.items import Table
+
+from bake.errors import BakeError
+
+NVIDIA_RUNTIME = "nvidia"
+RUNC_V2 = "io.containerd.runc.v2"
+# The CRI plugin's table in each containerd config version (1: containerd 1.x legacy layout,
+# 2: containerd 1.x, 3: containerd 2.x).
+CRI_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+VERSION = re.compile(r"^\d+(\.\d+)*$")
+
+
+class GpuError(BakeError):
+    """The builder is not a working GPU host: no driver, a driver below the floor, a failed
+    validation, or a runtime config that cannot be merged."""
+
+
+@dataclass(frozen=True)
+class Gpu:
+    driver_version: str  # "535.104.05"
+    name: str  # "Tesla T4"
+
+    @property
+    def major(self) -> int:
+        return int(self.driver_version.split(".", 1)[0])
+
+
+def parse_query(output: str) -> list[Gpu]:
+    """``nvidia-smi --query-gpu=driver_version,name --format=csv,noheader``: one line per GPU,
+    ``535.104.05, Tesla T4``."""
+    gpus = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        version, sep, name = (part.strip() for part in line.partition(","))
+        if not sep or not VERSION.match(version):
+            raise GpuError(f"unexpected nvidia-smi output {line.strip()!r} (want 'DRIVER_VERSION, NAME')")
+        gpus.append(Gpu(version, name))
+    if not gpus:
+        raise GpuError("nvidia-smi answered but listed no GPU")
+    return gpus
+
+
+def check_driver(gpus: list[Gpu], minimum: int) -> str:
+    """The driver version to record; GpuError if any GPU's driver is below ``minimum`` (a major)."""
+    lowest = min(gpus, key=lambda g: tuple(int(p) for p in g.driver_version.split(".")))
+    if lowest.major < minimum:
+        raise GpuError(
+            f"NVIDIA driver {lowest.driver_version} ({lowest.name}) is below the pool's minimum {minimum} "
+            f"(gpu_settings.min_driver_version); use a base AMI with a newer driver"
+        )
+    return lowest.driver_version
+
+
+def summary(gpus: list[Gpu]) -> str:
+    names: dict[str, int] = {}
+    for g in gpus:
+        names[g.name] = names.get(g.name, 0) + 1
+    return ", ".join(f"{n} x {name}" if n > 1 else name for name, n in names.items())
+
+
+# --- Docker: /etc/docker/daemon.json -------------------------------------------------------------
+
+def merge_daemon_json(text: str | None, runtime_path: str) -> str:
+    """daemon.json with ``default-runtime: nvidia`` and ``runtimes.nvidia``; every other key kept."""
+    data: dict[str, Any] = {}
+    if text and text.strip():
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise GpuError(f"/etc/docker/daemon.json on the builder is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise GpuError("/etc/docker/daemon.json on the builder is not a JSON object")
+    runtimes = data.get("runtimes") or {}
+    if not isinstance(runtimes, dict):
+        raise GpuError("/etc/docker/daemon.json: 'runtimes' is not an object")
+    nvidia = dict(runtimes.get(NVIDIA_RUNTIME) or {})
+    nvidia["path"] = runtime_path
+    nvidia.setdefault("runtimeArgs", [])
+    data["runtimes"] = {**runtimes, NVIDIA_RUNTIME: nvidia}
+    data["default-runtime"] = NVIDIA_RUNTIME
+    return json.dumps(data, indent=4) + "\n"
+
+
+def docker_default(text: str) -> tuple[str | None, str | None]:
+    """(default runtime, the nvidia runtime's path) as daemon.json says."""
+    data = json.loads(text)
+    return data.get("default-runtime"), ((data.get("runtimes") or {}).get(NVIDIA_RUNTIME) or {}).get("path")
+
+
+# --- containerd: /etc/containerd/config.toml ----------------------------------------------------
+
+def _version(doc: dict[str, Any]) -> int:
+    raw = doc.get("version", 1)
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        raise GpuError(f"/etc/containerd/config.toml: version {raw!r} is not a number") from None
+    if version not in CRI_PLUGIN:
+        raise GpuError(f"/etc/containerd/config.toml: config version {version} is not supported "
+                       f"(supported: {', '.join(map(str, CRI_PLUGIN))})")
+    return version
+
+
+def _table(parent: Any, key: str) -> Table:
+    if key not in parent:
+        parent[key] = tomlkit.table()
+    found = parent[key]
+    if not isinstance(found, dict):
+        raise GpuError(f"/etc/containerd/config.toml: {key!r} is not a table")
+    return found  # type: ignore[return-value]
+
+
+def merge_containerd_toml(text: str | None, runtime_path: str) -> str:
+    """config.toml with the CRI's default runtime ``nvidia`` (runc v2 running ``runtime_path``).
+
+    Comments, order and every other setting are kept (tomlkit round-trips the file). The nvidia
+    runtime copies runc's options (SystemdCgroup...) as nvidia-ctk does, then sets BinaryName.
+    An absent or empty file becomes a version 2 config holding just this.
+    """
+    try:
+        doc = tomlkit.parse(text or "")
+    except Exception as e:  # tomlkit's ParseError and friends
+        raise GpuError(f"/etc/containerd/config.toml on the builder is not valid TOML: {e}") from None
+    if not doc:
+        doc["version"] = 2
+    plugin = CRI_PLUGIN[_version(doc)]
+    containerd = _table(_table(_table(doc, "plugins"), plugin), "containerd")
+    containerd["default_runtime_name"] = NVIDIA_RUNTIME
+    runtimes = _table(containerd, "runtimes")
+    runc_options = (runtimes.get("runc") or {}).get("options") or {}
+    nvidia = _table(runtimes, NVIDIA_RUNTIME)
+    nvidia["runtime_type"] = RUNC_V2
+    options = _table(nvidia, "options")
+    for key, value in runc_options.items():
+        if key != "BinaryName" and key not in options:
+            options[key] = value.unwrap() if hasattr(value, "unwrap") else value
+    options["BinaryName"] = runtime_path
+    return tomlkit.dumps(doc)
+
+
+def containerd_default(text: str) -> tuple[str | None, str | None]:
+    """(the CRI's default runtime, the nvidia runtime's BinaryName) as config.toml says."""
+    doc = tomllib.loads(text)
+    containerd = doc.get("plugins", {}).get(CRI_PLUGIN[_version(doc)], {}).get("containerd", {})
+    nvidia = containerd.get("runtimes", {}).get(NVIDIA_RUNTIME, {})
+    return containerd.get("default_runtime_name"), nvidia.get("options", {}).get("BinaryName")

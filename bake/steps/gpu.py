@@ -1,0 +1,189 @@
+"""GPU pools (``gpu = true``): the procedure's GPU part, after connect and before the pulls.
+
+1. ``StepGpuDriver``: ``nvidia-smi`` must answer with a driver at or above the pool's floor
+   (410 by default, the procedure's "driver 410+"); its version goes into the AMI's tags and
+   the lock (``st.gpu_driver_version``).
+2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default (Docker: daemon.json;
+   containerd: nvidia-ctk, or config.toml merged here), then the runtime restarts. Before the
+   pulls: a daemon restart never interrupts one.
+3. ``StepGpuValidate``: the procedure's check, ``nvidia-smi`` inside a CUDA image through the
+   runtime; the validation image is removed again unless the pool caches it.
+
+No step undoes its work: everything happens on the builder, and a failed bake terminates the
+builder (StepRunInstance's undo); a successful one is meant to keep it in the AMI.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+
+from bake import gpu
+from bake.gpu import GpuError
+from bake.model.refs import parse_reference
+from bake.registry import ResolvedImage
+from bake.runtimes import runtime_for, sudo
+from bake.steps.base import BuildState
+from bake.steps.pull import pull_one
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+CONTAINERD_TOML = "/etc/containerd/config.toml"
+BACKUP_SUFFIX = ".bake-backup"  # the file as the base AMI had it, kept next to it on the AMI
+ABSENT = 3  # read_file's exit code for "no such file"
+RESTART_TIMEOUT = 300
+READY_TIMEOUT = 120
+
+DEFAULT_RESTART = {"docker": "systemctl restart docker", "containerd": "systemctl restart containerd"}
+DEFAULT_VALIDATE = {
+    "docker": "docker run --rm --runtime=nvidia {image} {command}",
+    # What the CRI's nvidia default runtime does: runc v2 running nvidia-container-runtime.
+    "containerd": "ctr -n k8s.io run --rm --runc-binary {runtime_path} --env NVIDIA_VISIBLE_DEVICES=all "
+                  "{image} {name} {command}",
+}
+READY = {"docker": "docker version", "containerd": "ctr version"}
+
+
+def read_file(st: BuildState, path: str) -> str | None:
+    """The builder's file through sudo; None when it does not exist."""
+    q = shlex.quote(path)
+    res = st.conn.run(sudo(f"[ -e {q} ] || exit {ABSENT}; cat {q}"), warn=True, timeout=60, shown=f"cat {path}")
+    if res.exited == ABSENT:
+        return None
+    if not res.ok:
+        raise GpuError(f"cannot read {path} on the builder (exit {res.exited}): {res.tail(400)}")
+    return res.stdout
+
+
+def write_file(st: BuildState, path: str, text: str) -> None:
+    """Replace the builder's file through sudo tee, keeping the base AMI's copy as PATH.bake-backup."""
+    q, backup, tmp = shlex.quote(path), shlex.quote(path + BACKUP_SUFFIX), shlex.quote(path + ".bake-tmp")
+    script = (f"set -e; mkdir -p \"$(dirname {q})\"; "
+              f"if [ -e {q} ] && [ ! -e {backup} ]; then cp -p {q} {backup}; fi; "
+              f"tee {tmp} >/dev/null; chmod 644 {tmp}; mv -f {tmp} {q}")
+    st.conn.run(sudo(script), stdin=text, timeout=60, shown=f"sudo tee {path}")
+
+
+class StepGpuDriver:
+    name = "gpu-driver"
+    title = "checking the NVIDIA driver"
+
+    def run(self, st: BuildState) -> None:
+        s = st.pool.gpu_settings
+        res = st.conn.run(f"{shlex.quote(s.nvidia_smi)} --query-gpu=driver_version,name --format=csv,noheader",
+                          warn=True, timeout=120)
+        what = f"pool {st.pool.name}: no NVIDIA driver answers on the builder ({st.pool.instance_type})"
+        if res.exited == 127:
+            raise GpuError(f"{what}: {s.nvidia_smi} not found; a GPU pool needs a base AMI with the NVIDIA "
+                           f"driver {s.min_driver_version}+ (e.g. the EKS accelerated AMI)")
+        if not res.ok:
+            raise GpuError(f"{what}: {s.nvidia_smi} failed with exit code {res.exited}: {res.tail(400)}")
+        try:
+            gpus = gpu.parse_query(res.stdout)
+            st.gpu_driver_version = gpu.check_driver(gpus, s.min_driver_version)
+        except GpuError as e:
+            raise GpuError(f"pool {st.pool.name}: {e}") from None
+        st.emit("step", f"NVIDIA driver {st.gpu_driver_version} on {gpu.summary(gpus)} "
+                        f"(minimum {s.min_driver_version})", step=self.name, data={"driver": st.gpu_driver_version})
+
+    def cleanup(self, st: BuildState) -> None:
+        pass  # read-only
+
+
+class StepGpuRuntime:
+    name = "gpu-runtime"
+    title = "making NVIDIA the container runtime's default"
+
+    def run(self, st: BuildState) -> None:
+        s, runtime = st.pool.gpu_settings, st.pool.runtime
+        res = st.conn.run(f"test -x {shlex.quote(s.runtime_path)}", warn=True, timeout=60)
+        if not res.ok:
+            raise GpuError(f"pool {st.pool.name}: the NVIDIA container runtime {s.runtime_path} is not on the "
+                           "builder (gpu_settings.runtime_path); install nvidia-container-toolkit on the base AMI")
+        if runtime == "docker":
+            self._docker(st)
+        else:
+            self._containerd(st)
+        restart = s.restart_command or DEFAULT_RESTART[runtime]
+        st.emit("step", f"restarting {runtime}: {restart}", step=self.name)
+        st.conn.run(sudo(restart), timeout=RESTART_TIMEOUT, shown=restart)
+        wait = f"i=0; until {READY[runtime]} >/dev/null 2>&1; do i=$((i+1)); [ $i -ge {READY_TIMEOUT} ] && exit 1; sleep 1; done"
+        res = st.conn.run(sudo(wait), warn=True, timeout=READY_TIMEOUT + 30, shown=f"wait for {runtime}")
+        if not res.ok:
+            raise GpuError(f"pool {st.pool.name}: {runtime} did not come back within {READY_TIMEOUT}s after `{restart}`")
+        st.emit("step", f"{runtime} restarted with nvidia as its default runtime", step=self.name)
+
+    def _docker(self, st: BuildState) -> None:
+        merged = gpu.merge_daemon_json(read_file(st, DAEMON_JSON), st.pool.gpu_settings.runtime_path)
+        write_file(st, DAEMON_JSON, merged)
+        self._check(st, DAEMON_JSON, gpu.docker_default)
+
+    def _containerd(self, st: BuildState) -> None:
+        ctk = st.pool.gpu_settings.nvidia_ctk
+        if ctk and st.conn.run(f"command -v {shlex.quote(ctk)}", warn=True, timeout=60).ok:
+            q, backup = shlex.quote(CONTAINERD_TOML), shlex.quote(CONTAINERD_TOML + BACKUP_SUFFIX)
+            st.conn.run(sudo(f"if [ -e {q} ] && [ ! -e {backup} ]; then cp -p {q} {backup}; fi; "
+                             f"{shlex.quote(ctk)} runtime configure --runtime=containerd --set-as-default"),
+                        timeout=120, shown="nvidia-ctk runtime configure --runtime=containerd --set-as-default")
+            st.emit("step", "configured containerd with nvidia-ctk", step=self.name)
+        else:
+            merged = gpu.merge_containerd_toml(read_file(st, CONTAINERD_TOML), st.pool.gpu_settings.runtime_path)
+            write_file(st, CONTAINERD_TOML, merged)
+        self._check(st, CONTAINERD_TOML, gpu.containerd_default)
+
+    def _check(self, st: BuildState, path: str, default_of) -> None:  # noqa: ANN001
+        """Read the file back: what the daemon will read must name nvidia as its default."""
+        text = read_file(st, path) or ""
+        try:
+            default, binary = default_of(text)
+        except Exception as e:  # noqa: BLE001 - a file we cannot parse back is a failed edit
+            raise GpuError(f"pool {st.pool.name}: {path} does not parse after the edit: {e}") from None
+        if default != gpu.NVIDIA_RUNTIME or not binary:
+            raise GpuError(f"pool {st.pool.name}: {path} names {default!r} as the default runtime after the edit")
+        st.emit("step", f"{path}: default runtime nvidia ({binary})", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        pass  # on the builder only: a failed bake terminates it, a good one keeps this in the AMI
+
+
+class StepGpuValidate:
+    name = "gpu-validate"
+    title = "validating the GPU through the container runtime"
+
+    def run(self, st: BuildState) -> None:
+        s, runtime = st.pool.gpu_settings, runtime_for(st.pool.runtime)
+        cached = next((i for i in st.images if i.ref.original == s.validate_image), None)
+        # Not one of the pool's images: pulled anonymously (a public CUDA image) and not resolved at plan time.
+        image = cached or ResolvedImage(parse_reference(s.validate_image), "", None)
+        pull_one(st, runtime, image, threading.Event())
+        ref = image.ref.original if st.pool.runtime == "docker" else image.ref.canonical
+        command = " ".join(shlex.quote(a) for a in shlex.split(s.validate_command))
+        line = (s.validate_run or DEFAULT_VALIDATE[st.pool.runtime]).format(
+            image=shlex.quote(ref), command=command, runtime_path=shlex.quote(s.runtime_path),
+            name=shlex.quote(f"bake-gpu-validate-{st.run_id}"),
+        )
+        try:
+            res = st.conn.run(sudo(line), warn=True, timeout=600, shown=line)
+            if not res.ok:
+                raise GpuError(f"pool {st.pool.name}: GPU validation failed: `{line}` exited {res.exited}: "
+                               f"{res.tail(600)}")
+            first = next((x.strip() for x in res.stdout.splitlines() if x.strip()), "")
+            st.emit("step", f"GPU validation passed: {first[:200]}", step=self.name)
+        finally:
+            if cached is None:
+                self._remove(st, ref)
+
+    def _remove(self, st: BuildState, ref: str) -> None:
+        """The validation image is not what the pool caches: it leaves again (the lock and the
+        AMI's tags list exactly the pool's images)."""
+        cmd = (f"docker image rm {shlex.quote(ref)}" if st.pool.runtime == "docker"
+               else f"ctr -n k8s.io images rm {shlex.quote(ref)}")
+        res = st.conn.run(sudo(cmd), warn=True, timeout=120, shown=cmd)
+        if not res.ok:
+            st.emit("warn", f"could not remove the validation image {ref}: {res.tail(300)}", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        pass  # a failed bake terminates the builder with whatever it pulled
+
+
+def gpu_steps() -> list:
+    return [StepGpuDriver(), StepGpuRuntime(), StepGpuValidate()]
