@@ -1,0 +1,176 @@
+"""A fault-injecting HTTP proxy between bake and the sandbox's moto server (loopback only).
+
+Point ``AWS_ENDPOINT_URL`` at ``proxy.url``; every request is forwarded to moto unchanged
+unless a rule matches its API action (EC2's query ``Action=``, or the JSON protocol's
+``X-Amz-Target``). A rule can delay the call, answer with an error instead of forwarding
+(throttling, 5xx) a limited number of times, or rewrite moto's answer (GetConsoleOutput).
+Every request is logged (action and decoded form parameters) so a test can check what bake
+asked EC2 for, e.g. RunInstances' MetadataOptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+EC2_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+    "<Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+)
+
+
+@dataclass
+class Rule:
+    action: str
+    delay: float = 0.0  # seconds to hold the call before forwarding it
+    status: int | None = None  # answer this HTTP status instead of forwarding
+    code: str = "InternalError"  # the EC2 error code that goes with ``status``
+    times: int | None = None  # how many matching calls the rule applies to (None: all)
+    rewrite: Callable[[bytes], bytes] | None = None  # change moto's answer body
+    hits: int = 0
+
+    def take(self) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
+
+
+@dataclass
+class Call:
+    action: str
+    params: dict[str, str]
+    status: int
+    injected: bool
+    at: float = field(default_factory=time.monotonic)
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.rules: list[Rule] = []
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add(self, action: str, **kw) -> Rule:
+        rule = Rule(action, **kw)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.calls.clear()
+
+    def calls_to(self, action: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.action == action]
+
+    def _match(self, action: str) -> Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.action == action and rule.take():
+                    return rule
+        return None
+
+    def _log(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                action, params = _action(self.headers.get("X-Amz-Target"), self.path, body)
+                rule = proxy._match(action)
+                if rule and rule.delay:
+                    time.sleep(rule.delay)
+                if rule and rule.status:
+                    payload = EC2_ERROR.format(code=rule.code, message=f"injected {rule.code} by the fault proxy").encode()
+                    proxy._log(Call(action, params, rule.status, True))
+                    self.send_response(rule.status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    status, resp_headers = resp.status, resp.getheaders()
+                finally:
+                    conn.close()
+                if rule and rule.rewrite:
+                    data = rule.rewrite(data)
+                proxy._log(Call(action, params, status, False))
+                self.send_response(status)
+                for k, v in resp_headers:
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+
+        return Handler
+
+
+def _action(target: str | None, path: str, body: bytes) -> tuple[str, dict[str, str]]:
+    if target:  # JSON protocol: "AmazonSSM.GetParameter"
+        return target.rpartition(".")[2], {}
+    form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+    if not form:
+        form = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+    return form.get("Action", ""), form
+
+
+def console_with_fingerprints(fingerprints: list[str]) -> Callable[[bytes], bytes]:
+    """A rewrite for GetConsoleOutput: cloud-init's host key block, as EC2 would print it."""
+    lines = ["[   12.3] cloud-init[1234]: Cloud-init v. 22.2.2 running 'modules:final'",
+             "ec2: #############################################################",
+             "-----BEGIN SSH HOST KEY FINGERPRINTS-----"]
+    lines += [f"256 {fp} root@ip-10-0-0-1 (ED25519)" for fp in fingerprints]
+    lines += ["-----END SSH HOST KEY FINGERPRINTS-----",
+              "ec2: #############################################################"]
+    encoded = base64.b64encode("\n".join(lines).encode() + b"\n")
+
+    def rewrite(body: bytes) -> bytes:
+        return re.sub(rb"<output>.*?</output>", b"<output>" + encoded + b"</output>", body, count=1, flags=re.S)
+
+    return rewrite
