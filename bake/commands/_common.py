@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bake.model.config import BakeConfig, load_config
-from bake.model.lock import LockFile
-
-DEFAULT_CONFIG = "bake.toml"
-DEFAULT_LOCK_NAME = "amis.lock.json"
+from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
+from bake.model.lock import DEFAULT_LOCK_NAME, LockFile
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bake import aws
 from bake.errors import UsageError
-from bake.model.config import BakeConfig, load_config
+from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
+from bake.model.lock import DEFAULT_LOCK_NAME as DEFAULT_LOCK
 from bake.model.lock import LockData, LockFile
 
-DEFAULT_CONFIG = "bake.toml"
-DEFAULT_LOCK = "amis.lock.json"
 # Instance states in which an instance still exists and holds its AMI, key pair and group.
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 
@@ -52,10 +52,7 @@ def format_age(delta: timedelta) -> str:
 
 
 def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or "")
-    return ""
+    return aws.error_code(exc) or ""
 
 
 def load_optional_config(path: str | None) -> BakeConfig | None:
@@ -107,12 +104,8 @@ def resolve_region(region: str | None, config: BakeConfig | None) -> str:
 
 
 def clients(region: str, *services: str) -> list[Any]:
-    import boto3
-    from botocore.config import Config
-
-    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=15, read_timeout=60)
-    sess = boto3.session.Session(region_name=region)
-    return [sess.client(s, config=cfg) for s in services]
+    sess = aws.session(region)
+    return [aws.client(sess, s, region) for s in services]
 
 
 def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:

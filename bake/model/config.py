@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bake.errors import ConfigError
 from bake.model.refs import parse_reference
 
+DEFAULT_CONFIG = "bake.toml"
+
 POOL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BASE_AMI = re.compile(r"^(ami-[0-9a-z]{8,17}|ssm:/.+|asg:[\w+=,.@/-]{1,255})$")
 SSH_HOST = re.compile(r"^(public_ip|private_ip|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bake.errors import BakeError, LockFileError
 
 LOCK_VERSION = 1
+DEFAULT_LOCK_NAME = "amis.lock.json"  # beside the config
 HISTORY_MAX = 20
 
 
