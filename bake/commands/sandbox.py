@@ -22,9 +22,11 @@ def add_parser(subparsers: Any) -> None:
         "(BAKE_SANDBOX_DIR); ports: BAKE_SANDBOX_MOTO_PORT (45000), BAKE_SANDBOX_SSH_PORT (45022), "
         "BAKE_SANDBOX_REGISTRY_PORT (45443); the ECR look-alike is on 127.0.0.1:443.",
     )
-    p.add_argument("action", choices=["up", "down", "env", "status", "path"],
+    p.add_argument("action", choices=["up", "down", "env", "status", "path", "restart-runtime"],
                    help="up: start (idempotent); down: stop and remove; env: print exports for eval; "
-                        "status: each component; path: the state dir")
+                        "status: each component; path: the state dir; restart-runtime docker|containerd: "
+                        "what `systemctl restart` is on a builder (GPU tests, see docs/gpu.md)")
+    p.add_argument("runtime", nargs="?", choices=["docker", "containerd"], help="for restart-runtime")
     p.add_argument("--images", type=int, default=None, metavar="N",
                    help="number of sample images (default 8, env BAKE_SANDBOX_IMAGES)")
     p.add_argument("--image-mb", type=float, default=None, metavar="MB",
@@ -57,4 +59,11 @@ def run(args: argparse.Namespace, ctx: Any) -> int:
         say(f'use it: eval "$(python -m bake sandbox env)"')
     elif args.action == "down":
         sandbox.down(log=say)
+    elif args.action == "restart-runtime":
+        from bake.sandbox.restart import restart_runtime
+
+        if not args.runtime:
+            say("restart-runtime needs docker or containerd")
+            return int(ExitCode.USAGE)
+        restart_runtime(sandbox.layout, args.runtime, log=say)
     return int(ExitCode.OK)
