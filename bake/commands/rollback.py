@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from bake.model.config import load_config
-from bake.model.lock import LockFile
+from bake.commands._common import add_config_args, load
 from bake.rollback import rollback, unpin
 
 
@@ -26,14 +24,12 @@ def add_parser(subparsers: Any) -> None:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--to", metavar="AMI_ID", help="an AMI from the pool's history (default: the previous one)")
     what.add_argument("--unpin", action="store_true", help="release the pool's pin; change nothing else")
-    p.add_argument("--config", default="bake.toml", help="bake.toml (default: %(default)s)")
-    p.add_argument("--lock", help="the lock file (default: amis.lock.json beside the config)")
+    add_config_args(p)
 
 
 def run(args: argparse.Namespace, ctx: object) -> int:
-    config = load_config(args.config)
+    config, lock = load(args)
     config.select([args.pool])  # an unknown pool is a usage error naming the pools there are
-    lock = LockFile(args.lock or Path(args.config).parent / "amis.lock.json")
     if args.unpin:
         pin = unpin(lock, args.pool)
         if pin is None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 CLI_CONFIG = Path(__file__).resolve().parents[2] / "terraform" / "cli.tfrc"
+MIRROR = Path("/opt/tf-plugins")  # the provider mirror cli.tfrc names
 
 
 def terraform_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -19,7 +20,8 @@ def terraform_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     config when it is unset or names a file that does not exist; a real one is kept."""
     out = dict(os.environ if env is None else env)
     current = out.get("TF_CLI_CONFIG_FILE")
-    if not current or not Path(current).is_file():
+    # Only where the offline mirror exists: elsewhere terraform's own registry serves users.
+    if (not current or not Path(current).is_file()) and MIRROR.is_dir():
         out["TF_CLI_CONFIG_FILE"] = str(CLI_CONFIG)
     out.setdefault("CHECKPOINT_DISABLE", "1")
     out.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
