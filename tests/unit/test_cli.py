@@ -1,0 +1,78 @@
+"""The CLI as a user meets it: documented commands, exit codes, secrets kept out of output."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bake import cli
+from bake.progress import JsonReporter, PlainReporter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bake", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_every_command_is_built_and_documented_in_the_readme():
+    parser, modules = cli.build_parser()
+    assert sorted(modules) == sorted(cli.COMMANDS), "a command module is missing"
+    readme = (ROOT / "README.md").read_text()
+    table = re.findall(r"^\| `(\w+)", readme, flags=re.MULTILINE)
+    for name in cli.COMMANDS:
+        assert name in table, f"README's command table does not document `{name}`"
+
+
+def test_help_lists_commands_and_exit_codes():
+    r = bake("--help")
+    assert r.returncode == 0
+    for name in ("build", "plan", "rollback", "sandbox"):
+        assert name in r.stdout
+    assert "130 interrupted" in r.stdout
+
+
+def test_usage_error_exits_2():
+    r = bake("build", "--no-such-flag")
+    assert r.returncode == 2 and "unrecognized arguments" in r.stderr
+
+
+def test_config_errors_exit_2_with_the_file_named(tmp_path):
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text('[pools.cpu]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["python"]\nruntim = "docker"\n')
+    r = bake("build", "--config", str(cfg))
+    assert r.returncode == 2
+    assert f"{cfg}: pools.cpu: unknown key 'runtim' (did you mean 'runtime'?)" in r.stderr
+    assert not (tmp_path / "amis.lock.json").exists()
+    r = bake("plan", "--config", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_default_command_is_build(tmp_path):
+    r = bake("--config", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "missing.toml: no such file" in r.stderr
+
+
+def test_reporters_mask_registered_secrets():
+    secret = "123456789012-auth-token"
+    for cls in (JsonReporter, PlainReporter):
+        out = io.StringIO()
+        rep = cls(out)
+        rep.add_secret(secret)
+        rep.emit("image", f"pull failed: 401 for AWS:{secret}", pool="cpu", data={"detail": f"token {secret}"})
+        text = out.getvalue()
+        assert secret not in text and "***" in text
+
+
+def test_json_events_are_one_object_per_line():
+    out = io.StringIO()
+    rep = JsonReporter(out)
+    rep.emit("pool.start", "baking", pool="cpu", status="started", data={"run_id": "r"})
+    rep.emit("image", "pulled", pool="cpu", image="python:3", status="done")
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["kind"] for e in events] == ["pool.start", "image"]
+    assert events[1]["image"] == "python:3" and events[0]["data"] == {"run_id": "r"}
