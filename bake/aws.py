@@ -7,6 +7,7 @@ time so that a Ctrl-C is noticed within one delay instead of after max_attempts.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -23,8 +24,30 @@ def session(region: str | None = None) -> Any:
 def client(sess: Any, service: str, region: str | None = None) -> Any:
     from botocore.config import Config
 
-    cfg = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=15, read_timeout=60)
+    # An explicit Config outranks the environment in botocore: honour AWS_MAX_ATTEMPTS here.
+    cfg = Config(retries={"mode": "standard", "total_max_attempts": max_attempts()}, connect_timeout=15, read_timeout=60)
     return sess.client(service, region_name=region, config=cfg)
+
+
+def max_attempts(default: int = 8) -> int:
+    """Attempts per AWS call, the first included (throttling and 5xx are retried with backoff):
+    AWS_MAX_ATTEMPTS, else 8. (botocore's ``max_attempts`` key counts retries only.)"""
+    raw = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    try:
+        return max(1, int(raw)) if raw else default
+    except ValueError:
+        return default
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """A one-line message for a botocore error (ClientError names the code and the call), or None."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, (ClientError, BotoCoreError)):
+        return f"AWS: {exc}"
+    return None
 
 
 def error_code(exc: BaseException) -> str | None:

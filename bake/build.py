@@ -245,8 +245,8 @@ class Baker:
             run_steps(steps_for(plan.pool, self.lock), st)
         except Cancelled:
             raise
-        except BakeError as e:
-            msg = str(e)
+        except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
+            msg = str(e) if isinstance(e, BakeError) else (aws.describe_error(e) or f"{type(e).__name__}: {e}")
             if st.cleanup_errors and "cleanup left" not in msg:
                 msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")

@@ -82,3 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except BakeError as e:
         sys.stderr.write(f"bake: error: {e}\n")
         return int(e.exit_code)
+    except Exception as e:  # an AWS error while planning (throttled past the retries, 5xx, no endpoint)
+        from bake.aws import describe_error
+
+        message = describe_error(e)
+        if message is None:
+            raise
+        sys.stderr.write(f"bake: error: {message}\n")
+        return int(ExitCode.BAKE_FAILED)
