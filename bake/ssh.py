@@ -97,6 +97,7 @@ class Connection:
         self.cancel = cancel
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
+        self._reconnecting = threading.Lock()
 
     def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> None:
         """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late."""
@@ -154,7 +155,12 @@ class Connection:
         return bool(t and t.is_active())
 
     def reconnect(self, timeout: float) -> None:
-        self.open(timeout)
+        """Open a new connection unless another thread already did (pulls run in parallel and
+        all see the same drop: each reconnecting would close the others' new connection)."""
+        with self._reconnecting:
+            if self.alive:
+                return
+            self.open(timeout)
 
     def run(
         self,
@@ -206,6 +212,10 @@ class Connection:
                     chan.status_event.wait(0.1)
             code = chan.recv_exit_status()
             chan.close()
+            if code == -1 and not self.alive:
+                # paramiko reports a channel closed by a dying transport as "exited" with -1:
+                # that is a lost connection, not the command's failure.
+                raise ConnectionLost(f"SSH connection to {self.host}:{self.port} lost while running: {shown or command}")
         except (socket.error, paramiko.SSHException, EOFError) as e:
             raise ConnectionLost(f"SSH connection lost while running {shown or command}: {e}") from None
         result = Result(command, out.decode(errors="replace"), err.decode(errors="replace"), code)

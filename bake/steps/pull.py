@@ -36,7 +36,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
             except BakeError as again:
                 raise BakeError(f"image {name}: {e}; reconnecting failed: {again}") from None
         except UnexpectedExit as e:
-            reason = e.result.tail(600)
+            reason = e.result.tail(600) or str(e)
             transient = bool(TRANSIENT.search(reason))
         if not transient or attempt == attempts:
             raise BakeError(
