@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))  # bakeutil: leftovers, write_config, ...
 sys.path.insert(0, str(HERE))
 
-from bakeutil import ROOT, leftovers, write_config  # noqa: E402
+from bakeutil import ROOT, RUNNING, leftovers, write_config  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 
 from bake import tags  # noqa: E402
@@ -203,11 +203,32 @@ def amis_of_run(ec2, run_id: str | None) -> list[str]:
     return [i["ImageId"] for i in images["Images"]]
 
 
-def assert_nothing_left(ec2, run: BakeRun | None, lock: Path | None = None) -> None:
-    """No builder, group or key pair; no AMI (in any state) from the run; the lock unchanged."""
-    assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
-    if run is not None:
-        assert amis_of_run(ec2, run.run_id) == [], "a failed or interrupted run left an AMI"
+def leftovers_of(ec2, run_id: str) -> dict[str, list[str]]:
+    """bakeutil.leftovers, narrowed to one run: other bakes may share the sandbox meanwhile."""
+    run = [{"Name": f"tag:{tags.KEY_RUN}", "Values": [run_id]}]
+    inst = ec2.describe_instances(Filters=run + [{"Name": "instance-state-name", "Values": RUNNING}])
+    return {
+        "instances": [i["InstanceId"] for r in inst["Reservations"] for i in r["Instances"]],
+        "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=run)["SecurityGroups"]],
+        "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=run)["KeyPairs"]],
+    }
+
+
+def assert_nothing_left(ec2, run: BakeRun | None, lock: Path | None = None, succeeded: bool = False) -> None:
+    """No builder, group or key pair; no AMI (in any state) from the run; the lock unchanged.
+
+    Set FAULTS_GLOBAL_LEFTOVERS=1 (nothing else using the sandbox) to check with
+    bakeutil.leftovers across every run instead of this run's tags only."""
+    if os.environ.get("FAULTS_GLOBAL_LEFTOVERS") == "1":
+        assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
+    if run is not None and run.run_id:
+        assert leftovers_of(ec2, run.run_id) == {"instances": [], "security_groups": [], "key_pairs": []}
+        amis = amis_of_run(ec2, run.run_id)
+        if succeeded:  # exactly the one AMI, available (no half-made one beside it)
+            states = [i["State"] for i in ec2.describe_images(ImageIds=amis)["Images"]] if amis else []
+            assert states == ["available"], (amis, states)
+        else:
+            assert amis == [], "a failed or interrupted run left an AMI"
     if lock is not None:
         assert lock.read_text() == LOCK_BEFORE, "the lock file changed"
         assert not [p.name for p in lock.parent.glob(".amis.lock.json.*.tmp")], "a temporary lock file was left"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import re
 import threading
 import time
@@ -24,6 +25,7 @@ EC2_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
     "<Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
 )
+JSON_TYPE = "application/x-amz-json-1.1"
 
 
 @dataclass
@@ -118,10 +120,14 @@ class FaultProxy:
                 if rule and rule.delay:
                     time.sleep(rule.delay)
                 if rule and rule.status:
-                    payload = EC2_ERROR.format(code=rule.code, message=f"injected {rule.code} by the fault proxy").encode()
+                    message = f"injected {rule.code} by the fault proxy"
+                    if self.headers.get("X-Amz-Target"):  # the JSON protocol (SSM, ECR)
+                        payload, ctype = json.dumps({"__type": rule.code, "message": message}).encode(), JSON_TYPE
+                    else:
+                        payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
                     proxy._log(Call(action, params, rule.status, True))
                     self.send_response(rule.status)
-                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Type", ctype)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
