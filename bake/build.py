@@ -211,7 +211,7 @@ class Baker:
         started = time.monotonic()
         mutex = FileLock(str(self.lock.path.parent / f".{self.lock.path.name}.{name}.bake"))
         try:
-            mutex.acquire(timeout=self.lock_wait)
+            self._acquire(mutex)
         except Timeout:
             msg = (f"another bake of pool {name} is running (it holds {mutex.lock_file}); "
                    "wait for it, or pass --wait SECONDS")
@@ -231,6 +231,19 @@ class Baker:
             return self._bake(plan, run_id, started)
         finally:
             mutex.release()
+
+    def _acquire(self, mutex: FileLock) -> None:
+        """Take the pool's bake lock, waiting up to ``lock_wait`` s, and noticing a cancel
+        while waiting (one long acquire would hold a SIGINT until the other bake finished)."""
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            self.cancel.check()
+            try:
+                mutex.acquire(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                return
+            except Timeout:
+                if time.monotonic() >= deadline:
+                    raise
 
     def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
         name = plan.pool.name
