@@ -35,6 +35,7 @@ def test_same_pool_second_bake_fails_clearly_or_waits(sandbox, ec2, bake, proxy,
     assert_nothing_left(ec2, first, succeeded=True)
 
 
+@pytest.mark.slow
 def test_signal_while_waiting_for_the_pool_stops_promptly(sandbox, ec2, bake, proxy, pool_config):
     cfg = pool_config()
     proxy.add("ImportKeyPair", delay=12.0, times=1)
