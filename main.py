@@ -33,12 +33,17 @@ def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:
     for name, rollout in rollouts.items():
         path = user_data_path(config, rollout.launch_template)
         if path is not None and rollout.launch != "none":
+            from bake.errors import ConfigError
             try:
-                user_data[name] = path.read_text(encoding="utf-8")
+                # Bytes, then decode: text mode would turn CRLF into LF; user data passes as is.
+                user_data[name] = path.read_bytes().decode("utf-8")
             except OSError as e:
-                from bake.errors import ConfigError
                 raise ConfigError(
                     f"{config.path}: pools.{name}.launch_template.user_data_file: cannot read {path}: {e.strerror}"
+                ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"{config.path}: pools.{name}.launch_template.user_data_file: {path} is not UTF-8 text"
                 ) from None
     lock = LockFile(lock_path).read()
     return stack_props(config, lock, rollouts, user_data)

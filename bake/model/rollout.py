@@ -12,7 +12,7 @@ Pure data: no cdktf, no boto3, no file reads (``user_data_file`` is read by ``ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -73,6 +73,13 @@ class AsgSettings(_Strict):
     protect_from_scale_in: bool = False
     wait_for_capacity_timeout: str | None = None
     instance_refresh: InstanceRefresh | None = None
+    # Tags on the group only (propagate_at_launch = false); ``tags`` are propagated to instances.
+    group_tags: dict[str, str] = {}
+    suspended_processes: list[str] = []
+    enabled_metrics: list[str] = []
+    metrics_granularity: str | None = None
+    placement_group: str | None = None
+    default_instance_warmup: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _sizes(self) -> AsgSettings:
@@ -83,7 +90,22 @@ class AsgSettings(_Strict):
             raise ValueError(f"desired_capacity {d} is outside min_size..max_size ({self.min_size}..{self.max_size})")
         if bool(self.subnet_ids) == bool(self.availability_zones):
             raise ValueError("set exactly one of subnet_ids or availability_zones")
+        if both := sorted(set(self.tags) & set(self.group_tags)):
+            raise ValueError(f"tag {both[0]!r} is in both tags and group_tags")
         return self
+
+
+class BlockDevice(_Strict):
+    """``[[pools.NAME.launch_template.block_devices]]``: an EBS volume besides the root one."""
+
+    device_name: str
+    volume_size: Annotated[int, Field(ge=1, le=16384)] | None = None
+    volume_type: VolumeType | None = None
+    iops: Annotated[int, Field(ge=1)] | None = None
+    throughput: Annotated[int, Field(ge=1)] | None = None
+    encrypted: bool | None = None
+    snapshot_id: str | None = None
+    delete_on_termination: bool = True
 
 
 class LaunchTemplateSettings(_Strict):
@@ -99,6 +121,7 @@ class LaunchTemplateSettings(_Strict):
     root_volume_type: VolumeType | None = None  # default: the pool's
     root_volume_encrypted: bool | None = None
     device_name: str = "/dev/xvda"
+    block_devices: list[BlockDevice] = []  # further EBS volumes (the root one is above)
     http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 2
     detailed_monitoring: bool | None = None
     tags: dict[str, str] = {}
@@ -146,6 +169,28 @@ class NodegroupSettings(_Strict):
         return self
 
 
+class Adopt(_Strict):
+    """``[pools.NAME.adopt]``, written by ``python -m bake adopt``: the live Auto Scaling group
+    this pool took over. The stack imports the group (a Terraform import block: a no-op once it
+    is in the state) and switches it to the pool's own launch template or configuration."""
+
+    asg_name: str
+    source: Literal["launch_configuration", "launch_template"]
+    launch_configuration: str | None = None  # source = "launch_configuration"
+    launch_template_id: str | None = None  # source = "launch_template"
+    launch_template_version: str | None = None  # the version the group ran (e.g. "3", "$Latest")
+    source_ami: str  # the AMI the group ran at adoption (the pool's first base_ami)
+    adopted_at: str  # ISO 8601, UTC
+
+    @model_validator(mode="after")
+    def _source(self) -> Adopt:
+        if self.source == "launch_configuration" and not self.launch_configuration:
+            raise ValueError('source = "launch_configuration" needs launch_configuration')
+        if self.source == "launch_template" and not self.launch_template_id:
+            raise ValueError('source = "launch_template" needs launch_template_id')
+        return self
+
+
 class PoolRollout(_Strict):
     """One pool's rollout keys, validated. ``launch = "none"``: baked but not rolled out here."""
 
@@ -153,8 +198,8 @@ class PoolRollout(_Strict):
     asg: AsgSettings | None = None
     launch_template: LaunchTemplateSettings = LaunchTemplateSettings()
     nodegroup: NodegroupSettings | None = None
-    # Written by `bake adopt` (an existing ASG's recorded settings); not read by the stack yet.
-    adopt: dict[str, Any] | None = None
+    # Written by `bake adopt`: the stack imports this existing ASG (see Adopt).
+    adopt: Adopt | None = None
 
     @model_validator(mode="after")
     def _mode_tables(self) -> PoolRollout:
@@ -168,6 +213,13 @@ class PoolRollout(_Strict):
             raise ValueError('launch = "nodegroup": EKS owns the group; size it in [nodegroup], not [asg]')
         if self.launch == "configuration" and self.asg and self.asg.instance_refresh and self.asg.instance_refresh.auto_rollback:
             raise ValueError("asg.instance_refresh.auto_rollback needs a launch template (launch = \"template\")")
+        if self.adopt is not None:
+            if self.launch not in ("template", "configuration"):
+                raise ValueError(f'adopt: an adopted Auto Scaling group needs launch = "template" or '
+                                 f'"configuration" (got {self.launch!r})')
+            if self.asg is None or self.asg.name != self.adopt.asg_name:
+                raise ValueError(f"adopt: asg.name must be the adopted group's name {self.adopt.asg_name!r} "
+                                 f"(another name would replace the group)")
         return self
 
 

@@ -27,6 +27,7 @@ from cdktf_cdktf_provider_aws.eks_node_group import (
 )
 from cdktf_cdktf_provider_aws.launch_configuration import (
     LaunchConfiguration,
+    LaunchConfigurationEbsBlockDevice,
     LaunchConfigurationMetadataOptions,
     LaunchConfigurationRootBlockDevice,
 )
@@ -109,7 +110,18 @@ class NodePool(Construct):
                     encrypted=_bool_str(i.root_volume_encrypted),
                     delete_on_termination="true",
                 ),
-            )],
+            )] + [LaunchTemplateBlockDeviceMappings(
+                device_name=d.device_name,
+                ebs=LaunchTemplateBlockDeviceMappingsEbs(
+                    volume_size=d.volume_size,
+                    volume_type=d.volume_type,
+                    iops=d.iops,
+                    throughput=d.throughput,
+                    encrypted=_bool_str(d.encrypted),
+                    snapshot_id=d.snapshot_id,
+                    delete_on_termination=_bool_str(d.delete_on_termination),
+                ),
+            ) for d in i.block_devices],
             metadata_options=LaunchTemplateMetadataOptions(
                 http_endpoint="enabled",
                 http_tokens="required",  # IMDSv2 only, always
@@ -146,6 +158,16 @@ class NodePool(Construct):
                 encrypted=i.root_volume_encrypted,
                 delete_on_termination=True,
             ),
+            ebs_block_device=[LaunchConfigurationEbsBlockDevice(
+                device_name=d.device_name,
+                volume_size=d.volume_size,
+                volume_type=d.volume_type,
+                iops=d.iops,
+                throughput=d.throughput,
+                encrypted=d.encrypted,
+                snapshot_id=d.snapshot_id,
+                delete_on_termination=d.delete_on_termination,
+            ) for d in i.block_devices] or None,
             metadata_options=LaunchConfigurationMetadataOptions(
                 http_endpoint="enabled",
                 http_tokens="required",
@@ -171,7 +193,8 @@ class NodePool(Construct):
         else:
             assert self.launch_configuration is not None
             lc_name = self.launch_configuration.name
-        tags = {**p.tags, **a.tags}
+        # An adopted group keeps exactly its own tags: adding the pool's would change it.
+        tags = dict(a.tags) if p.adopt else {**p.tags, **a.tags}
         asg = AutoscalingGroup(
             self, "asg",
             name=a.name or p.name,
@@ -192,12 +215,23 @@ class NodePool(Construct):
             protect_from_scale_in=a.protect_from_scale_in,
             wait_for_capacity_timeout=a.wait_for_capacity_timeout,
             tag=[AutoscalingGroupTag(key=k, value=v, propagate_at_launch=True)
-                 for k, v in sorted(tags.items())],
+                 for k, v in sorted(tags.items())]
+                + [AutoscalingGroupTag(key=k, value=v, propagate_at_launch=False)
+                   for k, v in sorted(a.group_tags.items())],
+            suspended_processes=list(a.suspended_processes) or None,
+            enabled_metrics=list(a.enabled_metrics) or None,
+            metrics_granularity=a.metrics_granularity,
+            placement_group=a.placement_group,
+            default_instance_warmup=a.default_instance_warmup,
             instance_refresh=self._refresh(p),
             # The autoscaler (cluster-autoscaler, Karpenter, people) owns the size after creation.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
         )
         asg.override_logical_id(logical_id(p.name))
+        if p.adopt is not None:
+            # A Terraform import block: the first plan imports the live group, then updates it in
+            # place to the pool's template/configuration; once in the state it is a no-op.
+            asg.import_from(p.adopt.asg_name)
         return asg
 
     @staticmethod

@@ -14,7 +14,9 @@ from bake.errors import UsageError
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockData
 from bake.model.rollout import (
+    Adopt,
     AsgSettings,
+    BlockDevice,
     NodegroupSettings,
     PoolRollout,
     ProviderSettings,
@@ -46,6 +48,7 @@ class InstanceProps:
     root_volume_type: str = "gp3"
     root_volume_encrypted: bool | None = None
     device_name: str = "/dev/xvda"
+    block_devices: tuple[BlockDevice, ...] = ()  # further EBS volumes
     http_put_response_hop_limit: int = 2
     detailed_monitoring: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -60,6 +63,9 @@ class NodePoolProps:
     asg: AsgSettings | None = None
     nodegroup: NodegroupSettings | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # An existing ASG this pool adopted: imported, and its tags kept exactly (asg.tags/group_tags
+    # only; the pool's own tags go to the launch template and the instances).
+    adopt: Adopt | None = None
 
     def __post_init__(self) -> None:
         if self.launch in ("template", "configuration") and self.asg is None:
@@ -92,13 +98,14 @@ def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_i
         root_volume_type=lt.root_volume_type or pool.root_volume_type,
         root_volume_encrypted=lt.root_volume_encrypted,
         device_name=lt.device_name,
+        block_devices=tuple(lt.block_devices),
         http_put_response_hop_limit=lt.http_put_response_hop_limit,
         detailed_monitoring=lt.detailed_monitoring,
         tags={**tags, **lt.tags},
     )
     assert rollout.launch != "none"
     return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
-                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags)
+                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt)
 
 
 def stack_props(config: BakeConfig, lock: LockData, rollouts: Mapping[str, PoolRollout],
