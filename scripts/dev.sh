@@ -42,9 +42,18 @@ case "${1:-}" in
   setup) setup ;;
   demo)
     setup
-    "$VENV/bin/python" -m bake sandbox up
-    eval "$("$VENV/bin/python" -m bake sandbox env)"
-    "$VENV/bin/python" -m bake build --config "$("$VENV/bin/python" -m bake sandbox path)/bake.toml"
+    py=$VENV/bin/python
+    "$py" -m bake sandbox up
+    eval "$("$py" -m bake sandbox env)"
+    dir=$("$py" -m bake sandbox path)
+    echo "== bake: python -m bake build --config $dir/bake.toml"
+    "$py" -m bake build --config "$dir/bake.toml"
+    echo "== roll out: python main.py, terraform apply (against the sandbox's moto)"
+    export BAKE_CONFIG=$dir/bake.toml BAKE_LOCK=$dir/amis.lock.json
+    "$py" main.py
+    terraform -chdir=cdktf.out/stacks/nodepools init -input=false -no-color >/dev/null
+    terraform -chdir=cdktf.out/stacks/nodepools apply -input=false -no-color -auto-approve | tail -n 3
+    "$py" scripts/show_rollout.py "$dir/bake.toml"
     ;;
   test)
     setup

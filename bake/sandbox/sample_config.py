@@ -1,7 +1,8 @@
 """STATE/bake.toml: the config the README demo bakes against the sandbox.
 
-Pool ``cpu`` bakes every sample image (and the ECR one) into the EKS base AMI with containerd;
-pool ``legacy`` bakes two with docker. Both reach the builder through the sandbox's sshd.
+Pool ``cpu`` bakes every sample image (and the ECR one) into the EKS base AMI with containerd
+and rolls out through a launch template; pool ``legacy`` bakes two with docker and rolls out
+through a launch configuration. Both reach the builder through the sandbox's sshd.
 """
 
 from __future__ import annotations
@@ -21,6 +22,33 @@ def _lines(items: list[str]) -> tomlkit.items.Array:
     return arr.multiline(True)
 
 
+# What an EKS node's user data looks like on AL2023 (nodeadm); passed through as is. (moto also
+# cannot launch an ASG whose launch template has no user data.)
+USER_DATA = """---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  cluster:
+    name: sandbox
+    apiServerEndpoint: https://127.0.0.1:6443
+    certificateAuthority: c2FuZGJveA==
+    cidr: 10.100.0.0/16
+"""
+
+
+def _launch_template() -> tomlkit.items.Table:
+    lt = tomlkit.table()
+    lt["user_data"] = tomlkit.string(USER_DATA, multiline=True)
+    return lt
+
+
+def _asg() -> tomlkit.items.Table:
+    """The rollout side: a small ASG in the sandbox's region (no instance refresh: moto lacks it)."""
+    asg = tomlkit.table()
+    asg.update({"min_size": 1, "max_size": 3, "availability_zones": [f"{REGION}a"]})
+    return asg
+
+
 def render(layout: Layout, images: list[str], ecr_images: list[str]) -> str:
     doc = tomlkit.document()
     doc.add(tomlkit.comment("Written by `python -m bake sandbox up`: the sandbox's demo config. Rewritten on every up."))
@@ -31,15 +59,26 @@ def render(layout: Layout, images: list[str], ecr_images: list[str]) -> str:
         "ssh_host": layout.ssh_host,
         "ssh_cidrs": [f"{HOST}/32"],
         "ssh_user": SSH_USER,
+        # moto cannot launch an ASG whose root device mapping names no size (AWS takes the
+        # AMI's snapshot size); an explicit size keeps the demo's rollout runnable there.
+        "root_volume_size": 20,
     }
     pools = tomlkit.table(is_super_table=True)
     cpu = tomlkit.table()
     cpu.update({**builder, "runtime": "containerd", "images": _lines([*images, *ecr_images])})
+    cpu["launch_template"] = _launch_template()
+    cpu["asg"] = _asg()
     legacy = tomlkit.table()
-    legacy.update({**builder, "runtime": "docker", "images": _lines(images[:2])})
+    legacy.update({**builder, "runtime": "docker", "images": _lines(images[:2]), "launch": "configuration"})
+    legacy["launch_template"] = _launch_template()
+    legacy["asg"] = _asg()
     pools["cpu"] = cpu
     pools["legacy"] = legacy
     doc["pools"] = pools
+    # The demo's Terraform state lives with the sandbox, whose moto holds the resources.
+    state = tomlkit.table()
+    state.update({"backend": "local", "path": str(layout.root / "terraform.tfstate")})
+    doc["state"] = state
     return tomlkit.dumps(doc)
 
 
