@@ -7,16 +7,17 @@ running nothing.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bake.sandbox.private_moto import private_moto_server
+
 from bake.sandbox import oci
-from bake.sandbox.registry import LocalRegistry, free_port, write_htpasswd
-from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, issue_cert, openssl, require, wait_port
+from bake.sandbox.registry import LocalRegistry, write_htpasswd
+from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, issue_cert, openssl, require
 
 
 @pytest.fixture(scope="session")
@@ -82,24 +83,10 @@ def push_image(tmp_path: Path) -> Callable[..., str]:
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto server subprocess; yields its endpoint URL."""
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
+    if not Path(sys.executable).with_name("moto_server").exists():
         require("moto_server")
-        exe = Path(shutil.which("moto_server") or "moto_server")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_port("127.0.0.1", port, 30, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with private_moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 @pytest.fixture

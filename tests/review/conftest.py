@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
 import pytest
+
+from bake.sandbox.private_moto import private_moto_server
 import requests
 
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 PLUGIN_MIRROR = Path(os.environ.get("BAKE_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
 CLI_CONFIG = f"""provider_installation {{
   filesystem_mirror {{
@@ -35,32 +33,10 @@ CLI_CONFIG = f"""provider_installation {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(f"{url}/moto-api/", timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto_server did not start (see {log.name})")
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with private_moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 def _terraform() -> str:

@@ -1,0 +1,55 @@
+"""A moto server of one's own, on a free loopback port, for tests whose AWS state must not mix
+with the sandbox's (prune and sweep look account-wide; the rollout tests create ASGs)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def executable() -> str:
+    beside = Path(sys.executable).with_name("moto_server")
+    found = str(beside) if beside.exists() else shutil.which("moto_server")
+    if not found:
+        raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
+    return found
+
+
+@contextmanager
+def private_moto_server(log_dir: Path, timeout: float = 60) -> Iterator[str]:
+    """Start moto_server, wait until it answers, yield its URL, stop it."""
+    port = free_port()
+    log = Path(log_dir) / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([executable(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start; see {log}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
