@@ -3,14 +3,19 @@ configuration / launch template version (the manual procedure's step 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bake import aws
 from bake.errors import UsageError
 
 
-def resolve_base_ami(spec: str, pool: str, ec2: Any, ssm: Any, autoscaling: Any) -> str:
+def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
+    """The AMI id ``spec`` names. ``client(service)`` gives a boto3 client: only the services a
+    spec needs are created (each costs a model load)."""
+    ec2 = client("ec2")
     if spec.startswith("ssm:"):
+        ssm = client("ssm")
         name = spec[len("ssm:"):]
         try:
             ami = ssm.get_parameter(Name=name)["Parameter"]["Value"]
@@ -19,7 +24,7 @@ def resolve_base_ami(spec: str, pool: str, ec2: Any, ssm: Any, autoscaling: Any)
                 raise UsageError(f"pool {pool}: SSM parameter {name} does not exist (base_ami = {spec!r})") from None
             raise
     elif spec.startswith("asg:"):
-        ami = ami_of_asg(spec[len("asg:"):], pool, ec2, autoscaling)
+        ami = ami_of_asg(spec[len("asg:"):], pool, ec2, client("autoscaling"))
     else:
         ami = spec
     check_available(ami, pool, spec, ec2)

@@ -129,8 +129,7 @@ class Baker:
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
-        ec2 = self.client("ec2")
-        base = resolve_base_ami(pool.base_ami, pool.name, ec2, self.client("ssm"), self.client("autoscaling"))
+        base = resolve_base_ami(pool.base_ami, pool.name, self.client)
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
         fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)

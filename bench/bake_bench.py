@@ -11,7 +11,7 @@ into the same containerd, each set freshly pushed (new content) so nothing is ca
           security group, instance, SSH, pulls, verification, scrub, AMI, lock).
 
 Run in one go, on one machine, so the ratios compare like with like:
-    .venv/bin/python bench/bake_bench.py [--images 8] [--mb 64]
+    .venv/bin/python bench/bake_bench.py [--images 8] [--mb 128] [--rounds 3]
 Needs the sandbox (`python -m bake sandbox up`).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,25 +113,38 @@ def tool(sb: Sandbox, refs: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--mb", type=float, default=64.0, help="size of each image's layer (MB)")
+    ap.add_argument("--mb", type=float, default=128.0, help="size of each image's layer (MB)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; each runs every variant once, in a rotating order (default: 3)")
     args = ap.parse_args()
     sb = Sandbox()
     if not sb.is_up():
         raise SystemExit("the sandbox is not up: python -m bake sandbox up")
     os.environ.update(sb.env())
-    results = {}
-    for label, run in (("floor", floor), ("manual", lambda r: manual(sb, r)), ("tool", lambda r: tool(sb, r))):
-        refs = push_set(sb, label, args.images, args.mb)
-        try:
-            results[label] = run(refs)
-        finally:
-            remove(refs)
+    variants = {"floor": floor, "manual": lambda r: manual(sb, r), "tool": lambda r: tool(sb, r)}
+    rounds: list[dict[str, float]] = []
+    for n in range(args.rounds):
+        order = list(variants)[n % 3:] + list(variants)[: n % 3]  # the disk warms up: rotate who goes first
+        got: dict[str, float] = {}
+        for label in order:
+            refs = push_set(sb, label, args.images, args.mb)
+            try:
+                got[label] = variants[label](refs)
+            finally:
+                remove(refs)
+        rounds.append(got)
+        print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in got.items()), file=sys.stderr)
+    med = {k: statistics.median(r[k] for r in rounds) for k in variants}
+    ratio = {k: statistics.median(r[k] / r["floor"] for r in rounds) for k in variants}
     total = args.images * args.mb
-    print(f"{args.images} images x {args.mb:g} MB = {total:g} MB, fresh content per variant, one run")
-    print(f"{'variant':<8} {'seconds':>8} {'x floor':>8}")
-    for label, secs in results.items():
-        print(f"{label:<8} {secs:8.2f} {secs / results['floor']:8.2f}")
-    print(f"tool vs manual: {results['tool'] / results['manual']:.2f}x (target: tool within 1.5x of floor)")
+    print(f"{args.images} images x {args.mb:g} MB = {total:g} MB, fresh content per variant, "
+          f"median of {args.rounds} rounds")
+    print(f"| variant | seconds (median) | x floor (median of per-round ratios) |")
+    print(f"|---|---|---|")
+    for label in variants:
+        print(f"| {label} | {med[label]:.2f} | {ratio[label]:.2f} |")
+    tool_vs_manual = statistics.median(r["tool"] / r["manual"] for r in rounds)
+    print(f"tool vs manual: {tool_vs_manual:.2f}x; target: tool within 1.5x of the floor")
 
 
 if __name__ == "__main__":

@@ -31,30 +31,44 @@ KEYS_SCRIPT = '''#!{python}
 # Written by `python -m bake sandbox up`: sshd's AuthorizedKeysCommand for the sandbox builder.
 # Prints the public keys of the key pairs attached to moto's pending/running instances, as
 # cloud-init would have installed them on a real instance. Prints nothing when moto is down.
+# Standard library only, no boto3: sshd runs this at every login, and importing boto3 cost
+# about half a second each time (a login on EC2 reads a file).
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
 
 USER = {user!r}
+ENDPOINT = {endpoint!r}
+# moto reads the region from the credential scope and checks no signature.
+AUTH = "AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def call(params):
+    body = urllib.parse.urlencode({{**params, "Version": "2016-11-15"}}).encode()
+    req = urllib.request.Request(ENDPOINT, data=body, headers={{
+        "Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return ET.fromstring(resp.read())
+
+
+def texts(root, name):
+    return [el.text for el in root.iter() if el.tag.rsplit("}}", 1)[-1] == name and el.text]
+
+
 if len(sys.argv) < 2 or sys.argv[1] != USER:
     sys.exit(0)
 try:
-    import boto3
-
-    session = boto3.session.Session(aws_access_key_id={key!r}, aws_secret_access_key={secret!r},
-                                    aws_session_token={token!r}, region_name={region!r})
-    ec2 = session.client("ec2", endpoint_url={endpoint!r})
-    names = set()
-    for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{{"Name": "instance-state-name", "Values": ["pending", "running"]}}]):
-        for reservation in page["Reservations"]:
-            names.update(i["KeyName"] for i in reservation["Instances"] if i.get("KeyName"))
-    for name in sorted(names):
+    running = call({{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
+                     "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
+    for name in sorted(set(texts(running, "keyName"))):
         try:
-            pairs = ec2.describe_key_pairs(KeyNames=[name], IncludePublicKey=True)["KeyPairs"]
-        except Exception:  # the key pair was deleted while its instance still runs
+            pairs = call({{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
+        except urllib.error.HTTPError:  # the key pair was deleted while its instance still runs
             continue
-        for pair in pairs:
-            if pair.get("PublicKey"):
-                print(pair["PublicKey"].strip())
+        for key in texts(pairs, "publicKey"):
+            print(key.strip())
 except Exception as e:
     print(f"bake-sandbox authorized-keys: {{e}}", file=sys.stderr)
 '''
@@ -127,9 +141,8 @@ def configure(layout: Layout) -> None:
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bake-sandbox-builder", "-f", str(p["host_key"])],
             "make sshd host key")
     p["keys_script"].write_text(KEYS_SCRIPT.format(
-        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint,
-        key=CREDENTIALS["AWS_ACCESS_KEY_ID"], secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        token=CREDENTIALS["AWS_SESSION_TOKEN"]))
+        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
+        key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
     p["keys_script"].chmod(0o755)
     p["config"].write_text(SSHD_CONFIG.format(
         port=layout.ssh_port, host=HOST, host_key=p["host_key"], pid_file=layout.run_dir / "sshd.own.pid",
