@@ -76,3 +76,21 @@ def test_json_events_are_one_object_per_line():
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["kind"] for e in events] == ["pool.start", "image"]
     assert events[1]["image"] == "python:3" and events[0]["data"] == {"run_id": "r"}
+
+
+def test_live_display_shows_a_row_per_pool_and_per_image():
+    from bake.progress import LiveReporter
+
+    out = io.StringIO()
+    rep = LiveReporter(out)
+    rep.add_secret("s3cr3t-token")
+    rep.emit("pool.start", "baking 2 image(s)", pool="cpu")
+    rep.emit("image", "pulling", pool="cpu", image="quay.io/org/env:rev9")
+    rep.emit("image", "pulled in 1.0s", pool="cpu", image="quay.io/org/env:rev9")
+    rep.emit("pool.done", "baked ami-0123 with s3cr3t-token", pool="cpu")
+    rep.emit("pool.skip", "skipped: up to date", pool="gpu")
+    rep.close()
+    text = out.getvalue()
+    assert "cpu" in text and "gpu" in text and "quay.io/org/env:rev9" in text
+    assert "pulled in 1.0s" in text and "skipped: up to date" in text
+    assert "s3cr3t-token" not in text
