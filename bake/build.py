@@ -22,7 +22,7 @@ from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
-from bake.model.lock import LockEntry, LockFile, PoolLock
+from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient, ResolvedImage
@@ -33,7 +33,7 @@ from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
-from bake.steps.record import StepRecordLock, record
+from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
 
@@ -66,6 +66,7 @@ class PoolPlan:
     action: Action
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
+    gpu_driver_version: str | None = None  # only a bake reads the driver
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -223,7 +224,7 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
             if plan.action == "reuse":
-                record(self.lock, name, self._reused_entry(plan))
+                record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})
                 return PoolOutcome(name, "reuse", plan.ami_id, seconds=time.monotonic() - started)
@@ -267,15 +268,6 @@ class Baker:
         self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
         return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
-
-    def _reused_entry(self, plan: PoolPlan) -> LockEntry:
-        from bake.model.lock import ImageDigest, now_iso
-
-        return LockEntry(
-            ami_id=plan.ami_id or "", region=self.region, fingerprint=plan.fingerprint, base_ami=plan.base_ami,
-            images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in plan.images],
-            built_at=now_iso(), runtime=plan.pool.runtime,
-        )
 
 
 def _iso_from_run(run_id: str) -> str:

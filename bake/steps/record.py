@@ -3,20 +3,36 @@ interrupt deregisters the AMI (either the lock names it, or it is gone)."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from bake.model.config import PoolConfig
 from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
+from bake.registry import ResolvedImage
 from bake.steps.base import BuildState
 
 
-def entry_for(st: BuildState) -> LockEntry:
+class Built(Protocol):
+    """What a lock entry is made of: a finished bake's state, or a plan that found its AMI."""
+
+    pool: PoolConfig
+    ami_id: str | None
+    region: str
+    fingerprint: str
+    base_ami: str
+    images: list[ResolvedImage]
+    gpu_driver_version: str | None
+
+
+def entry_for(built: Built) -> LockEntry:
     return LockEntry(
-        ami_id=st.ami_id or "",
-        region=st.region,
-        fingerprint=st.fingerprint,
-        base_ami=st.base_ami,
-        images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in st.images],
+        ami_id=built.ami_id or "",
+        region=built.region,
+        fingerprint=built.fingerprint,
+        base_ami=built.base_ami,
+        images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in built.images],
         built_at=now_iso(),
-        runtime=st.pool.runtime,
-        gpu_driver_version=st.gpu_driver_version,
+        runtime=built.pool.runtime,
+        gpu_driver_version=built.gpu_driver_version,
     )
 
 
