@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,14 @@ import pytest
 import tomlkit
 from bakeutil import run_bake
 from conftest import PRE_EXISTING, USER_DATA, describe_group, make_legacy_group
-from rollout_helpers import Project, changes
+from rollout_helpers import Project, changes, needs_terraform
 
 from bake.model.lock import LockFile
 
 pytestmark = [
     pytest.mark.sandbox,
     pytest.mark.terraform,
-    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed"),
+    needs_terraform(),
 ]
 
 # Provider-side flags that are not AWS settings: the importer leaves them null, so the first plan

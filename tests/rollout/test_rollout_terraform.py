@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_helpers import ROOT, Moto, Project, base_env, changes
+from rollout_helpers import ROOT, Moto, Project, base_env, changes, needs_terraform
 
 from bake.model.lock import ImageDigest, LockEntry, LockFile
 
 pytestmark = [
     pytest.mark.terraform,
-    pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed"),
+    needs_terraform(),
 ]
 
 IMAGE = "docker.io/library/nginx:1.27"

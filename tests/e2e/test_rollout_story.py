@@ -1,0 +1,95 @@
+"""The whole story with nothing synthetic: a real bake, deploy, a changed image, a real rebake,
+the plan a reviewer sees, apply, `bake rollback`, the plan back, apply. Terraform runs for real
+against the sandbox's moto (the AMIs in the lock are the ones the bakes made)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
+from rollout_helpers import Project, changes, needs_terraform  # noqa: E402
+
+from bake.model.lock import LockFile  # noqa: E402
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, needs_terraform()]
+
+USER_DATA = "---\\napiVersion: node.eks.aws/v1alpha1\\nkind: NodeConfig\\n"
+
+
+def asg_ami(sandbox, name: str) -> str:
+    asg = sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    spec = asg["LaunchTemplate"]
+    versions = sandbox.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"]
+    return versions[0]["LaunchTemplateData"]["ImageId"]
+
+
+def test_bake_deploy_rebake_rollback(sandbox, tmp_path):
+    info = sandbox.info
+    name = f"story{tmp_path.name[-6:].replace('_', '').lower()}"
+    sandbox.push_image("env/e2e-story", "v1", size_mb=1)
+    ref = f"{info.registry}/env/e2e-story:v1"
+    project = Project(dir=tmp_path, env=sandbox.env())
+    project.write_config(f"""
+        region = "us-east-1"
+        [state]
+        backend = "local"
+        path = "{tmp_path / 'terraform.tfstate'}"
+        [pools.{name}]
+        base_ami = "ssm:{info.base_ami_ssm_parameter}"
+        images = ["{ref}"]
+        ssh_host = "{info.ssh_host}"
+        ssh_cidrs = ["127.0.0.1/32"]
+        root_volume_size = 20
+        [pools.{name}.launch_template]
+        user_data = "{USER_DATA}"
+        [pools.{name}.asg]
+        min_size = 1
+        max_size = 2
+        availability_zones = ["us-east-1a"]
+    """)
+
+    # 1. bake and deploy
+    project.bake("build")
+    first = LockFile(project.lock).read().pools[name].current.ami_id
+    project.synth()
+    project.init()
+    project.plan_json()
+    project.apply_plan()
+    assert asg_ami(sandbox, name) == first
+
+    # 2. the image changes under its tag: a real rebake, then the reviewer's plan
+    sandbox.push_image("env/e2e-story", "v1", size_mb=1)
+    project.bake("build")
+    pool = LockFile(project.lock).read().pools[name]
+    second = pool.current.ami_id
+    assert second != first and [h.ami_id for h in pool.history] == [first]
+    project.synth()
+    plan = changes(project.plan_json())
+    lt, asg = plan[f"aws_launch_template.{name}"], plan[f"aws_autoscaling_group.{name}"]
+    assert lt["actions"] == ["update"]
+    assert (lt["before"]["image_id"], lt["after"]["image_id"]) == (first, second)
+    assert asg["actions"] == ["update"], "the ASG moves to the new template version in place"
+    assert not [a for a, c in plan.items() if "delete" in c["actions"]], "nothing is destroyed or replaced"
+    project.apply_plan()
+    assert asg_ami(sandbox, name) == second
+
+    # 3. roll back: one command, one more plan
+    out = project.bake("rollback", name)
+    assert first in out.stdout
+    pool = LockFile(project.lock).read().pools[name]
+    assert pool.current.ami_id == first and pool.pinned.ami_id == first
+    project.synth()
+    plan = changes(project.plan_json())
+    lt = plan[f"aws_launch_template.{name}"]
+    assert lt["actions"] == ["update"] and (lt["before"]["image_id"], lt["after"]["image_id"]) == (second, first)
+    project.apply_plan()
+    assert asg_ami(sandbox, name) == first
+
+    # 4. the pin holds: build neither bakes nor rolls forward
+    again = project.bake("build")
+    assert f"{name}\tpinned\t{first}" in again.stdout
+    assert LockFile(project.lock).read().pools[name].current.ami_id == first
