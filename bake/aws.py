@@ -65,9 +65,12 @@ def wait(
     timeout: float,
     delay: float,
     what: str,
+    hint: str = "",
     **kwargs: Any,
 ) -> None:
-    """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled."""
+    """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled.
+
+    ``hint`` follows the timeout message (for example, which setting raises the timeout)."""
     from botocore.exceptions import WaiterError
 
     waiter = ec2_or_other.get_waiter(waiter_name)
@@ -82,5 +85,5 @@ def wait(
             if "Max attempts exceeded" not in reason:
                 raise BakeError(f"{what}: {reason}") from None
         if time.monotonic() + delay > deadline:
-            raise BakeError(f"{what}: not done after {timeout:.0f}s (raise the timeout in bake.toml)")
+            raise BakeError(f"{what}: not done after {timeout:.0f}s" + (f" ({hint})" if hint else ""))
         cancel.sleep(delay)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
-from bake import tags
+from bake import aws, tags
 from bake.cancel import CancelToken
-from bake.errors import BakeError
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time
 from bake.progress import Reporter
 
@@ -169,7 +168,8 @@ def remove_leftovers(
             ec2.terminate_instances(InstanceIds=ids)
             for r in by_kind["instance"]:
                 done(r, "terminating")
-            _wait_terminated(ec2, ids, cancel, wait_timeout, delay)
+            aws.wait(ec2, "instance_terminated", cancel=cancel, timeout=wait_timeout, delay=delay,
+                     what=f"instances {', '.join(ids)} did not terminate", InstanceIds=ids)
         except ClientError as e:
             failures.append(f"instances {', '.join(ids)}: {error_code(e)}")
             # Groups and key pairs of a run whose instance did not go are still in use.
@@ -193,50 +193,26 @@ def remove_leftovers(
                     failures.append(f"security group {r.id}: {code}")
             break
 
-    for r in by_kind["key-pair"]:
-        cancel.check()
-        try:
-            ec2.delete_key_pair(KeyName=r.name)  # by name: every EC2 (and moto) honours it
-            done(r, "deleted")
-        except ClientError as e:
-            if error_code(e) not in ("InvalidKeyPair.NotFound",):
-                failures.append(f"key pair {r.name}: {error_code(e)}")
-
-    for r in by_kind["image"]:
-        cancel.check()
-        try:
-            ec2.deregister_image(ImageId=r.id)
-            done(r, "deregistered")
-        except ClientError as e:
-            if error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                failures.append(f"AMI {r.id}: {error_code(e)}")
-
-    for r in by_kind["snapshot"]:
-        cancel.check()
-        try:
-            ec2.delete_snapshot(SnapshotId=r.id)
-            done(r, "deleted")
-        except ClientError as e:
-            if error_code(e) != "InvalidSnapshot.NotFound":
-                failures.append(f"snapshot {r.id}: {error_code(e)}")
+    # (kind, how to remove one, "already gone" codes, how a failure names it, verb)
+    simple = [
+        # by name: every EC2 (and moto) honours it
+        ("key-pair", lambda r: ec2.delete_key_pair(KeyName=r.name), ("InvalidKeyPair.NotFound",),
+         lambda r: f"key pair {r.name}", "deleted"),
+        ("image", lambda r: ec2.deregister_image(ImageId=r.id), ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"),
+         lambda r: f"AMI {r.id}", "deregistered"),
+        ("snapshot", lambda r: ec2.delete_snapshot(SnapshotId=r.id), ("InvalidSnapshot.NotFound",),
+         lambda r: f"snapshot {r.id}", "deleted"),
+    ]
+    for kind, remove, gone, label, verb in simple:
+        for r in by_kind[kind]:
+            cancel.check()
+            try:
+                remove(r)
+                done(r, verb)
+            except ClientError as e:
+                if error_code(e) not in gone:
+                    failures.append(f"{label(r)}: {error_code(e)}")
     return failures
-
-
-def _wait_terminated(ec2: Any, ids: list[str], cancel: CancelToken, timeout: float, delay: float) -> None:
-    """botocore's instance_terminated waiter, one attempt at a time so Ctrl-C is noticed."""
-    waiter = ec2.get_waiter("instance_terminated")
-    deadline = time.monotonic() + timeout
-    while True:
-        cancel.check()
-        try:
-            waiter.wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
-            return
-        except WaiterError as e:
-            if "Max attempts exceeded" not in str(e.kwargs.get("reason", "")):
-                raise BakeError(f"waiting for {', '.join(ids)} to terminate: {e.kwargs.get('reason')}") from None
-        if time.monotonic() + delay > deadline:
-            raise BakeError(f"instances {', '.join(ids)} not terminated after {timeout:.0f}s")
-        cancel.sleep(delay)
 
 
 def describe(r: Resource, now: datetime) -> list[str]:

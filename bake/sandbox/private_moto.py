@@ -4,7 +4,6 @@ with the sandbox's (prune and sweep look account-wide; the rollout tests create 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bake.sandbox.process import free_port
 
 
 def executable() -> str:

@@ -32,6 +32,13 @@ def _alive(pid: int, program: str | None) -> bool:
     return program is None or program.encode() in cmdline
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on ``host`` (another process may still take it before we bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

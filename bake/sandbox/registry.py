@@ -21,19 +21,13 @@ import time
 from pathlib import Path
 
 from bake.errors import BakeError
+from bake.sandbox.process import free_port
 
 BINARY = "docker-registry"
 
 
 class LocalRegistryError(BakeError):
     """The local registry could not be configured, started or stopped."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on ``host`` (another process may still take it before we bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def write_htpasswd(path: str | Path, user: str, password: str) -> Path:

@@ -53,7 +53,8 @@ class StepCreateAmi:
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
         aws.wait(
             st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
-            what=f"AMI {st.ami_id} did not become available", ImageIds=[st.ami_id],
+            what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
+            ImageIds=[st.ami_id],
         )
         st.snapshot_ids = snapshots_of(st, st.ami_id)
         if st.snapshot_ids:

@@ -66,6 +66,7 @@ class StepRunInstance:
             "instance_running",
             cancel=st.cancel,
             timeout=pool.ssh_timeout,
+            hint="raise ssh_timeout in bake.toml",
             delay=5,
             what=f"builder {st.instance_id} did not start",
             InstanceIds=[st.instance_id],

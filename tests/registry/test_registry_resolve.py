@@ -19,7 +19,8 @@ from bake.model.config import RegistryAuth
 from bake.model.refs import parse_reference
 from bake.progress import MASK, NullReporter
 from bake.registry import Credential, CredentialEnvError, RegistryClient, RegistryError, ResolvedImage
-from bake.sandbox.registry import LocalRegistry, free_port, write_htpasswd
+from bake.sandbox.process import free_port
+from bake.sandbox.registry import LocalRegistry, write_htpasswd
 
 SAME_DIGEST_LEN = len("sha256:") + 64
 
