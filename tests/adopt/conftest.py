@@ -6,16 +6,12 @@ helpers (run_bake), without a moto of their own: the sandbox's is the one the re
 
 from __future__ import annotations
 
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for extra in (HERE.parent / "rollout", HERE.parent / "e2e"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
 # Bytes a user data file must keep exactly: a CRLF, a tab, non-ASCII, no trailing newline.
 USER_DATA = b"#!/bin/bash\r\nset -e\n/etc/eks/bootstrap.sh prod --kubelet-extra-args '--node-labels=team=ml'\t# caf\xc3\xa9\necho done"

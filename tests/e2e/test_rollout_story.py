@@ -4,15 +4,12 @@ against the sandbox's moto (the AMIs in the lock are the ones the bakes made).""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
-from rollout_helpers import Project, changes, needs_terraform  # noqa: E402
+from support.terraform import Project, changes, needs_terraform
 
-from bake.model.lock import LockFile  # noqa: E402
+from bake.model.lock import LockFile
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, needs_terraform()]
 

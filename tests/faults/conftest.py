@@ -22,13 +22,11 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "e2e"))  # bakeutil: leftovers, write_config, ...
-sys.path.insert(0, str(HERE))
+from support.cli import ROOT
+from support.sandbox_bakes import RUNNING, leftovers, write_config
+from faultproxy import FaultProxy
 
-from bakeutil import ROOT, RUNNING, leftovers, write_config  # noqa: E402
-from faultproxy import FaultProxy  # noqa: E402
-
-from bake import tags  # noqa: E402
+from bake import tags
 
 # A lock file the failed runs must leave byte for byte as it was.
 LOCK_BEFORE = json.dumps({"version": 1, "pools": {"other": {"current": {
@@ -77,8 +75,9 @@ def closed_port() -> int:
 class BakeRun:
     """``python -m bake build --json`` in its own session; events are read as they come."""
 
-    def __init__(self, args: list[str], env: dict[str, str], timeout: float):
+    def __init__(self, args: list[str], env: dict[str, str], timeout: float, proxy: FaultProxy):
         self.timeout = timeout
+        self.proxy = proxy  # the run's AWS calls go through it
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bake", "build", "--json", *args], cwd=ROOT, env=env,
@@ -172,7 +171,7 @@ def bake(sandbox, proxy, tmp_path) -> Iterator[Callable[..., BakeRun]]:
 
     def start(*args: str, timeout: float = 120, env: dict | None = None) -> BakeRun:
         full = {**os.environ, **sandbox.env(), "AWS_ENDPOINT_URL": proxy.url, **(env or {})}
-        run = BakeRun(list(args), full, timeout)
+        run = BakeRun(list(args), full, timeout, proxy)
         runs.append(run)
         return run
 
@@ -204,7 +203,7 @@ def amis_of_run(ec2, run_id: str | None) -> list[str]:
 
 
 def leftovers_of(ec2, run_id: str) -> dict[str, list[str]]:
-    """bakeutil.leftovers, narrowed to one run: other bakes may share the sandbox meanwhile."""
+    """support.sandbox_bakes.leftovers, narrowed to one run: other bakes may share the sandbox meanwhile."""
     run = [{"Name": f"tag:{tags.KEY_RUN}", "Values": [run_id]}]
     inst = ec2.describe_instances(Filters=run + [{"Name": "instance-state-name", "Values": RUNNING}])
     return {
@@ -214,14 +213,22 @@ def leftovers_of(ec2, run_id: str) -> dict[str, list[str]]:
     }
 
 
+CREATING = ("ImportKeyPair", "CreateKeyPair", "CreateSecurityGroup", "RunInstances", "CreateImage")
+
+
 def assert_nothing_left(ec2, run: BakeRun | None, lock: Path | None = None, succeeded: bool = False) -> None:
     """No builder, group or key pair; no AMI (in any state) from the run; the lock unchanged.
 
     Set FAULTS_GLOBAL_LEFTOVERS=1 (nothing else using the sandbox) to check with
-    bakeutil.leftovers across every run instead of this run's tags only."""
+    support.sandbox_bakes.leftovers across every run instead of this run's tags only."""
     if os.environ.get("FAULTS_GLOBAL_LEFTOVERS") == "1":
         assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
-    if run is not None and run.run_id:
+    if run is not None and not run.run_id:
+        # No pool started: the run must not have created anything at all.
+        assert not succeeded, "a successful run starts a pool"
+        made = [a for a in CREATING if run.proxy.calls_to(a)]
+        assert made == [], f"a run that started no pool called {made}"
+    elif run is not None:
         assert leftovers_of(ec2, run.run_id) == {"instances": [], "security_groups": [], "key_pairs": []}
         amis = amis_of_run(ec2, run.run_id)
         if succeeded:  # exactly the one AMI, available (no half-made one beside it)

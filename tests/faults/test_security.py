@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeutil import builder_files_containing
+from support.sandbox_bakes import builder_files_containing
 from conftest import assert_nothing_left, fresh_image, ssh_fingerprint
 from faultproxy import console_with_fingerprints
 

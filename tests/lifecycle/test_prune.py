@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from bake.lifecycle.prune import plan_prune
 from bake.model.lock import LockData, LockFile, PoolLock
-from lifecycle_helpers import bake_ami, iso, lock_entry, run_bake
+from lifecycle_helpers import bake_ami, iso, lock_entry
+from support.cli import run_bake
 
 DAY = 86400
 
@@ -29,11 +30,11 @@ def _exists_snapshot(ec2: object, snap: str) -> bool:
 
 
 @pytest.fixture
-def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+def account(moto_server_aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     """Pool general: a0..a7, one a day (a7 newest). Lock: current a1, history [a7, a6, a5, a2].
     a0 is in a launch template version made outside any stack; a3 runs on an instance.
     Pool gpu: g0..g3, g0 used by a launch configuration."""
-    ec2 = aws.ec2
+    ec2 = moto_server_aws.ec2
     a = [bake_ami(ec2, "general", iso((8 - i) * DAY)) for i in range(8)]
     g = [bake_ami(ec2, "gpu", iso((4 - i) * DAY)) for i in range(4)]
     ids = [x[0] for x in a]
@@ -41,7 +42,7 @@ def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": ids[0]})
     ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": "ami-ekslinux"})
     ec2.run_instances(ImageId=ids[3], MinCount=1, MaxCount=1, InstanceType="t3.micro")
-    aws.autoscaling.create_launch_configuration(LaunchConfigurationName="legacy-gpu", ImageId=g[0][0], InstanceType="t3.micro")
+    moto_server_aws.autoscaling.create_launch_configuration(LaunchConfigurationName="legacy-gpu", ImageId=g[0][0], InstanceType="t3.micro")
 
     lock = LockFile(tmp_path / "amis.lock.json")
     lock.update("general", lambda _: PoolLock(current=lock_entry(ids[1]), history=[lock_entry(ids[i]) for i in (7, 6, 5, 2)]))

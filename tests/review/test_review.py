@@ -10,7 +10,8 @@ import pytest
 
 from bake.model.lock import LockData, Pin, PoolLock
 from bake.review import MARKER, build_review, render_markdown
-from review_helpers import digest, entry, run_bake, write_lock
+from review_helpers import digest, entry, write_lock
+from support.cli import run_bake
 
 
 @pytest.fixture

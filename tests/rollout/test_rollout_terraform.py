@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_helpers import ROOT, Moto, Project, base_env, changes, needs_terraform
+from support.ci import unavailable
+from support.terraform import ROOT, Moto, Project, base_env, changes, needs_terraform
 
 from bake.model.lock import ImageDigest, LockEntry, LockFile
 
@@ -284,6 +285,12 @@ def test_nodegroup_apply_against_moto(plan_only: Project, moto_server: Moto) -> 
     plan_only.tf("apply", "-input=false", "-no-color", "-auto-approve", *targets, timeout=300)
     ng = eks.describe_nodegroup(clusterName="bake-test", nodegroupName="eks")["nodegroup"]
     assert ng["launchTemplate"]["version"] == "1"
+    spec = ng["launchTemplate"]
+    which = {"LaunchTemplateId": spec["id"]} if spec.get("id") else {"LaunchTemplateName": spec["name"]}
+    version = moto_server.client("ec2").describe_launch_template_versions(
+        **which, Versions=[spec["version"]])["LaunchTemplateVersions"][0]
+    ami = LockFile(plan_only.lock).read().pools["eks"].current.ami_id
+    assert version["LaunchTemplateData"]["ImageId"] == ami, "the node group launches the baked AMI"
     assert ng["scalingConfig"]["minSize"] == 1
 
 
@@ -291,9 +298,7 @@ def test_cdktf_cli_synth_matches_main_py(plan_only: Project) -> None:
     """`cdktf synth` runs cdktf.json's app; its output is the same stack. Skipped only outside CI."""
     cdktf = shutil.which("cdktf")
     if cdktf is None:
-        if os.environ.get("CI"):
-            pytest.fail("cdktf-cli is not installed (scripts/dev.sh setup installs it)")
-        pytest.skip("cdktf-cli is not installed (npm i -g cdktf-cli@0.21.0)")
+        unavailable("cdktf-cli is not installed (scripts/dev.sh setup installs it: npm i -g cdktf-cli@0.21.0)")
     outdir = plan_only.dir / "cli.out"
     env = base_env({"BAKE_CONFIG": str(plan_only.config), "BAKE_LOCK": str(plan_only.lock)})
     p = subprocess.run([cdktf, "synth", "--output", str(outdir)], cwd=ROOT, env=env,

@@ -5,18 +5,12 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from bake import cli
 from bake.progress import JsonReporter, PlainReporter
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def bake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bake", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+from support.cli import ROOT
+from support.cli import run_bake as bake
 
 
 def test_every_command_is_built_and_documented_in_the_readme():

@@ -1,4 +1,4 @@
-"""Helpers for the rollout tests: throw-away projects, synth and terraform runners, plan reading.
+"""Terraform for the rollout, adopt and end-to-end tests: throw-away projects, synth and terraform runners, plan reading.
 
 Terraform runs for real, with providers from the local mirror (terraform/cli.tfrc) and AWS
 pointed at a moto server by AWS_ENDPOINT_URL only; the synthesized stack has no test settings.
@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from nodepools import tfenv
+from support.ci import in_ci
+from support.cli import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 STACK_DIR = Path("cdktf.out") / "stacks" / "nodepools"
 
@@ -109,5 +110,5 @@ def changes(plan: dict) -> dict[str, dict]:
 
 def needs_terraform() -> pytest.MarkDecorator:
     """Skip without terraform on a developer's machine; in CI (CI=true) run and fail loudly."""
-    missing = shutil.which("terraform") is None and os.environ.get("CI") != "true"
+    missing = shutil.which("terraform") is None and not in_ci()
     return pytest.mark.skipif(missing, reason="terraform is not installed")
