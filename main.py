@@ -4,6 +4,7 @@
 Reads bake.toml and amis.lock.json from the working directory (override with BAKE_CONFIG and
 BAKE_LOCK), validates every pool's rollout settings, reads each ``user_data_file``, and only then
 loads cdktf and builds the stack: the constructs do no I/O. Errors print one line and exit non-zero.
+Then it readies the stack's folder for ``cdktf diff/deploy`` (see nodepools.stackdir).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bake.errors import BakeError  # noqa: E402
 from bake.model.config import load_config  # noqa: E402
 from bake.model.lock import LockFile  # noqa: E402
 from bake.model.rollout import user_data_path  # noqa: E402
-from nodepools import tfenv  # noqa: E402
+from nodepools import stackdir, tfenv  # noqa: E402
 from nodepools.props import STACK_ID, StackProps, rollouts_of, stack_props  # noqa: E402
 
 
@@ -65,6 +66,11 @@ def main() -> int:
     app = App()
     NodePoolsStack(app, STACK_ID, props)
     app.synth()
+    stack_dir = Path(app.outdir) / "stacks" / STACK_ID
+    stackdir.lock_providers(stack_dir, os.environ)  # so `cdktf diff/deploy` need no registry
+    hint = stackdir.backend_hint(stack_dir)
+    if hint:
+        sys.stderr.write(f"main.py: warning: {hint}\n")
     return 0
 
 

@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from support.terraform import Project, changes, needs_terraform
+from support.terraform import Project, asg_image, changes, needs_terraform
 
 from bake.model.lock import LockFile
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, needs_terraform()]
 
 USER_DATA = "---\\napiVersion: node.eks.aws/v1alpha1\\nkind: NodeConfig\\n"
-
-
-def asg_ami(sandbox, name: str) -> str:
-    asg = sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    spec = asg["LaunchTemplate"]
-    versions = sandbox.client("ec2").describe_launch_template_versions(
-        LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"]
-    return versions[0]["LaunchTemplateData"]["ImageId"]
 
 
 def test_bake_deploy_rebake_rollback(sandbox, tmp_path):
@@ -56,7 +48,7 @@ def test_bake_deploy_rebake_rollback(sandbox, tmp_path):
     project.init()
     project.plan_json()
     project.apply_plan()
-    assert asg_ami(sandbox, name) == first
+    assert asg_image(sandbox, name) == first
 
     # 2. the image changes under its tag: a real rebake, then the reviewer's plan
     sandbox.push_image("env/e2e-story", "v1", size_mb=1)
@@ -72,7 +64,7 @@ def test_bake_deploy_rebake_rollback(sandbox, tmp_path):
     assert asg["actions"] == ["update"], "the ASG moves to the new template version in place"
     assert not [a for a, c in plan.items() if "delete" in c["actions"]], "nothing is destroyed or replaced"
     project.apply_plan()
-    assert asg_ami(sandbox, name) == second
+    assert asg_image(sandbox, name) == second
 
     # 3. roll back: one command, one more plan
     out = project.bake("rollback", name)
@@ -84,7 +76,7 @@ def test_bake_deploy_rebake_rollback(sandbox, tmp_path):
     lt = plan[f"aws_launch_template.{name}"]
     assert lt["actions"] == ["update"] and (lt["before"]["image_id"], lt["after"]["image_id"]) == (second, first)
     project.apply_plan()
-    assert asg_ami(sandbox, name) == first
+    assert asg_image(sandbox, name) == first
 
     # 4. the pin holds: build neither bakes nor rolls forward
     again = project.bake("build")

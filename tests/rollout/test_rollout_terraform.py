@@ -18,46 +18,15 @@ from typing import Any
 
 import pytest
 from support.ci import unavailable
-from support.terraform import ROOT, Moto, Project, base_env, changes, needs_terraform
+from support.terraform import IMAGE, ROOT, Moto, Project, asg_image, bake_ami, base_env, changes, needs_terraform, record
 
-from bake.model.lock import ImageDigest, LockEntry, LockFile
+from bake.model.lock import LockFile
 
 pytestmark = [
     pytest.mark.terraform,
     needs_terraform(),
 ]
 
-IMAGE = "docker.io/library/nginx:1.27"
-DIGEST = "sha256:" + "a" * 64
-
-
-def bake_ami(moto: Moto, name: str) -> str:
-    """Stand-in for a bake: an instance from moto's EKS AMI, imaged, terminated."""
-    ec2 = moto.client("ec2")
-    inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="t3.medium")
-    iid = inst["Instances"][0]["InstanceId"]
-    ami = ec2.create_image(InstanceId=iid, Name=name)["ImageId"]
-    ec2.terminate_instances(InstanceIds=[iid])
-    return ami
-
-
-def record(lock: Path, pool: str, ami: str, fingerprint: str, built_at: str) -> None:
-    entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint=fingerprint, base_ami="ami-ekslinux",
-                      images=[ImageDigest(ref=IMAGE, digest=DIGEST)], built_at=built_at)
-    LockFile(lock).update(pool, lambda p: p.promoted(entry))
-
-
-def asg_image(moto: Moto, name: str) -> str:
-    """The AMI the ASG launches now: through its template version or its launch configuration."""
-    asg = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    if "LaunchTemplate" in asg:
-        spec = asg["LaunchTemplate"]
-        v = moto.client("ec2").describe_launch_template_versions(
-            LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"][0]
-        return v["LaunchTemplateData"]["ImageId"]
-    lc = moto.client("autoscaling").describe_launch_configurations(
-        LaunchConfigurationNames=[asg["LaunchConfigurationName"]])["LaunchConfigurations"][0]
-    return lc["ImageId"]
 
 
 def asg_settings(moto: Moto, name: str) -> dict[str, Any]:
