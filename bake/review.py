@@ -308,7 +308,15 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         r.rollout, r.rollout_detail = "new-nodes-only", (
             "only new nodes get the new AMI: running nodes keep the old one until they are replaced "
             "(no instance_refresh on the pool's auto scaling group)")
-    if status in ("changed", "new") and new and not ami_moves and not any(
+    if new:
+        # A plan made before the last build or rollback sets an AMI the lock no longer names.
+        for c in mine:
+            planned_ami = _image_id(c.after)
+            if c.type in IMAGE_TYPES and c.action != "destroy" and planned_ami and planned_ami != new.ami_id:
+                r.warnings.append(f"pool {name}: the plan sets {c.address} to {planned_ami}, but the lock's current "
+                                  f"AMI is {new.ami_id}: a stale plan (made before the last build or rollback?); "
+                                  "synthesize and plan again")
+    if status in ("changed", "new") and new and not ami_moves and not r.warnings and not any(
             _image_id(c.after) == new.ami_id for c in mine if c.type in IMAGE_TYPES):
         r.warnings.append(f"pool {name}: the lock moves to {new.ami_id} but the plan sets no launch template or "
                           "configuration to it (stale synth, or the stack does not read the lock?)")
