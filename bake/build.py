@@ -20,7 +20,7 @@ from bake import aws, tags
 from bake.base_ami import resolve_base_ami
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, UsageError
-from bake.fingerprint import fingerprint
+from bake.fingerprint import pool_fingerprint
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
@@ -132,8 +132,7 @@ class Baker:
         self.cancel.check()
         base = resolve_base_ami(pool.base_ami, pool.name, self.client)
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
-        gpu = pool.gpu_settings.model_dump() if pool.gpu else None
-        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images])
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
         return self._decide(plan, record_)
 
