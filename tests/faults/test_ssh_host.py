@@ -1,0 +1,45 @@
+"""``ssh_host = "public_ip"`` / ``"private_ip"``: the bake dials the builder's address of that
+kind (moto's, unreachable here: the failure names it), and an instance without one fails
+clearly with nothing left behind."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bake import tags
+from conftest import assert_nothing_left
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
+
+KEY = {"public_ip": "PublicIpAddress", "private_ip": "PrivateIpAddress"}
+XML = {"public_ip": "ipAddress", "private_ip": "privateIpAddress"}  # the EC2 query API's names
+
+
+def builder(ec2, run_id: str) -> dict:
+    res = ec2.describe_instances(Filters=[{"Name": f"tag:{tags.KEY_RUN}", "Values": [run_id]}])
+    return next(i for r in res["Reservations"] for i in r["Instances"])
+
+
+@pytest.mark.parametrize("mode", ["public_ip", "private_ip"])
+def test_the_builders_address_of_that_kind_is_dialled(sandbox, ec2, bake, pool_config, mode):
+    cfg = pool_config(ssh_host=mode, ssh_timeout=3)
+    run = bake("--config", str(cfg))
+    assert run.finish() == 1, run.stderr
+    address = builder(ec2, run.run_id)[KEY[mode]]
+    fail = next(e for e in run.events if e.get("kind") == "pool.fail")["message"]
+    assert f"cannot reach ec2-user@{address}:22 over SSH" in fail, fail
+    assert_nothing_left(ec2, run, cfg.parent / "amis.lock.json")
+
+
+@pytest.mark.parametrize("mode", ["public_ip", "private_ip"])
+def test_a_builder_without_that_address_fails_clearly(sandbox, ec2, bake, proxy, pool_config, mode):
+    tag = XML[mode]
+    proxy.add("DescribeInstances", rewrite=lambda body: re.sub(rf"<{tag}>[^<]*</{tag}>".encode(), b"", body))
+    cfg = pool_config(ssh_host=mode, ssh_timeout=3)
+    run = bake("--config", str(cfg))
+    assert run.finish() in (1, 2), run.stderr
+    fail = next(e for e in run.events if e.get("kind") == "pool.fail")["message"]
+    assert re.search(rf"builder i-\w+ has no {KEY[mode]}", fail), fail
+    assert_nothing_left(ec2, run, cfg.parent / "amis.lock.json")
