@@ -11,7 +11,7 @@ import pytest
 
 from bake.model.lock import LockFile
 from support.sandbox_bakes import event_time, pool_spans, write_config
-from conftest import LOCK_BEFORE, assert_nothing_left, fresh_image, step_started
+from faultkit import LOCK_BEFORE, assert_nothing_left, fresh_image, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import assert_nothing_left, step_started
+from faultkit import assert_nothing_left, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

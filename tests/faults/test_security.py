@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from support.sandbox_bakes import builder_files_containing
-from conftest import assert_nothing_left, fresh_image, ssh_fingerprint
+from faultkit import assert_nothing_left, fresh_image, ssh_fingerprint
 from faultproxy import console_with_fingerprints
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]

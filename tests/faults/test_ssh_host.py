@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bake import tags
-from conftest import assert_nothing_left
+from faultkit import assert_nothing_left
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 
