@@ -6,6 +6,9 @@ lock are the ones the bakes made)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,7 @@
 """``ssh_host = "public_ip"`` / ``"private_ip"``: the bake dials the builder's address of that
-kind (moto's, unreachable here: the failure names it), and an instance without one fails
-clearly with nothing left behind."""
+kind (unreachable here: the failure names it), and an instance without one fails clearly with
+nothing left behind. moto gives its instances a private address only; the public one is added
+to its DescribeInstances answers by the proxy (198.51.100.7, a documentation address)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from faultkit import assert_nothing_left
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 
-KEY = {"public_ip": "PublicIpAddress", "private_ip": "PrivateIpAddress"}
+KEY = {"public_ip": "PublicIpAddress", "private_ip": "PrivateIpAddress"}  # boto3's names
 XML = {"public_ip": "ipAddress", "private_ip": "privateIpAddress"}  # the EC2 query API's names
 
 
@@ -22,12 +23,20 @@ def builder(ec2, run_id: str) -> dict:
     return next(i for r in res["Reservations"] for i in r["Instances"])
 
 
+PUBLIC = "198.51.100.7"
+
+
+def with_public_address(body: bytes) -> bytes:
+    return re.sub(rb"(<instanceId>i-\w+</instanceId>)", rb"\1<ipAddress>" + PUBLIC.encode() + rb"</ipAddress>", body)
+
+
 @pytest.mark.parametrize("mode", ["public_ip", "private_ip"])
-def test_the_builders_address_of_that_kind_is_dialled(sandbox, ec2, bake, pool_config, mode):
+def test_the_builders_address_of_that_kind_is_dialled(sandbox, ec2, bake, proxy, pool_config, mode):
+    proxy.add("DescribeInstances", rewrite=with_public_address)
     cfg = pool_config(ssh_host=mode, ssh_timeout=3)
     run = bake("--config", str(cfg))
     assert run.finish() == 1, run.stderr
-    address = builder(ec2, run.run_id)[KEY[mode]]
+    address = PUBLIC if mode == "public_ip" else builder(ec2, run.run_id)["PrivateIpAddress"]
     fail = next(e for e in run.events if e.get("kind") == "pool.fail")["message"]
     assert f"cannot reach ec2-user@{address}:22 over SSH" in fail, fail
     assert_nothing_left(ec2, run, cfg.parent / "amis.lock.json")
