@@ -67,7 +67,10 @@ def main() -> int:
     NodePoolsStack(app, STACK_ID, props)
     app.synth()
     stack_dir = Path(app.outdir) / "stacks" / STACK_ID
-    stackdir.lock_providers(stack_dir, os.environ)  # so `cdktf diff/deploy` need no registry
+    try:
+        stackdir.lock_providers(stack_dir, os.environ)  # so `cdktf diff/deploy` need no registry
+    except stackdir.ProviderLockError as e:  # the stack is written; terraform init will say more
+        sys.stderr.write(f"main.py: warning: {e}\n")
     hint = stackdir.backend_hint(stack_dir)
     if hint:
         sys.stderr.write(f"main.py: warning: {hint}\n")

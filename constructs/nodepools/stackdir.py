@@ -25,6 +25,10 @@ LOCK_FILE = ".terraform.lock.hcl"
 PLATFORM = "linux_amd64"  # the platform cdktf locks for
 
 
+class ProviderLockError(RuntimeError):
+    """``terraform providers lock`` from the mirror failed."""
+
+
 def lock_providers(stack_dir: Path, env: Mapping[str, str]) -> bool:
     """Write ``stack_dir``'s provider lock from the offline mirror when it has none and the
     project's CLI config (the mirror) is in use. True when a lock was written."""
@@ -35,7 +39,7 @@ def lock_providers(stack_dir: Path, env: Mapping[str, str]) -> bool:
                         f"-fs-mirror={tfenv.MIRROR}", f"-platform={PLATFORM}"],
                        env=dict(env), capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
-        raise RuntimeError(f"terraform providers lock -fs-mirror={tfenv.MIRROR} failed in {stack_dir}:\n"
+        raise ProviderLockError(f"terraform providers lock -fs-mirror={tfenv.MIRROR} failed in {stack_dir}:\n"
                            f"{p.stderr.strip() or p.stdout.strip()}")
     return True
 
