@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 from support.cli import run_bake
-from conftest import PRE_EXISTING, USER_DATA, make_legacy_group
+from legacy_groups import PRE_EXISTING, USER_DATA, make_legacy_group
 
 from bake.model.config import load_config
 from bake.model.rollout import rollout_settings

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import tomlkit
 from support.cli import run_bake
-from conftest import PRE_EXISTING, USER_DATA, describe_group, make_legacy_group
+from legacy_groups import PRE_EXISTING, USER_DATA, describe_group, make_legacy_group
 from support.terraform import Project, changes, needs_terraform
 
 from bake.model.lock import LockFile

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import run_bake
 from support.terraform import Project, asg_image, changes, needs_terraform
 
 from bake.model.lock import LockFile
@@ -25,8 +26,10 @@ def review(project: Project, plan: dict, base_lock: Path, name: str) -> tuple[di
     """`bake review` as the pipeline runs it on the plan's JSON: (the whole review, this pool's)."""
     path = project.dir / f"plan-{len(list(project.dir.glob('plan-*.json')))}.json"
     path.write_text(json.dumps(plan))
-    out = json.loads(project.bake("review", "--plan", str(path), "--base-lock", str(base_lock),
-                                  "--format", "json").stdout)
+    r = run_bake("review", "--plan", str(path), "--base-lock", str(base_lock), "--lock", str(project.lock),
+                 "--format", "json", cwd=project.dir)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
     return out, next(p for p in out["pools"] if p["pool"] == name)
 
 
