@@ -33,12 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "constructs")]
 
-from bake.sandbox import Sandbox  # noqa: E402 - the sandbox only stands in for AWS and the registry
+from bake.sandbox import Sandbox, sample_config  # noqa: E402 - the sandbox only stands in for AWS and the registry
 from nodepools.tfenv import terraform_env  # noqa: E402
 
 STACK = "cdktf.out/stacks/nodepools"
 PY = sys.executable
-USER_DATA = "---\\napiVersion: node.eks.aws/v1alpha1\\nkind: NodeConfig\\n"
 
 
 class Failed(Exception):
@@ -118,24 +117,8 @@ class Rehearsal:
 
         print(f"== pull request: add pool {pool} ({image})", flush=True)
         self.git("pull request", "switch", "-q", "-c", f"add-{pool}")
-        (self.repo / "bake.toml").write_text(textwrap.dedent(f"""\
-            region = "us-east-1"
-            [state]
-            backend = "local"
-            path = "{self.out / 'terraform.tfstate'}"
-            [pools.{pool}]
-            base_ami = "ssm:{info.base_ami_ssm_parameter}"
-            images = ["{image}"]
-            ssh_host = "{info.ssh_host}"
-            ssh_cidrs = ["127.0.0.1/32"]
-            root_volume_size = 20
-            [pools.{pool}.launch_template]
-            user_data = "{USER_DATA}"
-            [pools.{pool}.asg]
-            min_size = 1
-            max_size = 2
-            availability_zones = ["us-east-1a"]
-            """))
+        config = sample_config.render_pool(self.sandbox.layout, pool, [image], self.out / "terraform.tfstate")
+        (self.repo / "bake.toml").write_text(config)
         self.git("pull request", "add", "bake.toml")
         self.git("pull request", "-c", "user.name=dev", "-c", "user.email=dev@example.invalid",
                  "commit", "-q", "-m", f"bake.toml: pool {pool}")
