@@ -21,8 +21,9 @@ for p in (ROOT, ROOT / "constructs"):  # the source roots, as in pyproject (neve
 from bake.errors import BakeError, ConfigError  # noqa: E402
 from bake.model.config import load_config  # noqa: E402
 from bake.model.lock import LockFile  # noqa: E402
+from bake.model.stack import STACK_ID  # noqa: E402
 from nodepools import tfenv  # noqa: E402
-from nodepools.props import STACK_ID, StackProps, stack_props  # noqa: E402
+from nodepools.props import StackProps, stack_props  # noqa: E402
 
 
 def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     region = common.resolve_region(args.region, config)
     (ec2,) = common.clients(region, "ec2")
 
-    plan = find_leftovers(ec2, older_than, protected_amis=common.lock_ami_ids(lock))
+    plan = find_leftovers(ec2, older_than, protected_amis={ami: str(use) for ami, use in lock.ami_ids().items()})
     headers = ["kind", "id", "name", "pool", "run", "age", "state"]
     if plan.fresh:
         print(f"left alone, started less than {args.older_than} ago (a build may still be running):")

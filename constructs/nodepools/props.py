@@ -16,9 +16,7 @@ from bake.errors import UsageError
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockData
 from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
-
-STACK_ID = "nodepools"
-POOL_TAG = "bake:pool"
+from bake.model.stack import POOL_TAG
 
 Launch = Literal["template", "configuration", "nodegroup"]
 
