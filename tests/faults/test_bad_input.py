@@ -66,8 +66,8 @@ def test_invalid_values(sandbox, bake, proxy, tmp_path, extra, needles):
 
 
 @pytest.mark.parametrize("table,needles", [
-    ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\n[pools.cpu.launch_template]\nvolume_initialization_rate = 400\n",
-     ["pools.cpu.launch_template: unknown key 'volume_initialization_rate'"]),
+    ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\n[pools.cpu.launch_template]\nvolume_initialisation_rate = 400\n",
+     ["pools.cpu.launch_template: unknown key 'volume_initialisation_rate'"]),
     ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\nmin_size = 3\nmax_size = 2\n",
      ["pools.cpu.asg: min_size 3 is above max_size 2"]),
     ("[pools.cpu]\n[state]\nbackend = 's3'\n", ["state: backend = \"s3\" needs bucket and key"]),

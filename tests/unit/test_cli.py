@@ -56,17 +56,18 @@ def test_config_errors_exit_2_with_the_file_named(tmp_path):
 def test_build_and_plan_refuse_an_unknown_rollout_key(tmp_path):
     # The rollout tables are part of the file `bake build` validates: a key the stack would
     # refuse fails here, before anything is resolved or launched, not later at synthesis.
+    # (A misspelling: the key itself may become valid, the test must not change meaning then.)
     cfg = tmp_path / "bake.toml"
     cfg.write_text('region = "us-east-1"\n[pools.cpu]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["python"]\n'
                    '[pools.cpu.asg]\nsubnet_ids = ["subnet-a"]\n'
-                   "[pools.cpu.launch_template]\nvolume_initialization_rate = 400\n")
+                   "[pools.cpu.launch_template]\nvolume_initialisation_rate = 400\n")
     for command in ("build", "plan"):
         r = bake(command, "--config", str(cfg))
         assert r.returncode == 2, (command, r.stderr)
-        assert f"{cfg}: pools.cpu.launch_template: unknown key 'volume_initialization_rate'" in r.stderr, r.stderr
+        assert f"{cfg}: pools.cpu.launch_template: unknown key 'volume_initialisation_rate'" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
     assert not (tmp_path / "amis.lock.json").exists()
-    cfg.write_text(cfg.read_text().replace("volume_initialization_rate = 400", "root_volume_sise = 40"))
+    cfg.write_text(cfg.read_text().replace("volume_initialisation_rate = 400", "root_volume_sise = 40"))
     r = bake("plan", "--config", str(cfg))
     assert r.returncode == 2
     assert "pools.cpu.launch_template: unknown key 'root_volume_sise' (did you mean 'root_volume_size'?)" in r.stderr
