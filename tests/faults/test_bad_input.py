@@ -70,7 +70,7 @@ def test_invalid_values(sandbox, bake, proxy, tmp_path, extra, needles):
      ["pools.cpu.launch_template: unknown key 'volume_initialisation_rate'"]),
     ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\nmin_size = 3\nmax_size = 2\n",
      ["pools.cpu.asg: min_size 3 is above max_size 2"]),
-    ("[pools.cpu]\n[state]\nbackend = 's3'\n", ["state: backend = \"s3\" needs bucket and key"]),
+    ("[state]\nbackend = 's3'\n", ["state: backend = \"s3\" needs bucket and key"]),
 ])
 def test_invalid_rollout_tables_fail_the_build_before_anything_launches(sandbox, bake, proxy, tmp_path, table, needles):
     cfg = tmp_path / "bake.toml"
