@@ -9,6 +9,7 @@ import argparse
 import json
 
 from bake.commands._common import add_config_args, load
+from bake.commands.context import Context
 from bake.errors import ExitCode
 from bake.progress import NullReporter
 
@@ -27,13 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "entry), naming the pools and why; 0 when every pool is skipped or pinned")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.build import Baker
     from bake.check import check, summary
 
     config, lock = load(args)
     with NullReporter() as reporter:
-        plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)  # type: ignore[attr-defined]
+        plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)
     checks = check(plans, lock.read())
     stale = args.check and not all(c.current for c in checks)
     code = ExitCode.NOT_CURRENT if stale else ExitCode.OK
