@@ -12,6 +12,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
@@ -26,11 +27,14 @@ from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient, ResolvedImage
+from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
+from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
+from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
@@ -102,6 +106,9 @@ class Baker:
     cancel: CancelToken = field(default_factory=CancelToken)
     session: Any = None
     lock_wait: float = 0.0  # how long to wait for another bake of the same pool
+    keep_on_failure: bool = False  # leave a failed bake's builder, group and key pair (bake.steps.keep)
+    run_root: Path | None = None  # where run directories go (default: .bake-runs beside the lock)
+    run_dir: RunDir | None = None  # this build's, once it has a run id
 
     def __post_init__(self) -> None:
         self.session = self.session or aws.session(self.config.region)
@@ -187,6 +194,7 @@ class Baker:
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
             if p.action in ("skip", "pinned"):
@@ -251,17 +259,20 @@ class Baker:
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})
         try:
-            run_steps(steps_for(plan.pool, self.lock), st)
+            run_steps(steps_for(plan.pool, self.lock), st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
             msg = str(e) if isinstance(e, BakeError) else (aws.describe_error(e) or f"{type(e).__name__}: {e}")
             if st.cleanup_errors and "cleanup left" not in msg:
                 msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
+            if st.kept:
+                msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
             return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started

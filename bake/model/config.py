@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bake.errors import ConfigError
+from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
 
 DEFAULT_CONFIG = "bake.toml"
@@ -94,6 +95,9 @@ class PoolConfig(_Strict):
     # (public_ip), the VPC's CIDR (private_ip); a HOST:PORT tunnel must name its CIDRs.
     ssh_cidrs: list[str] | None = None
     ssh_timeout: Annotated[int, Field(gt=0)] = 600
+    # OpenSSH-style ProxyCommand (%i %h %p %r %%): SSH goes through this program, and the
+    # security group then admits nothing inbound (see bake.model.proxy_command).
+    ssh_proxy_command: str | None = None
     # "auto": verify against cloud-init's fingerprints in the console output when present,
     # else trust on first use; "console": require them; "tofu": never look.
     host_key_policy: Literal["auto", "console", "tofu"] = "auto"
@@ -157,8 +161,19 @@ class PoolConfig(_Strict):
                 raise ValueError(f"{c!r} is not a CIDR block") from None
         return v
 
+    @field_validator("ssh_proxy_command")
+    @classmethod
+    def _proxy_command(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_template(v)
+        return v
+
     @model_validator(mode="after")
     def _tunnel_needs_cidrs(self) -> PoolConfig:
+        if self.ssh_proxy_command is not None:
+            if self.ssh_cidrs is not None:
+                raise ValueError("ssh_cidrs has no use with ssh_proxy_command: the builder's group admits nothing inbound")
+            return self
         if self.ssh_host not in ("public_ip", "private_ip") and self.ssh_cidrs is None:
             raise ValueError("ssh_host is a HOST:PORT tunnel: set ssh_cidrs to who may reach port 22")
         return self

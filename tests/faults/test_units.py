@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
 from bake.cancel import CancelToken
-from bake.errors import UsageError
-from bake.model.config import PoolConfig
+from bake.errors import BakeError, ConfigError, UsageError
+from bake.model.config import PoolConfig, parse_config
+from bake.model.proxy_command import expand
+from bake.proxy import ProxyProcess
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.registry import Credential, ResolvedImage
@@ -229,3 +232,93 @@ def test_private_ip_default_is_the_vpc_not_the_world(ec2, monkeypatch):
     cidrs = _ingress(ec2, st.security_group_id)
     assert cidrs and "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
     StepSecurityGroup().cleanup(st)
+
+
+# --- ssh_proxy_command: substitution into an argv, and the process's whole lifetime ---------
+
+SSM = "aws ssm start-session --target %i --document-name AWS-StartSSHSession --parameters portNumber=%p"
+GOOD = {"instance_id": "i-0123456789abcdef0", "host": "10.0.1.17", "port": 22, "user": "ec2-user"}
+
+
+def test_proxy_command_tokens_become_parts_of_single_arguments():
+    assert expand(SSM, **GOOD) == ["aws", "ssm", "start-session", "--target", "i-0123456789abcdef0", "--document-name",
+                                   "AWS-StartSSHSession", "--parameters", "portNumber=22"]
+    assert expand("nc %h %p", **{**GOOD, "host": "::1"}) == ["nc", "::1", "22"]
+    # quoted words stay one word; %% is a literal %; %r is the user
+    assert expand("sh -c 'exec nc %h %p' %r 100%%", **GOOD) == ["sh", "-c", "exec nc 10.0.1.17 22", "ec2-user", "100%"]
+
+
+@pytest.mark.parametrize("key", ["instance_id", "host", "user"])
+def test_proxy_command_refuses_hostile_values_before_anything_runs(tmp_path, key):
+    marker = tmp_path / "pwned"
+    template = f"sh -c 'touch {tmp_path}/ran-%i-%h-%r'"
+    for bad in _hostile(marker) + ["-oProxyCommand=touch", "i-abc x", ""]:
+        with pytest.raises(BakeError, match="ssh_proxy_command: refusing"):
+            expand(template, **{**GOOD, key: bad})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("template, why", [
+    ("nc %h %x", "unknown token %x"), ("nc %h 50%", "a lone %"), ("nc 'unclosed", "cannot be split"), ("  ", "is empty"),
+])
+def test_proxy_command_template_errors_name_the_key(tmp_path, template, why):
+    path = tmp_path / "bake.toml"
+    with pytest.raises(ConfigError) as e:
+        parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"],
+                                        "ssh_proxy_command": template}}}, path)
+    assert f"{path}: pools.cpu" in str(e.value) and why in str(e.value)
+
+
+def test_proxy_command_with_ssh_cidrs_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="ssh_cidrs has no use with ssh_proxy_command"):
+        parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"], "ssh_cidrs": ["10.0.0.0/8"],
+                                        "ssh_proxy_command": "nc %h %p"}}}, tmp_path / "bake.toml")
+    # and a HOST:PORT ssh_host needs no ssh_cidrs with a proxy: nothing is admitted
+    cfg = parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"], "ssh_host": "192.0.2.1:22",
+                                          "ssh_proxy_command": "nc %h %p"}}}, tmp_path / "bake.toml")
+    assert cfg.pools["cpu"].ssh_cidrs is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_proxy_process_gets_the_argv_intact_and_close_ends_it_and_its_children(tmp_path):
+    script = tmp_path / "proxy.sh"
+    # records its argv, starts a child that ignores SIGTERM (as a plugin might), then relays
+    script.write_text(f"""#!/bin/sh
+python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" > {tmp_path}/argv
+sh -c 'trap "" TERM; echo $$ > {tmp_path}/child; exec sleep 300' &
+exec cat
+""")
+    script.chmod(0o755)
+    argv = expand(f"{script} --target %i 'two words' %h", **GOOD)
+    proxy = ProxyProcess(argv)
+    proxy.send(b"ping\n")
+    assert proxy.recv(5) == b"ping\n"
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "child").exists() or not (tmp_path / "child").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int((tmp_path / "child").read_text())
+    assert json.loads((tmp_path / "argv").read_text()) == ["--target", GOOD["instance_id"], "two words", GOOD["host"]]
+    proxy.close()
+    deadline = time.monotonic() + 3  # SIGKILL is delivered asynchronously
+    while _alive(proxy.process.pid) or _alive(child):
+        assert time.monotonic() < deadline, "the proxy or its child outlived close()"
+        time.sleep(0.05)
+    proxy.close()  # idempotent
+
+
+def test_a_dying_proxy_is_an_end_of_stream_not_a_hang(tmp_path):
+    proxy = ProxyProcess(["sh", "-c", "echo bye; exit 3"])
+    proxy.settimeout(5)
+    started = time.monotonic()
+    assert proxy.recv(100).startswith(b"bye")
+    assert proxy.recv(100) == b""  # paramiko's Packetizer reads b"" as EOF: a lost connection
+    assert time.monotonic() - started < 2
+    proxy.close()
