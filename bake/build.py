@@ -18,8 +18,9 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from bake import aws, tags
-from bake.base_ami import resolve_base_ami
+from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
+from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
@@ -71,6 +72,9 @@ class PoolPlan:
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,8 @@ class PoolPlan:
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
             "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "builder_disk": self.disk.as_dict() if self.disk else None,
+            "warnings": self.warnings,
         }
 
 
@@ -142,7 +148,22 @@ class Baker:
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
         fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
-        return self._decide(plan, record_)
+        base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
+        if warning := baked_base_warning(pool, base, base_image):
+            plan.warnings.append(warning)
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, registry, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, registry: RegistryClient, base_image: dict[str, Any]) -> None:
+        """Compressed sizes from the manifests (also for the full-disk message); the builder's
+        disk from them when the pool does not set root_volume_size."""
+        arch = platform_arch(base_image)
+        plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        base_gib = root_volume_gib(base_image)
+        if plan.pool.root_volume_size is None and base_gib is not None:
+            plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         fp, current, pin = plan.fingerprint, record_.current, record_.pinned
@@ -197,6 +218,8 @@ class Baker:
         self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
+            for warning in p.warnings:
+                self.reporter.emit("warn", warning, pool=p.pool.name, step="plan")
             if p.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
@@ -260,6 +283,7 @@ class Baker:
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
             run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})

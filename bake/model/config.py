@@ -45,9 +45,11 @@ class RegistryAuth(_Strict):
 class GpuSettings(_Strict):
     """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
 
-    # The procedure's floor: "Nvidia GPU driver 410+". A driver major version.
-    min_driver_version: Annotated[int, Field(ge=1)] = 410
-    validate_image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
+    # The lowest driver the validation image runs on: CUDA 12.4 (GA) needs >= 550.54.14 on
+    # Linux x86_64 (NVIDIA's CUDA Toolkit release notes, "CUDA Toolkit and Corresponding Driver
+    # Versions"). A full version ("550.54.14") or a major (550). Change both together.
+    min_driver_version: Annotated[int, Field(ge=1)] | str = "550.54.14"
+    validate_image: str = "nvidia/cuda:12.4.0-base-ubuntu22.04"
     validate_command: str = "nvidia-smi"
     # Programs on the builder, by name on PATH or by path (tests point these at doubles).
     nvidia_smi: str = "nvidia-smi"
@@ -59,6 +61,13 @@ class GpuSettings(_Strict):
     # The validation's command line, run through sudo; placeholders {image}, {command},
     # {runtime_path}, {name}. None: `docker run --rm --runtime=nvidia ...` or `ctr run --runc-binary ...`.
     validate_run: str | None = None
+
+    @field_validator("min_driver_version")
+    @classmethod
+    def _min_driver(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and not re.match(r"^\d+(\.\d+)*$", v):
+            raise ValueError(f"{v!r} is not a driver version like '550.54.14' or 550")
+        return v
 
     @field_validator("validate_image")
     @classmethod

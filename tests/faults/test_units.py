@@ -9,8 +9,10 @@ right exactly when every hostile value arrives as one intact argument and nothin
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,9 @@ from bake.cancel import CancelToken
 from bake.errors import BakeError, ConfigError, UsageError
 from bake.model.config import PoolConfig, parse_config
 from bake.model.proxy_command import expand
+from bake.disk import needed_bytes
 from bake.proxy import ProxyProcess
+from bake.steps.pull import pull_one
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.registry import Credential, ResolvedImage
@@ -322,3 +326,61 @@ def test_a_dying_proxy_is_an_end_of_stream_not_a_hang(tmp_path):
     assert proxy.recv(100) == b""  # paramiko's Packetizer reads b"" as EOF: a lost connection
     assert time.monotonic() - started < 2
     proxy.close()
+
+
+# --- the builder's disk: sized from the images; a full disk fails at once, with the numbers ----
+
+# containerd's answer when the content store's write hits ENOSPC (the Go error chain, as ctr prints it)
+CTR_ENOSPC = """#!/bin/sh
+python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/ctr.argv"
+cat > /dev/null
+echo 'ctr: failed to copy: failed to send write: write /var/lib/containerd/io.containerd.content.v1.content/ingest/5f1d/data: no space left on device: unknown' >&2
+exit 1
+"""
+FAKE_DF = """#!/bin/sh
+echo "$@" >> "$LOG/df.argv"
+echo 'Filesystem     1-blocks       Used Available Capacity Mounted on'
+echo '/dev/nvme0n1p1 21462233088 20925362176 536870912 98% /'
+"""
+
+
+def test_a_full_disk_fails_the_pull_at_once_naming_image_free_and_needed(shell, tmp_path):
+    conn, log = shell
+    bin_dir = Path(conn.env["PATH"].split(":", 1)[0])
+    (bin_dir / "ctr").write_text(CTR_ENOSPC)
+    (bin_dir / "df").write_text(FAKE_DF)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    pool = PoolConfig(name="cpu", base_ami="ami-12345678", images=["env/app:v1"], pull_retries=3)
+    image = ResolvedImage(parse_reference("registry.example/env/app:v1"), "sha256:" + "d" * 64, None)
+    st = BuildState(pool=pool, run_id="r", created_at="t", region="us-east-1", ec2=None, base_ami="ami-12345678",
+                    images=[image], fingerprint="f", reporter=NullReporter(), cancel=CancelToken(), conn=conn,
+                    root_volume_gib=24, image_sizes={image.ref.original: 3 * 2**30})
+    started = time.monotonic()
+    with pytest.raises(BakeError) as e:
+        pull_one(st, Containerd(), image, threading.Event())
+    msg = str(e.value)
+    assert len(_calls(log, "ctr")) == 1, "a full disk must not be retried"
+    assert time.monotonic() - started < 5
+    assert "image registry.example/env/app:v1: the builder's disk is full" in msg
+    assert "no space left on device" in msg
+    assert "free on /var/lib/containerd: 0.50 GiB" in msg
+    assert f"needs about {needed_bytes(3 * 2**30) / 2**30:.2f} GiB (3.00 GiB compressed) of a 24 GiB root volume" in msg
+    assert "raise root_volume_size" in msg
+    assert (log / "df.argv").read_text().split() == ["-P", "-B1", "/var/lib/containerd"]
+
+
+def test_builder_disk_is_base_plus_unpacked_images_plus_headroom():
+    from bake import disk
+
+    plan = disk.builder_disk(20, [4 * 2**30, 2 * 2**30])
+    unpacked = 6 * disk.UNPACK_FACTOR
+    assert plan.gib == math.ceil((20 + unpacked) * (1 + disk.HEADROOM))
+    assert plan.gib >= 20 + unpacked + disk.HEADROOM_MIN_GIB
+    assert "base AMI 20 GiB + 2 image(s) 6.0 GiB compressed" in plan.reason
+    small = disk.builder_disk(8, [10 * 2**20])
+    assert small.gib == math.ceil(8 + 10 / 1024 * disk.UNPACK_FACTOR + disk.HEADROOM_MIN_GIB)  # the floor of headroom
+    image = {"RootDeviceName": "/dev/xvda", "Architecture": "arm64",
+             "BlockDeviceMappings": [{"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 100}},
+                                     {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}]}
+    assert disk.root_volume_gib(image) == 20 and disk.platform_arch(image) == "arm64"
