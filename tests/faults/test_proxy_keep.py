@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 
+from bake.disk import HEADROOM_MIN_GIB, builder_disk
 from bakeutil import run_bake
 from conftest import assert_nothing_left, closed_port, fresh_image, leftovers_of, step_started
 
@@ -63,12 +65,16 @@ def _no_relay_left(instance_id: str) -> None:
         time.sleep(0.1)
 
 
+def _manifest(sandbox, ref: str) -> dict:
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    return requests.get(f"https://{sandbox.info.registry}/v2/{repo}/manifests/{tag}", timeout=10,
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                        verify=str(sandbox.info.ca_cert)).json()
+
+
 def _break_image(sandbox, ref: str) -> None:
     """Remove the image's layer blob from the registry's storage: resolving works, the pull fails."""
-    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
-    manifest = requests.get(f"https://{sandbox.info.registry}/v2/{repo}/manifests/{tag}", timeout=10,
-                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-                            verify=str(sandbox.info.ca_cert)).json()
+    manifest = _manifest(sandbox, ref)
     blobs = sandbox.layout.registry_dir / "sample" / "storage" / "docker" / "registry" / "v2" / "blobs" / "sha256"
     for layer in manifest["layers"]:
         hexd = layer["digest"].split(":", 1)[1]
@@ -77,6 +83,15 @@ def _break_image(sandbox, ref: str) -> None:
 
 def test_bake_through_the_proxy_command_admits_nothing_inbound_and_ends_the_proxy(sandbox, ec2, bake, proxy, pool_config):
     cfg = _proxied_config(pool_config)
+    planned = run_bake("plan", "--config", str(cfg), "--json", env=sandbox.env())
+    assert planned.returncode == 0, planned.stderr
+    disk = json.loads(planned.stdout)["pools"][0]["builder_disk"]
+    manifest = _manifest(sandbox, json.loads(planned.stdout)["pools"][0]["images"][0]["ref"])
+    assert disk["base_gib"] == 15  # the sandbox's base AMI
+    assert disk["compressed_bytes"] == sum(x["size"] for x in manifest["layers"]) + manifest["config"]["size"]
+    assert disk["gib"] == builder_disk(15, [disk["compressed_bytes"]]).gib >= 15 + HEADROOM_MIN_GIB
+    text = run_bake("plan", "--config", str(cfg), env=sandbox.env()).stdout
+    assert f"builder disk {disk['gib']} GiB = base AMI 15 GiB + 1 image(s)" in text, text
     run = bake("--config", str(cfg))
     assert run.finish() == 0, run.stderr + run.stdout
     connected = next(e["message"] for e in run.events if e.get("step") == "connect" and "connected" in e.get("message", ""))
@@ -84,12 +99,31 @@ def test_bake_through_the_proxy_command_admits_nothing_inbound_and_ends_the_prox
     assert proxy.calls_to("CreateSecurityGroup"), "a group is still made (the instance needs one)"
     assert proxy.calls_to("AuthorizeSecurityGroupIngress") == [], "ssh_proxy_command: nothing may be admitted"
     assert any("admits nothing inbound" in e.get("message", "") for e in run.events)
+    launch = proxy.calls_to("RunInstances")[-1].params
+    assert launch["BlockDeviceMappings.1.Ebs.VolumeSize"] == str(disk["gib"]), launch
     _no_relay_left(_instance_of(run))
     assert_nothing_left(ec2, run, succeeded=True)
     # every bake keeps its remote output, named at the end
     run_dir = Path(next(e["data"]["run_dir"] for e in run.events if e.get("kind") == "run.dir"))
     log = (run_dir / "cpu.remote.log").read_text()
     assert "exit 0: ctr images pull" in log
+
+    # asg:NAME naming this bake's AMI: plan warns and names the base it was baked on
+    ami = next(e["data"]["ami_id"] for e in run.events if e.get("kind") == "pool.done")
+    asg_name = f"faults-baked-{ami}"
+    lt = ec2.create_launch_template(LaunchTemplateName=asg_name, LaunchTemplateData={"ImageId": ami})
+    autoscaling = boto3.client("autoscaling", endpoint_url=sandbox.info.moto_endpoint, region_name="us-east-1")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=asg_name, MinSize=0, MaxSize=1, AvailabilityZones=["us-east-1a"],
+                                          LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplate"]["LaunchTemplateId"]})
+    try:
+        cfg.write_text(cfg.read_text().replace('base_ami = "ssm:', f'base_ami = "asg:{asg_name}"\n# was "ssm:'))
+        text = run_bake("plan", "--config", str(cfg), env=sandbox.env())
+        assert text.returncode == 0, text.stderr
+        assert f"WARNING      pool cpu: base_ami = 'asg:{asg_name}' resolves to {ami}, which this tool baked" in text.stdout
+        assert f"Use the EKS AMI it was baked on, base_ami = '{sandbox.info.base_ami}'" in text.stdout, text.stdout
+    finally:
+        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=asg_name, ForceDelete=True)
+        ec2.delete_launch_template(LaunchTemplateName=asg_name)
 
 
 def test_proxy_ends_after_a_failure_and_after_sigint(sandbox, ec2, bake, proxy, pool_config):
