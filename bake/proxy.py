@@ -74,7 +74,7 @@ class ProxyProcess(paramiko.ProxyCommand):
                     self.process.wait()
             # The leader is gone; something it started (and that ignored SIGTERM) may not be.
             _signal_group(self.process.pid, signal.SIGKILL)
-            for f in (self.process.stdin, self.process.stdout):
+            for f in (self.process.stdin, self.process.stdout, self.stderr):
                 if f:
                     try:
                         f.close()
