@@ -184,3 +184,21 @@ def test_keep_on_failure_leaves_a_reachable_builder_that_sweep_removes(sandbox, 
     this_run = cfg.parent / ".bake-runs" / run.run_id
     assert (this_run / "cpu.remote.log").exists()
     assert not list(this_run.glob("*.key")), "a key file without --keep-on-failure"
+
+
+@pytest.mark.slow
+def test_a_dying_proxy_is_a_lost_connection_and_the_pull_reconnects(sandbox, ec2, bake, proxy, pool_config):
+    big = fresh_image(sandbox, size_mb=200)
+    cfg = _proxied_config(pool_config, images=[big], pull_retries=3)
+    run = bake("--config", str(cfg), timeout=180)
+    run.wait_event(lambda e: e.get("kind") == "image" and e.get("image") == big and e.get("status") == "started",
+                   timeout=120)
+    instance = _instance_of(run)
+    pids = _relays(instance)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)  # the bake's own proxy process, by its id
+    assert run.finish() == 0, run.stderr + run.stdout
+    retries = [e for e in run.events if e.get("kind") == "image" and e.get("status") == "retry"]
+    assert retries and any("SSH" in e["message"] for e in retries), run.events
+    _no_relay_left(instance)
+    assert_nothing_left(ec2, run, succeeded=True)
