@@ -100,7 +100,7 @@ def test_bake_through_the_proxy_command_admits_nothing_inbound_and_ends_the_prox
     assert proxy.calls_to("AuthorizeSecurityGroupIngress") == [], "ssh_proxy_command: nothing may be admitted"
     assert any("admits nothing inbound" in e.get("message", "") for e in run.events)
     launch = proxy.calls_to("RunInstances")[-1].params
-    assert launch["BlockDeviceMappings.1.Ebs.VolumeSize"] == str(disk["gib"]), launch
+    assert launch["BlockDeviceMapping.1.Ebs.VolumeSize"] == str(disk["gib"]), launch
     _no_relay_left(_instance_of(run))
     assert_nothing_left(ec2, run, succeeded=True)
     # every bake keeps its remote output, named at the end
