@@ -24,10 +24,11 @@ from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
+from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
-from bake.registry import RegistryClient, ResolvedImage
+from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi

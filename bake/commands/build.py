@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bake.commands._common import add_config_args, load
+from bake.commands.context import Context
 from bake.errors import ExitCode
 from bake.progress import make_reporter
 
@@ -27,12 +28,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="parent of the run directories (default: .bake-runs beside the lock file)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.build import Baker
 
     config, lock = load(args)
     with make_reporter(args.json) as reporter:
-        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait,  # type: ignore[attr-defined]
+        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait,
                       keep_on_failure=args.keep_on_failure, run_root=args.run_dir)
         try:
             outcomes = baker.build(args.pool, parallel=max(1, args.parallel))

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bake.disk import needed_bytes
 from bake.errors import BakeError
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 from bake.runtimes import TRANSIENT, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState

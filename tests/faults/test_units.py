@@ -20,19 +20,19 @@ import pytest
 from moto import mock_aws
 
 from bake.cancel import CancelToken
+from bake.disk import needed_bytes
 from bake.errors import BakeError, ConfigError, UsageError
 from bake.model.config import PoolConfig, parse_config
+from bake.model.images import Credential, ResolvedImage
 from bake.model.proxy_command import expand
-from bake.disk import needed_bytes
 from bake.proxy import ProxyProcess
-from bake.steps.pull import pull_one
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
-from bake.registry import Credential, ResolvedImage
 from bake.runtimes import Containerd, Docker, sudo
 from bake.ssh import Result, UnexpectedExit
 from bake.steps import security_group
 from bake.steps.base import BuildState
+from bake.steps.pull import pull_one
 from bake.steps.security_group import StepSecurityGroup
 
 RECORDER = """#!/bin/sh
