@@ -166,8 +166,8 @@ def test_unfinished_amis_go_good_ones_and_their_snapshots_stay() -> None:
     assert "in the lock" in kept["ami-locked"] and "available" in kept["ami-good"] and "backs ami-good" in kept["snap-g"]
 
 
-def test_a_kept_builder_is_swept_at_once_whatever_its_age(aws: SimpleNamespace, tmp_path: Path) -> None:
-    ec2 = aws.ec2
+def test_a_kept_builder_is_swept_at_once_whatever_its_age(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
+    ec2 = moto_server_aws.ec2
     kept = killed_bake(ec2, "run-kept", "general", iso(5 * 60))  # younger than any --older-than
     ec2.create_tags(Resources=[kept.instance, kept.sg], Tags=[{"Key": tags.KEY_KEPT, "Value": iso(60)}])
     fresh = killed_bake(ec2, "run-busy", "general", iso(5 * 60))  # a bake still running: left alone
