@@ -45,9 +45,17 @@ class LockEntry(_Model):
     built_at: str
     runtime: str = "containerd"
     gpu_driver_version: str | None = None
+    # The AMI's copies in other regions ([pools.NAME.distribute] regions): { REGION: AMI_ID }.
+    # None (not written) for a pool that distributes nothing.
+    copies: dict[str, str] | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None
+
+
+    def ami_in(self, region: str) -> str | None:
+        """This entry's AMI in ``region``: the original there, else its copy, else None."""
+        return self.ami_id if region == self.region else (self.copies or {}).get(region)
 
 
 class Pin(_Model):
