@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
@@ -77,6 +77,12 @@ KMS_KEY = re.compile(
 SSM_NAME = re.compile(r"^/[a-zA-Z0-9_.\-/]{1,1010}$")
 
 
+ARNS = {
+    "organizations": (ORGANIZATION_ARN, "an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-…)"),
+    "organizational_units": (OU_ARN, "an organizational unit ARN (arn:aws:organizations::ACCOUNT:ou/o-…/ou-…)"),
+}
+
+
 def _unique(v: list[str]) -> list[str]:
     if len(set(v)) != len(v):
         raise ValueError("a value is listed twice")
@@ -131,21 +137,13 @@ class Distribution(Strict):
                 raise ValueError(f"{account!r} is not an AWS account id (12 digits)")
         return _unique(v)
 
-    @field_validator("organizations")
+    @field_validator("organizations", "organizational_units")
     @classmethod
-    def _organizations(cls, v: list[str]) -> list[str]:
+    def _arns(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        pattern, what = ARNS[info.field_name or ""]
         for arn in v:
-            if not ORGANIZATION_ARN.match(arn):
-                raise ValueError(f"{arn!r} is not an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-…)")
-        return _unique(v)
-
-    @field_validator("organizational_units")
-    @classmethod
-    def _ous(cls, v: list[str]) -> list[str]:
-        for arn in v:
-            if not OU_ARN.match(arn):
-                raise ValueError(f"{arn!r} is not an organizational unit ARN "
-                                 f"(arn:aws:organizations::ACCOUNT:ou/o-…/ou-…)")
+            if not pattern.match(arn):
+                raise ValueError(f"{arn!r} is not {what}")
         return _unique(v)
 
     @field_validator("ssm_parameter")
@@ -295,6 +293,15 @@ class BakeConfig(Strict):
     # The rollout side's stack-wide tables.
     state: StateSettings = StateSettings()
     provider: ProviderSettings = ProviderSettings()
+
+    @model_validator(mode="after")
+    def _node_regions_have_the_ami(self) -> BakeConfig:
+        for name, pool in self.pools.items():
+            node = pool.rollout.node_region
+            if node and self.region and node != self.region and node not in pool.distribute.regions:
+                raise ValueError(f"pools.{name}.node_region: {node!r} gets no copy of the AMI (baked in "
+                                 f"{self.region}): add it to [pools.{name}.distribute] regions")
+        return self
 
     def select(self, names: list[str] | None) -> list[PoolConfig]:
         if not names:

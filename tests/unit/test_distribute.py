@@ -92,3 +92,25 @@ def test_the_region_list_holds_every_region_botocore_knows():
     data = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
     known = {r for p in data["partitions"] if p["partition"] in ("aws", "aws-us-gov", "aws-cn") for r in p["regions"]}
     assert known - REGIONS == set()
+
+
+def test_node_region_may_be_the_bake_region_or_a_distribute_region(tmp_path):
+    cfg = load(tmp_path, GOOD + '\n[pools.gpu]\nbase_ami = "ami-ekslinux"\nimages = ["python:3.12"]\nnode_region = "us-east-1"\n'
+               '[pools.gpu.asg]\navailability_zones = ["us-east-1a"]\n').pools
+    assert cfg["gpu"].rollout.node_region == "us-east-1"
+    cfg = load(tmp_path, GOOD.replace("[pools.cpu.distribute]", 'node_region = "eu-west-1"\n[pools.cpu.distribute]')
+               + '[pools.cpu.asg]\navailability_zones = ["eu-west-1a"]\n').pools
+    assert cfg["cpu"].rollout.node_region == "eu-west-1"
+
+
+@pytest.mark.parametrize("value,where,says", [
+    ("eu-west-9", "pools.cpu.node_region", "'eu-west-9' is not an AWS Region"),
+    ("ap-south-1", "pools.cpu.node_region", "'ap-south-1' gets no copy of the AMI (baked in us-east-1): "
+                                            "add it to [pools.cpu.distribute] regions"),
+])
+def test_a_node_region_without_the_ami_is_refused(tmp_path, value, where, says):
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, GOOD.replace("[pools.cpu.distribute]", f'node_region = "{value}"\n[pools.cpu.distribute]')
+             + '[pools.cpu.asg]\navailability_zones = ["eu-west-1a"]\n')
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 'bake.toml'}: {where}: ") and says in msg, msg
