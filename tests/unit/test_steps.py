@@ -217,3 +217,36 @@ def test_sharing_adds_launch_and_create_volume_permission(ec2):
     snap = st.snapshot_ids[0]
     perms = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"]
     assert {"UserId": "111122223333"} in perms
+
+
+def test_a_cancel_during_copying_removes_the_started_copy_and_the_ami_and_starts_no_other(ec2):
+    import boto3
+
+    from bake.steps.distribute import StepCopyAmi
+
+    st = distributing_state(ec2, regions=["eu-west-1", "us-west-2"])
+    calls: list[str] = []
+
+    def client(region: str):  # the signal arrives while the first CopyImage is in flight
+        real = boto3.client("ec2", region_name=region)
+
+        class Interrupting:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def copy_image(self, **kw):
+                calls.append(region)
+                out = real.copy_image(**kw)
+                st.cancel.cancel(2)
+                return out
+
+        return Interrupting()
+
+    st.ec2_in = client
+    with pytest.raises(Cancelled):
+        run_steps([StepCreateAmi(), StepCopyAmi()], st)
+    assert calls == ["eu-west-1"]
+    copy = st.started_copies["eu-west-1"]
+    eu = boto3.client("ec2", region_name="eu-west-1")
+    assert eu.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.ami_id]}])["Images"] == []
