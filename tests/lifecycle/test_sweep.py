@@ -190,3 +190,17 @@ def test_sweep_looks_in_every_region_the_config_distributes_to(aws: SimpleNamesp
     assert orphan in away and "run-killed" in away
     assert orphan not in _snapshot_ids(eu)
     assert eu.describe_images(ImageIds=[good_copy])["Images"][0]["State"] == "available"
+
+
+def test_a_kept_builder_is_swept_at_once_whatever_its_age(aws: SimpleNamespace, tmp_path: Path) -> None:
+    ec2 = aws.ec2
+    kept = killed_bake(ec2, "run-kept", "general", iso(5 * 60))  # younger than any --older-than
+    ec2.create_tags(Resources=[kept.instance, kept.sg], Tags=[{"Key": tags.KEY_KEPT, "Value": iso(60)}])
+    fresh = killed_bake(ec2, "run-busy", "general", iso(5 * 60))  # a bake still running: left alone
+    plan = find_leftovers(ec2, parse_duration("2h"))
+    assert {r.id for r in plan.leftovers} == {kept.instance, kept.sg, kept.key_id}
+    assert {fresh.instance, fresh.sg, fresh.key_id} <= {r.id for r in plan.fresh}
+    wet = run_bake("sweep", "--yes", cwd=tmp_path)
+    assert wet.returncode == 0, wet.stderr
+    assert state(ec2, kept) == {"instance": False, "key": False, "sg": False}
+    assert state(ec2, fresh) == {"instance": True, "key": True, "sg": True}
