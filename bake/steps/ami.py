@@ -4,6 +4,7 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from bake import aws, tags
 from bake.steps.base import BuildState
@@ -56,7 +57,7 @@ class StepCreateAmi:
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             ImageIds=[st.ami_id],
         )
-        st.snapshot_ids = snapshots_of(st, st.ami_id)
+        st.snapshot_ids = snapshot_ids(st.ec2, st.ami_id)
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -64,24 +65,31 @@ class StepCreateAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or not st.ami_id:
             return
-        snapshots = st.snapshot_ids or snapshots_of(st, st.ami_id)
-        try:
-            st.ec2.deregister_image(ImageId=st.ami_id)
-        except Exception as e:
-            if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                raise
-        for snap in snapshots:
-            try:
-                st.ec2.delete_snapshot(SnapshotId=snap)
-            except Exception as e:
-                if aws.error_code(e) != "InvalidSnapshot.NotFound":
-                    raise
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(snapshots)} snapshot(s)", step=self.name)
+        removed = remove_ami(st.ec2, st.ami_id, st.snapshot_ids)
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {removed} snapshot(s)", step=self.name)
 
 
-def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
+def remove_ami(ec2: Any, ami_id: str, snapshots: list[str] | None = None) -> int:
+    """Deregister ``ami_id`` and delete its snapshots (found first when not given); tolerates
+    either being gone already. Returns how many snapshots were deleted or already gone."""
+    snapshots = snapshots or snapshot_ids(ec2, ami_id)
     try:
-        images = st.ec2.describe_images(ImageIds=[ami_id])["Images"]
+        ec2.deregister_image(ImageId=ami_id)
+    except Exception as e:
+        if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            raise
+    for snap in snapshots:
+        try:
+            ec2.delete_snapshot(SnapshotId=snap)
+        except Exception as e:
+            if aws.error_code(e) != "InvalidSnapshot.NotFound":
+                raise
+    return len(snapshots)
+
+
+def snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
+    try:
+        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except Exception as e:
         if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
             return []
@@ -92,5 +100,3 @@ def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
         for bdm in img.get("BlockDeviceMappings", [])
         if bdm.get("Ebs", {}).get("SnapshotId")
     ]
-
-

@@ -53,6 +53,11 @@ class BuildState:
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
     gpu_driver_version: str | None = None
+    # The AMI's copies in other regions: every one the lock entry will name, and those this run
+    # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
+    ec2_in: Callable[[str], Any] | None = None
+    copies: dict[str, str] = field(default_factory=dict)
+    started_copies: dict[str, str] = field(default_factory=dict)
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 
