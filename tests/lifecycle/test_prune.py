@@ -141,7 +141,7 @@ def _copy(ec2_away: object, ami: str, created: str) -> tuple[str, list[str]]:
     return copy, [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m]
 
 
-def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(aws: SimpleNamespace, tmp_path: Path) -> None:
+def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
     """general: a0..a3 in us-east-1 (a3 newest), each copied to eu-west-1 (c0..c3). The lock:
     current a2 (+ c2), history [a1 (+ c1)]. With --keep 1, a3 and c3 are the newest; a0, c0 go."""
     import boto3
@@ -149,7 +149,7 @@ def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(aws: Si
     from lifecycle_helpers import lock_entry
 
     eu = boto3.client("ec2", region_name="eu-west-1")
-    a = [bake_ami(aws.ec2, "general", iso((4 - i) * DAY)) for i in range(4)]
+    a = [bake_ami(moto_server_aws.ec2, "general", iso((4 - i) * DAY)) for i in range(4)]
     c = [_copy(eu, ami, iso((4 - i) * DAY)) for i, (ami, _) in enumerate(a)]
     entry = lambda i: lock_entry(a[i][0]).model_copy(update={"copies": {"eu-west-1": c[i][0]}})  # noqa: E731
     lock = LockFile(tmp_path / "amis.lock.json")
@@ -167,10 +167,10 @@ def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(aws: Si
 
     only_home = run_bake("prune", "--keep", "1", "--yes", "--region", "us-east-1", "--config", str(cfg), cwd=tmp_path)
     assert only_home.returncode == 0, only_home.stderr
-    assert not _exists_image(aws.ec2, a[0][0]) and _exists_image(eu, c[0][0])
+    assert not _exists_image(moto_server_aws.ec2, a[0][0]) and _exists_image(eu, c[0][0])
 
     r = run_bake("prune", "--keep", "1", "--yes", "--config", str(cfg), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert [_exists_image(eu, x) for x, _ in c] == [False, True, True, True]
     assert not any(_exists_snapshot(eu, s) for s in c[0][1]) and all(_exists_snapshot(eu, s) for s in c[1][1])
-    assert [_exists_image(aws.ec2, x) for x, _ in a] == [False, True, True, True]
+    assert [_exists_image(moto_server_aws.ec2, x) for x, _ in a] == [False, True, True, True]
