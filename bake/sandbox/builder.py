@@ -31,8 +31,17 @@ KEYS_SCRIPT = '''#!{python}
 # Written by `python -m bake sandbox up`: sshd's AuthorizedKeysCommand for the sandbox builder.
 # Prints the public keys of the key pairs attached to moto's pending/running instances, as
 # cloud-init would have installed them on a real instance. Prints nothing when moto is down.
+# Besides the sandbox's moto it asks every moto registered in EXTRA (one JSON file each:
+# endpoint, access_key_id, secret_access_key): a test's private IAM-enforcing moto, whose
+# builders log in here too (bake.sandbox.iam_moto). Those calls are signed (SigV4), as that
+# moto checks signatures.
 # Standard library only, no boto3: sshd runs this at every login, and importing boto3 cost
 # about half a second each time (a login on EC2 reads a file).
+import datetime
+import hashlib
+import hmac
+import json
+import pathlib
 import sys
 import urllib.error
 import urllib.parse
@@ -41,14 +50,40 @@ import xml.etree.ElementTree as ET
 
 USER = {user!r}
 ENDPOINT = {endpoint!r}
+EXTRA = pathlib.Path({extra!r})
+REGION = {region!r}
 # moto reads the region from the credential scope and checks no signature.
 AUTH = "AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
 
 
-def call(params):
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signed(endpoint, body, key_id, secret):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    host = urllib.parse.urlsplit(endpoint).netloc
+    headers = {{"content-type": "application/x-www-form-urlencoded", "host": host, "x-amz-date": stamp}}
+    names = ";".join(sorted(headers))
+    canonical = "\\n".join(["POST", "/", "", *(f"{{k}}:{{headers[k]}}" for k in sorted(headers)), "", names,
+                           hashlib.sha256(body).hexdigest()])
+    scope = f"{{day}}/{{REGION}}/ec2/aws4_request"
+    to_sign = "\\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = _hmac(("AWS4" + secret).encode(), day)
+    for part in (REGION, "ec2", "aws4_request"):
+        k = _hmac(k, part)
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return {{"Content-Type": headers["content-type"], "X-Amz-Date": stamp,
+             "Authorization": f"AWS4-HMAC-SHA256 Credential={{key_id}}/{{scope}}, SignedHeaders={{names}}, Signature={{signature}}"}}
+
+
+def call(target, params):
+    endpoint, creds = target
     body = urllib.parse.urlencode({{**params, "Version": "2016-11-15"}}).encode()
-    req = urllib.request.Request(ENDPOINT, data=body, headers={{
-        "Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}})
+    headers = signed(endpoint, body, *creds) if creds else {{
+        "Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}}
+    req = urllib.request.Request(endpoint.rstrip("/") + "/", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return ET.fromstring(resp.read())
 
@@ -57,20 +92,35 @@ def texts(root, name):
     return [el.text for el in root.iter() if el.tag.rsplit("}}", 1)[-1] == name and el.text]
 
 
-if len(sys.argv) < 2 or sys.argv[1] != USER:
-    sys.exit(0)
-try:
-    running = call({{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
-                     "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
+def targets():
+    yield ENDPOINT, None
+    for f in sorted(EXTRA.glob("*.json")) if EXTRA.is_dir() else []:
+        try:
+            d = json.loads(f.read_text())
+            yield d["endpoint"], (d["access_key_id"], d["secret_access_key"])
+        except (OSError, ValueError, KeyError) as e:
+            print(f"bake-sandbox authorized-keys: {{f}}: {{e}}", file=sys.stderr)
+
+
+def keys(target):
+    running = call(target, {{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
+                             "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
     for name in sorted(set(texts(running, "keyName"))):
         try:
-            pairs = call({{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
+            pairs = call(target, {{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
         except urllib.error.HTTPError:  # the key pair was deleted while its instance still runs
             continue
         for key in texts(pairs, "publicKey"):
             print(key.strip())
-except Exception as e:
-    print(f"bake-sandbox authorized-keys: {{e}}", file=sys.stderr)
+
+
+if len(sys.argv) < 2 or sys.argv[1] != USER:
+    sys.exit(0)
+for target in targets():
+    try:
+        keys(target)
+    except Exception as e:
+        print(f"bake-sandbox authorized-keys: {{target[0]}}: {{e}}", file=sys.stderr)
 '''
 
 SSHD_CONFIG = """# Written by `python -m bake sandbox up`: the sandbox builder's sshd, not the host's.
@@ -96,6 +146,20 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 def _paths(layout: Layout) -> dict[str, Path]:
     d = layout.ssh_dir
     return {"config": d / "sshd_config", "host_key": d / "ssh_host_ed25519_key", "keys_script": d / "authorized-keys"}
+
+
+def extra_endpoints_dir(layout: Layout) -> Path:
+    """Where other moto servers are registered for the keys command (see KEYS_SCRIPT)."""
+    return layout.ssh_dir / "moto-endpoints.d"
+
+
+def keys_command_serves_extra_endpoints(layout: Layout) -> bool:
+    """Whether the running sandbox's keys command reads ``extra_endpoints_dir`` (a sandbox
+    started by an older version does not: ``sandbox down && sandbox up`` rewrites it)."""
+    try:
+        return str(extra_endpoints_dir(layout)) in _paths(layout)["keys_script"].read_text()
+    except OSError:
+        return False
 
 
 def daemon(layout: Layout) -> Daemon:
@@ -142,6 +206,7 @@ def configure(layout: Layout) -> None:
             "make sshd host key")
     p["keys_script"].write_text(KEYS_SCRIPT.format(
         python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
+        extra=str(extra_endpoints_dir(layout)),
         key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
     p["keys_script"].chmod(0o755)
     p["config"].write_text(SSHD_CONFIG.format(

@@ -1,0 +1,89 @@
+"""What a config names that a policy can be scoped to: regions, accounts, parameters, ECR
+repositories, subnets, instance profiles, KMS keys, launch modes, the state bucket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bake.model.config import BakeConfig
+from bake.model.refs import parse_reference
+
+PARTITION = "aws"
+
+
+@dataclass(frozen=True)
+class Scope:
+    regions: tuple[str, ...]  # ("*",) when the config names none
+    accounts: tuple[str, ...]  # ("*",) when neither --account nor [provider] allowed_account_ids names one
+    ssm_parameters: tuple[str, ...]  # "/aws/service/..." (AWS-owned) or the account's own
+    ecr_repositories: tuple[tuple[str, str, str], ...]  # (region, account, repository)
+    subnets: tuple[str, ...]  # builder subnets; () = the default VPC's
+    builder_security_groups: tuple[str, ...]
+    instance_profiles: tuple[str, ...]  # builder and launch template profiles (names)
+    node_roles: tuple[str, ...]  # EKS node group role ARNs
+    kms_keys: tuple[str, ...]
+    asg_base_amis: bool  # a pool's base_ami is "asg:NAME"
+    launch_modes: frozenset[str]  # "template" | "configuration" | "nodegroup"
+    adopts: bool
+    state_bucket: str | None
+    state_key: str | None
+    state_lock_table: str | None
+
+    def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True) -> list[str]:
+        """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region and account in scope."""
+        regions = self.regions if region else ("",)
+        accounts = self.accounts if account else ("",)
+        return [f"arn:{PARTITION}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
+
+
+def _rollout(pool_rollout: dict) -> dict:
+    return pool_rollout if isinstance(pool_rollout, dict) else {}
+
+
+def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
+    """The scope ``config`` names. Rollout tables are read as the stack reads them; a key the
+    stack would refuse is left to ``python main.py`` to report."""
+    provider = _rollout(config.rollout).get("provider", {}) or {}
+    state = _rollout(config.rollout).get("state", {}) or {}
+    accounts = list(accounts or provider.get("allowed_account_ids") or [])
+    ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
+    asg_base = adopts = False
+    for pool in config.pools.values():
+        if pool.base_ami.startswith("ssm:"):
+            ssm.append(pool.base_ami[4:])
+        asg_base |= pool.base_ami.startswith("asg:")
+        for image in pool.images:
+            ref = parse_reference(image)
+            if ref.ecr:
+                account, region = ref.ecr
+                repos.append((region, account, ref.repository))
+        subnets += [pool.subnet_id] if pool.subnet_id else []
+        groups += pool.security_group_ids
+        profiles += [pool.iam_instance_profile] if pool.iam_instance_profile else []
+        keys += [pool.kms_key_id] if pool.kms_key_id else []
+        ro = _rollout(pool.rollout)
+        if ro:
+            modes.add(ro.get("launch", "template"))
+        lt = ro.get("launch_template") or {}
+        profiles += [lt["iam_instance_profile"]] if lt.get("iam_instance_profile") else []
+        ng = ro.get("nodegroup") or {}
+        roles += [ng["node_role_arn"]] if ng.get("node_role_arn") else []
+        adopts |= bool(ro.get("adopt"))
+    modes.discard("none")
+    return Scope(
+        regions=(config.region,) if config.region else ("*",),
+        accounts=tuple(dict.fromkeys(accounts)) or ("*",),
+        ssm_parameters=tuple(dict.fromkeys(ssm)),
+        ecr_repositories=tuple(dict.fromkeys(repos)),
+        subnets=tuple(dict.fromkeys(subnets)),
+        builder_security_groups=tuple(dict.fromkeys(groups)),
+        instance_profiles=tuple(dict.fromkeys(p.rsplit("/", 1)[-1] for p in profiles)),
+        node_roles=tuple(dict.fromkeys(roles)),
+        kms_keys=tuple(dict.fromkeys(keys)),
+        asg_base_amis=asg_base,
+        launch_modes=frozenset(modes),
+        adopts=adopts,
+        state_bucket=state.get("bucket") if state.get("backend") == "s3" else None,
+        state_key=state.get("key") if state.get("backend") == "s3" else None,
+        state_lock_table=state.get("dynamodb_table") if state.get("backend") == "s3" else None,
+    )
