@@ -17,7 +17,7 @@ from types import FrameType
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, ExitCode
 
-COMMANDS = ["build", "plan", "rollback", "adopt", "review", "prune", "sweep", "sandbox"]
+COMMANDS = ["build", "plan", "rollback", "adopt", "review", "prune", "sweep", "iam-policy", "sandbox"]
 DEFAULT_COMMAND = "build"
 
 
@@ -36,9 +36,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     modules: dict[str, object] = {}
     for name in COMMANDS:
         try:
-            mod = importlib.import_module(f"bake.commands.{name}")
+            mod = importlib.import_module(f"bake.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as e:
-            if e.name == f"bake.commands.{name}":
+            if e.name == f"bake.commands.{name.replace('-', '_')}":
                 continue  # not built yet
             raise
         mod.add_parser(sub)  # type: ignore[attr-defined]
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     ctx = Context()
     _install_signals(ctx)
+    from bake.iam.refusal import set_command
+
+    set_command(args.command)
     try:
         return int(modules[args.command].run(args, ctx))  # type: ignore[attr-defined]
     except Cancelled as e:

@@ -149,8 +149,12 @@ def _paths(layout: Layout) -> dict[str, Path]:
 
 
 def extra_endpoints_dir(layout: Layout) -> Path:
-    """Where other moto servers are registered for the keys command (see KEYS_SCRIPT)."""
-    return layout.ssh_dir / "moto-endpoints.d"
+    """Where other moto servers are registered for the keys command (see KEYS_SCRIPT).
+
+    Under /run, which sshd's mount namespace shares with the host: in the overlaid /var, a file
+    made after sshd started may never show (overlayfs does not follow changes to its lower layer).
+    One folder per sandbox (its ssh port), root's only."""
+    return Path("/run/bake-sandbox") / f"ssh-{layout.ssh_port}-moto-endpoints.d"
 
 
 def keys_command_serves_extra_endpoints(layout: Layout) -> bool:

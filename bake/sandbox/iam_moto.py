@@ -39,9 +39,11 @@ class Credentials:
     access_key_id: str
     secret_access_key: str
 
-    def env(self, endpoint: str) -> dict[str, str]:
-        """The environment a process (bake, terraform) runs with as this user."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    def env(self, endpoint: str, base: dict[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) with this user's keys and ``endpoint``:
+        the environment a process (bake, terraform) runs with as this user."""
+        drop = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+        env = {k: v for k, v in {**os.environ, **(base or {})}.items() if k not in drop}
         env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": self.access_key_id,
                     "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_REGION": REGION,
                     "AWS_DEFAULT_REGION": REGION})
@@ -96,6 +98,7 @@ def iam_moto_server(work_dir: Path, layout: Layout | None = None) -> Iterator[Ia
     from bake.sandbox import builder
 
     work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / "moto-actions.jsonl"
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
     env.update({"BAKE_MOTO_IAM": "1", "BAKE_MOTO_ACTION_LOG": str(log), "PYTHONPATH": str(REPO_ROOT)})
@@ -109,7 +112,7 @@ def iam_moto_server(work_dir: Path, layout: Layout | None = None) -> Iterator[Ia
         registration = None
         if layout is not None:
             registration = builder.extra_endpoints_dir(layout) / f"{endpoint.rsplit(':', 1)[1]}.json"
-            registration.parent.mkdir(mode=0o700, exist_ok=True)
+            registration.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             registration.touch(mode=0o600)
             registration.write_text(json.dumps({"endpoint": endpoint, "access_key_id": admin.access_key_id,
                                                 "secret_access_key": admin.secret_access_key}))
