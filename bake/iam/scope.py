@@ -24,6 +24,8 @@ class Scope:
     kms_keys: tuple[str, ...]
     asg_base_amis: bool  # a pool's base_ami is "asg:NAME"
     launch_modes: frozenset[str]  # "template" | "configuration" | "nodegroup"
+    asg_names: tuple[str, ...]  # the stack's Auto Scaling groups (asg.name, else the pool's name)
+    configuration_pools: tuple[str, ...]  # pools whose launch configurations are named POOL-...
     adopts: bool
     state_bucket: str | None
     state_key: str | None
@@ -48,6 +50,8 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     accounts = list(accounts or provider.get("allowed_account_ids") or [])
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
     asg_base = adopts = False
+    asg_names: list[str] = []
+    configuration_pools: list[str] = []
     for pool in config.pools.values():
         if pool.base_ami.startswith("ssm:"):
             ssm.append(pool.base_ami[4:])
@@ -64,6 +68,10 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         ro = _rollout(pool.rollout)
         if ro:
             modes.add(ro.get("launch", "template"))
+        if ro.get("launch", "template") in ("template", "configuration") and ro.get("asg") is not None:
+            asg_names.append((ro.get("asg") or {}).get("name") or pool.name)
+        if ro.get("launch") == "configuration":
+            configuration_pools.append(pool.name)
         lt = ro.get("launch_template") or {}
         profiles += [lt["iam_instance_profile"]] if lt.get("iam_instance_profile") else []
         ng = ro.get("nodegroup") or {}
@@ -82,6 +90,8 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         kms_keys=tuple(dict.fromkeys(keys)),
         asg_base_amis=asg_base,
         launch_modes=frozenset(modes),
+        asg_names=tuple(dict.fromkeys(asg_names)),
+        configuration_pools=tuple(configuration_pools),
         adopts=adopts,
         state_bucket=state.get("bucket") if state.get("backend") == "s3" else None,
         state_key=state.get("key") if state.get("backend") == "s3" else None,

@@ -40,14 +40,17 @@ class Credentials:
     secret_access_key: str
 
     def env(self, endpoint: str, base: dict[str, str] | None = None) -> dict[str, str]:
-        """``base`` (default: this process's environment) with this user's keys and ``endpoint``:
-        the environment a process (bake, terraform) runs with as this user."""
-        drop = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-        env = {k: v for k, v in {**os.environ, **(base or {})}.items() if k not in drop}
+        """``base`` (default: this process's environment) with this user's keys and ``endpoint``
+        and no other credential: the environment a process (bake, terraform) runs with as this user."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if k not in DROPPED}
         env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": self.access_key_id,
                     "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_REGION": REGION,
                     "AWS_DEFAULT_REGION": REGION})
         return env
+
+
+DROPPED = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+           "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
 @dataclass(frozen=True)

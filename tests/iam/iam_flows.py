@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class IamProject:
         return self.dir / STACK_DIR
 
     def env(self, creds: Credentials) -> dict[str, str]:
-        return base_env(creds.env(self.moto.endpoint, self.sandbox_env))
+        return creds.env(self.moto.endpoint, base_env(self.sandbox_env))
 
     def run(self, creds: Credentials, *argv: str, timeout: float = 600) -> Step:
         p = subprocess.run(list(argv), cwd=self.dir, env=self.env(creds), text=True, capture_output=True, timeout=timeout)
@@ -138,14 +139,22 @@ def bake(p: IamProject, creds: Credentials) -> list[Step]:
     return [p.bake(creds, "build", "--config", str(p.config), "--json")]
 
 
-def deploy(p: IamProject, creds: Credentials) -> list[Step]:
-    """Synthesis (no AWS), then terraform init, plan and apply: template, configuration, import."""
-    return run_steps(
-        lambda: p.run(creds, sys.executable, str(ROOT / "main.py")),
-        lambda: p.tf(creds, "init", "-input=false", "-no-color"),
-        lambda: p.tf(creds, "plan", "-input=false", "-no-color", "-out=tfplan"),
-        lambda: p.tf(creds, "apply", "-input=false", "-no-color", "-auto-approve", "tfplan"),
-    )
+def deploy(p: IamProject, creds: Credentials, rollout: Callable[[], None] | None = None) -> list[Step]:
+    """Synthesis (no AWS), then terraform init, plan and apply: the launch template, the launch
+    configuration, the adopted group's import. Then ``rollout()`` (new AMIs in the lock) and
+    the same again: a new template version, a configuration replaced, the groups switched."""
+    def once() -> list[Callable[[], Step]]:
+        return [lambda: p.run(creds, sys.executable, str(ROOT / "main.py")),
+                lambda: p.tf(creds, "init", "-input=false", "-no-color"),
+                lambda: p.tf(creds, "plan", "-input=false", "-no-color", "-out=tfplan"),
+                lambda: p.tf(creds, "apply", "-input=false", "-no-color", "-auto-approve", "tfplan")]
+
+    def new_amis() -> Step:
+        if rollout:
+            rollout()
+        return Step(["(new AMIs in the lock)"], 0, "", "")
+
+    return run_steps(*once(), new_amis, *(once() if rollout else []))
 
 
 def plan(p: IamProject, creds: Credentials) -> list[Step]:
@@ -156,7 +165,7 @@ def plan(p: IamProject, creds: Credentials) -> list[Step]:
         lambda: p.tf(creds, "init", "-input=false", "-no-color"),
         lambda: p.tf(creds, "plan", "-input=false", "-no-color", "-out=tfplan"),
         lambda: _show(p, creds),
-        lambda: p.bake(creds, "review", "--plan", str(p.dir / "plan.json"), "--config", str(p.config)),
+        lambda: p.bake(creds, "review", "--plan", str(p.dir / "plan.json"), "--lock", str(p.lock)),
     )
 
 
@@ -168,17 +177,22 @@ def _show(p: IamProject, creds: Credentials) -> Step:
 
 
 def lifecycle(p: IamProject, creds: Credentials) -> list[Step]:
-    """prune (keep 1: an older AMI of pool cpu goes) and sweep (a killed bake's leftovers go)."""
+    """prune (--keep 0: what the lock does not hold goes) and sweep (a killed bake's leftovers go);
+    see lifecycle_leftovers."""
     return run_steps(
-        lambda: p.bake(creds, "prune", "--keep", "1", "--yes", "--config", str(p.config)),
+        lambda: p.bake(creds, "prune", "--keep", "0", "--yes", "--config", str(p.config)),
         lambda: p.bake(creds, "sweep", "--older-than", "1h", "--yes", "--config", str(p.config)),
     )
 
 
-def killed_bake(moto: IamMoto, pool: str, created: str) -> dict[str, str]:
-    """What a bake killed by SIGKILL leaves (key pair, group, running builder, an AMI and its
-    snapshot), made by the administrator with the tool's tags."""
+def lifecycle_leftovers(moto: IamMoto, pool: str, hours_ago: float = 30) -> dict[str, str]:
+    """Made by the administrator with the tool's tags, ``hours_ago``: what a bake killed by
+    SIGKILL leaves (key pair, group, running builder), a snapshot whose AMI was never registered
+    (sweep's), and a finished AMI of ``pool`` that is not in the lock (prune's, with --keep 0)."""
+    from datetime import datetime, timedelta, timezone
+
     ec2 = moto.client("ec2")
+    created = (datetime.now(timezone.utc) - timedelta(hours=hours_ago)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     run_id = f"killed-{uuid.uuid4().hex[:8]}"
 
     def spec(kind: str, role: str) -> list[dict]:
@@ -190,11 +204,13 @@ def killed_bake(moto: IamMoto, pool: str, created: str) -> dict[str, str]:
                                    TagSpecifications=spec("security-group", "security-group"))["GroupId"]
     inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="m5.large", KeyName=key,
                              SecurityGroupIds=[sg], TagSpecifications=spec("instance", "builder"))["Instances"][0]["InstanceId"]
-    ami = ec2.create_image(InstanceId=inst, Name=key, TagSpecifications=spec("image", "ami"))["ImageId"]
-    snaps = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]
-             if "Ebs" in m]
-    ec2.create_tags(Resources=snaps, Tags=spec("snapshot", "ami")[0]["Tags"])
-    return {"run_id": run_id, "key": key, "sg": sg, "instance": inst, "ami": ami, "snapshots": json.dumps(snaps)}
+    vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8)["VolumeId"]
+    orphan = ec2.create_snapshot(VolumeId=vol, TagSpecifications=spec("snapshot", "ami"))["SnapshotId"]
+    old_run = f"old-{uuid.uuid4().hex[:8]}"
+    finished = tags.as_aws({**tags.run_tags(old_run, pool, "ami", created), tags.KEY_FINGERPRINT: "sha256:" + "1" * 64})
+    ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{old_run}",
+                           TagSpecifications=[{"ResourceType": "image", "Tags": finished}])["ImageId"]
+    return {"key": key, "sg": sg, "instance": inst, "orphan_snapshot": orphan, "old_ami": ami}
 
 
 def leftovers(moto: IamMoto) -> dict[str, list[str]]:
@@ -209,3 +225,21 @@ def leftovers(moto: IamMoto) -> dict[str, list[str]]:
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]],
         "images": [i["ImageId"] for i in ec2.describe_images(Owners=["self"], Filters=f)["Images"]],
     }
+
+
+def recorded_amis(p: IamProject, pools: list[str]) -> None:
+    """Stand-ins for baked AMIs (made by the administrator with the tool's tags) recorded in the
+    lock: the Terraform uses need lock entries, not a bake (which needs the shared sshd)."""
+    from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock
+
+    ec2 = p.moto.client("ec2")
+    lock = LockFile(p.lock)
+    for pool in pools:
+        created = "2026-01-01T00:00:00Z"
+        inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="m5.large")["Instances"][0]["InstanceId"]
+        ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{uuid.uuid4().hex[:6]}", TagSpecifications=[
+            {"ResourceType": "image", "Tags": tags.as_aws(tags.run_tags("stand-in", pool, "ami", created))}])["ImageId"]
+        ec2.terminate_instances(InstanceIds=[inst])
+        entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint="sha256:" + "0" * 64, base_ami="ami-ekslinux",
+                          images=[ImageDigest(ref="quay.io/org/env:rev9", digest="sha256:" + "a" * 64)], built_at=created)
+        lock.update(pool, lambda _: PoolLock(current=entry))

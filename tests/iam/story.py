@@ -1,81 +1,173 @@
-"""The least-privilege story, shared by tests/iam/test_least_privilege.py and
-tests/iam/minimality.py: one IAM-enforcing moto, one project, one user per role.
-
-``Story.prepare`` brings the project to the point where each role's use can run: a live group
-to adopt, baked AMIs, a deployed stack, a killed bake's leftovers and an older AMI to prune.
+"""The least-privilege proof's shape, shared by tests/iam/test_least_privilege.py and
+tests/iam/minimality.py: for each role, how to bring a fresh IAM-enforcing moto to the point
+where the role's uses can run (as the administrator), the uses themselves (as the role's user),
+and what success means for each.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from bake.sandbox.iam_moto import Credentials, IamMoto, iam_moto_server
 from tests.iam import iam_flows
-from tests.iam.iam_flows import IamProject, Step
-from bake.sandbox.iam_moto import Credentials, IamMoto
+from tests.iam.iam_flows import IamProject, Step, first_failure
 
 ADOPTED_GROUP = "legacy-nodes"
+POOLS = ["cpu", "legacy", "adopted"]
 
 
 @dataclass
-class Story:
-    project: IamProject
-    users: dict[str, Credentials] = field(default_factory=dict)
-
-    @property
-    def moto(self) -> IamMoto:
-        return self.project.moto
-
-    def user(self, role: str, policy: str | None = None, suffix: str = "") -> Credentials:
-        """An IAM user holding exactly ``policy`` (default: what ``iam-policy --role ROLE`` prints)."""
-        name = f"bake-{role}{suffix}"
-        creds = self.moto.create_user(name, policy if policy is not None else self.project.iam_policy(role))
-        self.users[name] = creds
-        return creds
-
-    def uses(self) -> dict[str, Callable[[Credentials], list[Step]]]:
-        p = self.project
-        return {
-            "adopt": lambda c: iam_flows.adopt(p, c, ADOPTED_GROUP),
-            "bake": lambda c: iam_flows.bake(p, c),
-            "deploy": lambda c: iam_flows.deploy(p, c),
-            "plan": lambda c: iam_flows.plan(p, c),
-            "lifecycle": lambda c: iam_flows.lifecycle(p, c),
-        }
+class Outcome:
+    use: str
+    ok: bool
+    why: str
+    steps: list[Step]
 
 
-# Which role runs each use.
-ROLE_OF_USE = {"adopt": "plan", "bake": "bake", "deploy": "deploy", "plan": "plan", "lifecycle": "lifecycle"}
+def _adopt_as_admin(p: IamProject) -> None:
+    iam_flows.make_legacy_group(p.moto, ADOPTED_GROUP)
+    step = iam_flows.adopt(p, p.moto.admin, ADOPTED_GROUP)[0]
+    assert step.ok, str(step)
 
 
-def policy_actions(policy: str) -> list[str]:
-    doc = json.loads(policy)
-    out: list[str] = []
-    for st in doc["Statement"]:
-        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-        out += [a for a in acts if a not in out]
+def _deploy_as_admin(p: IamProject) -> None:
+    iam_flows.recorded_amis(p, POOLS)
+    failed = first_failure(iam_flows.deploy(p, p.moto.admin))
+    assert failed is None, str(failed)
+
+
+def prepare(role: str, p: IamProject) -> None:
+    """As the administrator: what must exist before ``role``'s uses run."""
+    if role == "lifecycle":
+        iam_flows.recorded_amis(p, ["cpu", "legacy"])
+        iam_flows.lifecycle_leftovers(p.moto, "cpu")
+        return
+    _adopt_as_admin(p)
+    if role == "plan":
+        _deploy_as_admin(p)
+    elif role == "deploy":
+        iam_flows.recorded_amis(p, POOLS)
+
+
+def _all_ok(use: str, steps: list[Step]) -> Outcome:
+    failed = first_failure(steps)
+    return Outcome(use, failed is None, str(failed) if failed else "", steps)
+
+
+def _adopt_again(p: IamProject, creds: Credentials) -> Outcome:
+    """``bake adopt`` of another group into a scratch copy of the config (adopt writes it)."""
+    group = iam_flows.make_legacy_group(p.moto, f"{ADOPTED_GROUP}-{creds.user}")
+    scratch = p.dir / f"adopt-{creds.user}.toml"
+    shutil.copy(p.config, scratch)
+    step = p.bake(creds, "adopt", group, "--pool", "adopted2", "--config", str(scratch),
+                  "--image", iam_flows.sandbox_image(p))
+    return _all_ok("adopt", [step])
+
+
+def _bake_refused_at_snapshot_tags(p: IamProject, creds: Credentials) -> Outcome:
+    """The bake with its snapshot tagging refused: it must fail with the refusal named and
+    undo everything it made (its AMI and snapshots included)."""
+    step = p.bake(creds, "build", "--config", str(p.config), "--pool", "legacy", "--json")
+    left = {k: v for k, v in iam_flows.leftovers(p.moto).items() if v and k != "images"}
+    amis = [a for a in iam_flows.leftovers(p.moto)["images"] if a not in _lock_amis(p)]
+    want = "AccessDenied: ec2:CreateTags is not allowed for arn:aws:iam::123456789012:user/"
+    ok = step.returncode == 1 and want in step.stdout and not left and not amis
+    return Outcome("bake-undo", ok, "" if ok else f"left {left} {amis}\n{step}", [step])
+
+
+def _lock_amis(p: IamProject) -> set[str]:
+    if not p.lock.exists():
+        return set()
+    data = json.loads(p.lock.read_text())
+    return {e["ami_id"] for pool in data["pools"].values() for e in [pool.get("current") or {}, *pool.get("history", [])] if e}
+
+
+Use = Callable[[str, str], Outcome]  # (policy, user name) -> what happened
+
+
+def _as(p: IamProject, run: Callable[[Credentials], Outcome]) -> Use:
+    return lambda policy, user: run(p.moto.create_user(user, policy))
+
+
+def uses(role: str, p: IamProject) -> list[tuple[str, Use]]:
+    """The uses a role's users run, in order; each makes its user from the policy it is given."""
+    if role == "plan":
+        return [("adopt", _as(p, lambda c: _adopt_again(p, c))),
+                ("plan", _as(p, lambda c: _all_ok("plan", iam_flows.plan(p, c))))]
+    if role == "bake":
+        # The undo first: it bakes pool legacy before the whole bake records it.
+        return [("bake-undo", lambda policy, user: _bake_refused_at_snapshot_tags(
+                    p, p.moto.create_user(user, without(policy, sid="TagSnapshots")))),
+                ("bake", _as(p, lambda c: _all_ok("bake", iam_flows.bake(p, c))))]
+    if role == "deploy":
+        return [("deploy", _as(p, lambda c: _all_ok("deploy", iam_flows.deploy(
+            p, c, rollout=lambda: iam_flows.recorded_amis(p, POOLS)))))]
+    if role == "lifecycle":
+        return [("lifecycle", _as(p, lambda c: _lifecycle(p, c)))]
+    raise ValueError(role)
+
+
+def _lifecycle(p: IamProject, creds: Credentials) -> Outcome:
+    out = _all_ok("lifecycle", iam_flows.lifecycle(p, creds))
+    left = iam_flows.leftovers(p.moto)
+    stray = {k: v for k, v in left.items() if k != "images" and v} or \
+        {"images": [a for a in left["images"] if a not in _lock_amis(p)]}
+    if out.ok and any(stray.values()):
+        return Outcome("lifecycle", False, f"exited 0 but left {stray}", out.steps)
     return out
 
 
-def without_action(policy: str, action: str) -> str:
+def policy_actions(policy: str) -> list[str]:
+    out: list[str] = []
+    for st in json.loads(policy)["Statement"]:
+        out += [a for a in st["Action"] if a not in out]
+    return out
+
+
+def without(policy: str, *, action: str | None = None, sid: str | None = None) -> str:
+    """``policy`` less one action (everywhere) or one statement."""
     doc = json.loads(policy)
     kept = []
     for st in doc["Statement"]:
-        acts = [a for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]) if a != action]
+        if sid and st.get("Sid") == sid:
+            continue
+        acts = [a for a in st["Action"] if a != action]
         if acts:
             kept.append({**st, "Action": acts})
     return json.dumps({**doc, "Statement": kept})
 
 
-def prepare_lifecycle(moto: IamMoto) -> dict[str, str]:
-    """A killed bake's leftovers, older than sweep's 1h: made by the administrator."""
-    from datetime import datetime, timedelta, timezone
+@contextmanager
+def fresh(work: Path, sandbox, role: str) -> Iterator[IamProject]:  # noqa: ANN001
+    """A new IAM-enforcing moto and project, prepared for ``role`` (the bake's needs the
+    sandbox's sshd to serve its builders' keys)."""
+    with iam_moto_server(work / "moto", sandbox.layout if role == "bake" else None) as moto:
+        p = iam_flows.new_project(work / "project", moto, sandbox)
+        prepare(role, p)
+        yield p
 
-    created = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return iam_flows.killed_bake(moto, "cpu", created)
+
+def run_role(p: IamProject, role: str, policy: str, user: str) -> list[Outcome]:
+    """Every use of ``role``, each as a new user holding ``policy``; stops at the first that fails."""
+    out = []
+    for i, (_, use) in enumerate(uses(role, p)):
+        out.append(use(policy, f"{user}-{i}"))
+        if not out[-1].ok:
+            break
+    return out
 
 
-def new_story(dir: Path, moto: IamMoto, sandbox) -> Story:  # noqa: ANN001
-    return Story(iam_flows.new_project(dir, moto, sandbox))
+def role_policy(p: IamProject, role: str) -> str:
+    return p.iam_policy(role)
+
+
+def project_json(p: IamProject) -> dict:
+    return {"dir": str(p.dir), "endpoint": p.moto.endpoint}
+
+
+__all__ = ["fresh", "run_role", "uses", "without", "policy_actions", "Outcome", "IamMoto"]
