@@ -46,6 +46,8 @@ def prepare(role: str, p: IamProject) -> None:
     if role == "lifecycle":
         iam_flows.recorded_amis(p, ["cpu", "legacy"])
         iam_flows.lifecycle_leftovers(p.moto, "cpu")
+        # prune reads every launch template's versions to know which AMIs are in use.
+        p.moto.client("ec2").create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": "ami-ekslinux"})
         return
     _adopt_as_admin(p)
     if role == "plan":

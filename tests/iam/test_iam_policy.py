@@ -227,3 +227,19 @@ def test_refusal_names_the_action_the_caller_and_the_role() -> None:
                               "on arn:aws:ec2:us-east-1:1:instance/i-0abc; python -m bake iam-policy --role bake")
     finally:
         set_command(None)
+
+
+def test_docs_show_the_policies_printed_for_the_sample_config(tmp_path: Path) -> None:
+    """docs/iam.md's four policies are what the command prints for the sandbox's bake.toml."""
+    import re
+
+    from bake.sandbox import Sandbox, sample_config
+
+    sb = Sandbox(state_dir=tmp_path / "state")
+    path = tmp_path / "bake.toml"
+    path.write_text(sample_config.render(sb.layout, sb.samples.images(sb.layout), sb.samples.ecr_images()))
+    text = (ROOT / "docs" / "iam.md").read_text()
+    for role in ROLES:
+        m = re.search(rf"### `{role}`\n\n```json\n(.*?)\n```", text, re.S)
+        assert m, f"docs/iam.md has no policy for {role}"
+        assert json.loads(m[1]) == printed(path, role, "--account", "123456789012"), role
