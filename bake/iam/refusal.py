@@ -50,6 +50,9 @@ def message(exc: BaseException) -> str | None:
     if not isinstance(response, dict):
         return None
     err = response.get("Error", {})
-    if not is_refusal(err.get("Code")):
+    code, text = err.get("Code") or "", err.get("Message") or ""
+    # moto answers a refused JSON-protocol call (SSM, ECR) in XML, which botocore cannot parse:
+    # the code is then the HTTP status and the message the raw body.
+    if not is_refusal(code) and not (code == "403" and _DETAIL.search(text)):
         return None
-    return describe(err["Code"], err.get("Message", ""), getattr(exc, "operation_name", None))
+    return describe(code, text, getattr(exc, "operation_name", None))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomlkit
@@ -21,7 +21,7 @@ import tomlkit
 from bake import tags
 from bake.sandbox import sample_config
 from bake.sandbox.iam_moto import Credentials, IamMoto
-from tests.rollout.rollout_helpers import ROOT, STACK_DIR, base_env
+from tests.rollout.rollout_helpers import ROOT, Project, base_env
 
 ROLES = ("plan", "bake", "deploy", "lifecycle")
 
@@ -42,32 +42,21 @@ class Step:
 
 
 @dataclass
-class IamProject:
-    dir: Path
-    moto: IamMoto
-    sandbox_env: dict[str, str]
+class IamProject(Project):
+    """A rollout test project whose AWS is an IAM-enforcing moto, run as one user or another."""
 
-    @property
-    def config(self) -> Path:
-        return self.dir / "bake.toml"
+    moto: IamMoto | None = None
+    sandbox_env: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def lock(self) -> Path:
-        return self.dir / "amis.lock.json"
-
-    @property
-    def stack(self) -> Path:
-        return self.dir / STACK_DIR
-
-    def env(self, creds: Credentials) -> dict[str, str]:
+    def user_env(self, creds: Credentials) -> dict[str, str]:
         return creds.env(self.moto.endpoint, base_env(self.sandbox_env))
 
-    def run(self, creds: Credentials, *argv: str, timeout: float = 600) -> Step:
-        p = subprocess.run(list(argv), cwd=self.dir, env=self.env(creds), text=True, capture_output=True, timeout=timeout)
+    def as_user(self, creds: Credentials, *argv: str, timeout: float = 600) -> Step:
+        p = subprocess.run(list(argv), cwd=self.dir, env=self.user_env(creds), text=True, capture_output=True, timeout=timeout)
         return Step(list(argv), p.returncode, p.stdout, p.stderr)
 
     def bake(self, creds: Credentials, *args: str) -> Step:
-        return self.run(creds, sys.executable, "-m", "bake", *args)
+        return self.as_user(creds, sys.executable, "-m", "bake", *args)
 
     def iam_policy(self, role: str) -> str:
         p = subprocess.run([sys.executable, "-m", "bake", "iam-policy", "--role", role, "--config", str(self.config)],
@@ -75,7 +64,7 @@ class IamProject:
         return p.stdout
 
     def tf(self, creds: Credentials, *args: str) -> Step:
-        return self.run(creds, "terraform", f"-chdir={self.stack}", *args)
+        return self.as_user(creds, "terraform", f"-chdir={self.stack}", *args)
 
 
 def new_project(dir: Path, moto: IamMoto, sandbox, ) -> IamProject:  # noqa: ANN001
@@ -90,7 +79,7 @@ def new_project(dir: Path, moto: IamMoto, sandbox, ) -> IamProject:  # noqa: ANN
     doc.add("defaults", defaults)
     dir.mkdir(parents=True, exist_ok=True)
     (dir / "bake.toml").write_text(tomlkit.dumps(doc))
-    return IamProject(dir, moto, sandbox.env())
+    return IamProject(dir, moto=moto, sandbox_env=sandbox.env())
 
 
 def first_failure(steps: list[Step]) -> Step | None:
@@ -144,7 +133,7 @@ def deploy(p: IamProject, creds: Credentials, rollout: Callable[[], None] | None
     configuration, the adopted group's import. Then ``rollout()`` (new AMIs in the lock) and
     the same again: a new template version, a configuration replaced, the groups switched."""
     def once() -> list[Callable[[], Step]]:
-        return [lambda: p.run(creds, sys.executable, str(ROOT / "main.py")),
+        return [lambda: p.as_user(creds, sys.executable, str(ROOT / "main.py")),
                 lambda: p.tf(creds, "init", "-input=false", "-no-color"),
                 lambda: p.tf(creds, "plan", "-input=false", "-no-color", "-out=tfplan"),
                 lambda: p.tf(creds, "apply", "-input=false", "-no-color", "-auto-approve", "tfplan")]
@@ -161,7 +150,7 @@ def plan(p: IamProject, creds: Credentials) -> list[Step]:
     """What a pull request runs: bake plan, synthesis, terraform plan, the review comment."""
     return run_steps(
         lambda: p.bake(creds, "plan", "--config", str(p.config)),
-        lambda: p.run(creds, sys.executable, str(ROOT / "main.py")),
+        lambda: p.as_user(creds, sys.executable, str(ROOT / "main.py")),
         lambda: p.tf(creds, "init", "-input=false", "-no-color"),
         lambda: p.tf(creds, "plan", "-input=false", "-no-color", "-out=tfplan"),
         lambda: _show(p, creds),

@@ -243,3 +243,22 @@ def test_docs_show_the_policies_printed_for_the_sample_config(tmp_path: Path) ->
         m = re.search(rf"### `{role}`\n\n```json\n(.*?)\n```", text, re.S)
         assert m, f"docs/iam.md has no policy for {role}"
         assert json.loads(m[1]) == printed(path, role, "--account", "123456789012"), role
+
+
+def test_a_refusal_botocore_could_not_parse_is_still_named() -> None:
+    """moto answers a refused JSON-protocol call (SSM) in XML: code "403", the body as message."""
+    from botocore.exceptions import ClientError
+
+    from bake.aws import describe_error
+
+    body = ("<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/x "
+            "is not authorized to perform: ssm:GetParameter</Message></Error></Errors></ErrorResponse>")
+    e = ClientError({"Error": {"Code": "403", "Message": body}}, "GetParameter")
+    set_command("plan")
+    try:
+        assert describe_error(e) == ("AWS: AccessDenied: ssm:GetParameter is not allowed for "
+                                     "arn:aws:iam::123456789012:user/x; python -m bake iam-policy --role plan prints the policy this needs")
+        other = ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetParameter")
+        assert "iam-policy" not in describe_error(other)
+    finally:
+        set_command(None)
