@@ -202,17 +202,25 @@ def _check_safe_chain(path: Path) -> None:
             )
 
 
+def write_keys_command(layout: Layout) -> None:
+    """(Re)write sshd's AuthorizedKeysCommand. sshd runs it afresh at every login, so a running
+    sandbox picks up a new one without a restart."""
+    path = _paths(layout)["keys_script"]
+    tmp = path.with_name(".authorized-keys.tmp")
+    tmp.write_text(KEYS_SCRIPT.format(
+        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
+        extra=str(extra_endpoints_dir(layout)), key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
 def configure(layout: Layout) -> None:
     p = _paths(layout)
     layout.ssh_dir.mkdir(parents=True, exist_ok=True)
     if not p["host_key"].exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bake-sandbox-builder", "-f", str(p["host_key"])],
             "make sshd host key")
-    p["keys_script"].write_text(KEYS_SCRIPT.format(
-        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
-        extra=str(extra_endpoints_dir(layout)),
-        key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
-    p["keys_script"].chmod(0o755)
+    write_keys_command(layout)
     p["config"].write_text(SSHD_CONFIG.format(
         port=layout.ssh_port, host=HOST, host_key=p["host_key"], pid_file=layout.run_dir / "sshd.own.pid",
         keys_script=p["keys_script"], user=SSH_USER))
