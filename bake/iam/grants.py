@@ -89,6 +89,18 @@ def _profile_roles(s: Scope) -> list[str]:
     return [a for p in s.instance_profiles for a in s.arns("iam", f"role/{p}", region=False)]
 
 
+NODEGROUP_PROOF = ("unproven: against moto enforcing IAM, terraform's eks:CreateNodegroup passes but its "
+                   "signed DescribeNodegroup is refused (403) even for an administrator")
+
+
+def _nodegroups(s: Scope) -> list[str]:
+    # CreateNodegroup is authorized on the cluster, the others on the node group.
+    out = []
+    for cluster, name in s.nodegroups:
+        out += s.arns("eks", f"cluster/{cluster}") + s.arns("eks", f"nodegroup/{cluster}/{name}/*")
+    return out
+
+
 def _node_roles(s: Scope) -> list[str]:
     return list(s.node_roles)
 
@@ -202,6 +214,11 @@ GRANTS: list[Grant] = [
                                       "subnet/*", "security-group/*")(s),
           when=lambda s: bool(s.asg_names) and "template" in s.launch_modes,
           proof="unproven: moto does not check it (AWS: 'Launch template support' in the EC2 Auto Scaling guide)"),
+    Grant("Nodegroups", "aws_eks_node_group: created on the pool's launch template, updated to each new version",
+          DEPLOY, ("eks:CreateNodegroup", "eks:DescribeNodegroup", "eks:UpdateNodegroupVersion",
+                   "eks:UpdateNodegroupConfig"), _nodegroups, when=lambda s: bool(s.nodegroups), proof=NODEGROUP_PROOF),
+    Grant("Nodegroups", "terraform plan: refreshing the node groups", ("plan",), ("eks:DescribeNodegroup",),
+          _nodegroups, when=lambda s: bool(s.nodegroups), proof=NODEGROUP_PROOF),
     Grant("NodegroupPassRole", "aws_eks_node_group: the node role", DEPLOY, ("iam:PassRole",), _node_roles,
           PASS_TO_EKS, when=lambda s: "nodegroup" in s.launch_modes, proof="not in the sample config"),
     Grant("StateRead", "[state] backend = \"s3\": terraform reads the state", ("plan", "deploy"),

@@ -26,6 +26,7 @@ class Scope:
     launch_modes: frozenset[str]  # "template" | "configuration" | "nodegroup"
     asg_names: tuple[str, ...]  # the stack's Auto Scaling groups (asg.name, else the pool's name)
     configuration_pools: tuple[str, ...]  # pools whose launch configurations are named POOL-...
+    nodegroups: tuple[tuple[str, str], ...]  # (cluster, node group name)
     adopts: bool
     state_bucket: str | None
     state_key: str | None
@@ -52,6 +53,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     asg_base = adopts = False
     asg_names: list[str] = []
     configuration_pools: list[str] = []
+    nodegroups: list[tuple[str, str]] = []
     for pool in config.pools.values():
         if pool.base_ami.startswith("ssm:"):
             ssm.append(pool.base_ami[4:])
@@ -76,6 +78,8 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         profiles += [lt["iam_instance_profile"]] if lt.get("iam_instance_profile") else []
         ng = ro.get("nodegroup") or {}
         roles += [ng["node_role_arn"]] if ng.get("node_role_arn") else []
+        if ro.get("launch") == "nodegroup" and ng.get("cluster_name"):
+            nodegroups.append((ng["cluster_name"], ng.get("node_group_name") or pool.name))
         adopts |= bool(ro.get("adopt"))
     modes.discard("none")
     return Scope(
@@ -92,6 +96,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         launch_modes=frozenset(modes),
         asg_names=tuple(dict.fromkeys(asg_names)),
         configuration_pools=tuple(configuration_pools),
+        nodegroups=tuple(nodegroups),
         adopts=adopts,
         state_bucket=state.get("bucket") if state.get("backend") == "s3" else None,
         state_key=state.get("key") if state.get("backend") == "s3" else None,

@@ -262,3 +262,11 @@ def test_a_refusal_botocore_could_not_parse_is_still_named() -> None:
         assert "iam-policy" not in describe_error(other)
     finally:
         set_command(None)
+
+
+def test_node_groups_by_cluster_and_name(config: Path) -> None:
+    deploy = printed(config, "deploy")
+    (ng,) = statements_with(deploy, "eks:CreateNodegroup")
+    assert resources(ng) == ["arn:aws:eks:eu-west-1:111122223333:cluster/prod",
+                             "arn:aws:eks:eu-west-1:111122223333:nodegroup/prod/ng/*"]
+    assert all_actions(printed(config, "plan")) >= {"eks:DescribeNodegroup"}
