@@ -23,7 +23,7 @@ def test_every_command_is_built_and_documented_in_the_readme():
     parser, modules = cli.build_parser()
     assert sorted(modules) == sorted(cli.COMMANDS), "a command module is missing"
     readme = (ROOT / "README.md").read_text()
-    table = re.findall(r"^\| `(\w+)", readme, flags=re.MULTILINE)
+    table = re.findall(r"^\| `([\w-]+)", readme, flags=re.MULTILINE)
     for name in cli.COMMANDS:
         assert name in table, f"README's command table does not document `{name}`"
 
