@@ -39,9 +39,9 @@ def run_with_printed_policy(tmp_path: Path, sb: Sandbox, role: str) -> None:
     with story.fresh(tmp_path, sb, role) as p:
         policy = p.iam_policy(role)
         outcomes = story.run_role(p, role, policy, role)
-        assert [o.use for o in outcomes] == [u for u, _ in story.uses(role, p)]
         for o in outcomes:
             assert o.ok, o.why
+        assert [o.use for o in outcomes] == [u for u, _ in story.uses(role, p)]
         # Every call the role's users made was allowed but the one the undo test refuses.
         refused = [(u.split("/")[-1], a) for u, a, ok in _decisions(p) if not ok and u.split("/")[-1].startswith(role)]
         assert refused in ([], [(f"{role}-0", "ec2:CreateTags")]), refused
