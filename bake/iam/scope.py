@@ -27,6 +27,7 @@ class Scope:
     asg_names: tuple[str, ...]  # the stack's Auto Scaling groups (asg.name, else the pool's name)
     configuration_pools: tuple[str, ...]  # pools whose launch configurations are named POOL-...
     nodegroups: tuple[tuple[str, str], ...]  # (cluster, node group name)
+    reads_console: bool  # a pool's host_key_policy is not "tofu": the builder's console is read
     adopts: bool
     state_bucket: str | None
     state_key: str | None
@@ -97,6 +98,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         asg_names=tuple(dict.fromkeys(asg_names)),
         configuration_pools=tuple(configuration_pools),
         nodegroups=tuple(nodegroups),
+        reads_console=any(p.host_key_policy != "tofu" for p in config.pools.values()),
         adopts=adopts,
         state_bucket=state.get("bucket") if state.get("backend") == "s3" else None,
         state_key=state.get("key") if state.get("backend") == "s3" else None,

@@ -270,3 +270,12 @@ def test_node_groups_by_cluster_and_name(config: Path) -> None:
     assert resources(ng) == ["arn:aws:eks:eu-west-1:111122223333:cluster/prod",
                              "arn:aws:eks:eu-west-1:111122223333:nodegroup/prod/ng/*"]
     assert all_actions(printed(config, "plan")) >= {"eks:DescribeNodegroup"}
+
+
+def test_console_only_when_a_pool_checks_host_keys_there(tmp_path: Path) -> None:
+    path = tmp_path / "bake.toml"
+    base = '[pools.a]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["quay.io/org/env:rev9"]\n'
+    path.write_text(base + 'host_key_policy = "tofu"\n')
+    assert "ec2:GetConsoleOutput" not in all_actions(printed(path, "bake"))
+    path.write_text(base)
+    assert "ec2:GetConsoleOutput" in all_actions(printed(path, "bake"))
