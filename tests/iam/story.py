@@ -75,12 +75,19 @@ def _bake_refused_at_snapshot_tags(p: IamProject, creds: Credentials) -> Outcome
     """The bake with its snapshot tagging refused (the last AWS call before the lock is written):
     it must fail with the refusal named and undo everything it made, its AMI and snapshots
     included."""
+    snapshots_before = _snapshots(p)
     step = p.bake(creds, "build", "--config", str(p.config), "--pool", "legacy", "--json")
     left = {k: v for k, v in iam_flows.leftovers(p.moto).items() if v and k != "images"}
     amis = [a for a in iam_flows.leftovers(p.moto)["images"] if a not in _lock_amis(p)]
+    # The refused tagging left the AMI's snapshots untagged: look for them by what is new.
+    snapshots = sorted(_snapshots(p) - snapshots_before)
     want = "AccessDenied: ec2:CreateTags is not allowed for arn:aws:iam::123456789012:user/"
-    ok = step.returncode == 1 and want in step.stdout and not left and not amis
-    return Outcome("bake-undo", ok, "" if ok else f"left {left} {amis}\n{step}", [step])
+    ok = step.returncode == 1 and want in step.stdout and not left and not amis and not snapshots
+    return Outcome("bake-undo", ok, "" if ok else f"left {left} {amis} {snapshots}\n{step}", [step])
+
+
+def _snapshots(p: IamProject) -> set[str]:
+    return {s["SnapshotId"] for s in p.moto.client("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]}
 
 
 def _lock_amis(p: IamProject) -> set[str]:
