@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.commands.context import Context
 from bake.iam.grants import ROLES
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "allowed_account_ids, else any)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.iam.policy import render
     from bake.iam.scope import scope_of
     from bake.model.config import load_config

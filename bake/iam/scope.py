@@ -40,16 +40,9 @@ class Scope:
         return [f"arn:{PARTITION}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
 
 
-def _rollout(pool_rollout: dict) -> dict:
-    return pool_rollout if isinstance(pool_rollout, dict) else {}
-
-
 def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
-    """The scope ``config`` names. Rollout tables are read as the stack reads them; a key the
-    stack would refuse is left to ``python main.py`` to report."""
-    provider = _rollout(config.rollout).get("provider", {}) or {}
-    state = _rollout(config.rollout).get("state", {}) or {}
-    accounts = list(accounts or provider.get("allowed_account_ids") or [])
+    """The scope ``config`` names (the typed models of ``bake.model``, rollout tables included)."""
+    accounts = list(accounts or config.provider.allowed_account_ids)
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
     asg_base = adopts = False
     asg_names: list[str] = []
@@ -68,21 +61,21 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         groups += pool.security_group_ids
         profiles += [pool.iam_instance_profile] if pool.iam_instance_profile else []
         keys += [pool.kms_key_id] if pool.kms_key_id else []
-        ro = _rollout(pool.rollout)
-        if ro:
-            modes.add(ro.get("launch", "template"))
-        if ro.get("launch", "template") in ("template", "configuration") and ro.get("asg") is not None:
-            asg_names.append((ro.get("asg") or {}).get("name") or pool.name)
-        if ro.get("launch") == "configuration":
+        ro = pool.rollout
+        if not ro.configured or ro.launch == "none":
+            continue
+        modes.add(ro.launch)
+        if ro.launch_template.iam_instance_profile:
+            profiles.append(ro.launch_template.iam_instance_profile)
+        if ro.asg is not None and ro.launch in ("template", "configuration"):
+            asg_names.append(ro.asg.name or pool.name)
+        if ro.launch == "configuration":
             configuration_pools.append(pool.name)
-        lt = ro.get("launch_template") or {}
-        profiles += [lt["iam_instance_profile"]] if lt.get("iam_instance_profile") else []
-        ng = ro.get("nodegroup") or {}
-        roles += [ng["node_role_arn"]] if ng.get("node_role_arn") else []
-        if ro.get("launch") == "nodegroup" and ng.get("cluster_name"):
-            nodegroups.append((ng["cluster_name"], ng.get("node_group_name") or pool.name))
-        adopts |= bool(ro.get("adopt"))
-    modes.discard("none")
+        if ro.launch == "nodegroup" and ro.nodegroup is not None:
+            roles.append(ro.nodegroup.node_role_arn)
+            nodegroups.append((ro.nodegroup.cluster_name, ro.nodegroup.node_group_name or pool.name))
+        adopts |= ro.adopt is not None
+    s3 = config.state.backend == "s3"
     return Scope(
         regions=(config.region,) if config.region else ("*",),
         accounts=tuple(dict.fromkeys(accounts)) or ("*",),
@@ -100,7 +93,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         nodegroups=tuple(nodegroups),
         reads_console=any(p.host_key_policy != "tofu" for p in config.pools.values()),
         adopts=adopts,
-        state_bucket=state.get("bucket") if state.get("backend") == "s3" else None,
-        state_key=state.get("key") if state.get("backend") == "s3" else None,
-        state_lock_table=state.get("dynamodb_table") if state.get("backend") == "s3" else None,
+        state_bucket=config.state.bucket if s3 else None,
+        state_key=config.state.key if s3 else None,
+        state_lock_table=config.state.dynamodb_table if s3 else None,
     )

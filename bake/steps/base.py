@@ -16,8 +16,8 @@ from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
+from bake.model.images import ResolvedImage
 from bake.progress import Reporter
-from bake.registry import ResolvedImage
 
 
 @dataclass
