@@ -202,9 +202,27 @@ def _check_safe_chain(path: Path) -> None:
             )
 
 
+def serve_extra_endpoints(layout: Layout) -> None:
+    """Make the running sshd's keys command one that reads ``extra_endpoints_dir``. A sandbox
+    started by an older checkout has another: then sshd is restarted, which rewrites it. Only a
+    restart will do: sshd sees /var through its overlay, which may keep showing the old file
+    after the host's is replaced. Call it under the sandbox lock (logins fail while it restarts)."""
+    pid = daemon(layout).pid()
+    script = _paths(layout)["keys_script"]
+    try:
+        fresh = pid is not None and script.stat().st_mtime <= Path(f"/proc/{pid}").stat().st_mtime
+    except OSError:
+        fresh = False
+    if fresh and keys_command_serves_extra_endpoints(layout):
+        return
+    stop(layout)
+    start(layout)
+    if not keys_command_serves_extra_endpoints(layout):
+        raise SandboxError(f"{script}: the keys command does not read {extra_endpoints_dir(layout)}")
+
+
 def write_keys_command(layout: Layout) -> None:
-    """(Re)write sshd's AuthorizedKeysCommand. sshd runs it afresh at every login, so a running
-    sandbox picks up a new one without a restart."""
+    """(Re)write sshd's AuthorizedKeysCommand (sshd runs it at every login)."""
     path = _paths(layout)["keys_script"]
     tmp = path.with_name(".authorized-keys.tmp")
     tmp.write_text(KEYS_SCRIPT.format(

@@ -27,11 +27,9 @@ def builder_sandbox(sandbox):  # noqa: ANN001, ANN201
     """The shared sandbox, whose sshd must also serve a private moto's builders."""
     from bake.sandbox import builder
 
-    if not builder.keys_command_serves_extra_endpoints(sandbox.layout):
-        # A sandbox started by an older checkout: its keys command is replaced by this one (which
-        # does all the old one did); sshd runs it afresh at the next login.
-        builder.write_keys_command(sandbox.layout)
-    assert builder.keys_command_serves_extra_endpoints(sandbox.layout)
+    # A sandbox started by an older checkout has another keys command: sshd is restarted with
+    # this one (which does all the old one did).
+    builder.serve_extra_endpoints(sandbox.layout)
     return sandbox
 
 

@@ -184,8 +184,7 @@ def test_ssh_login_for_a_registered_private_iam_moto(sandbox, tmp_path):
     from bake.sandbox import builder
     from bake.sandbox.iam_moto import iam_moto_server
 
-    if not builder.keys_command_serves_extra_endpoints(sandbox.layout):
-        builder.write_keys_command(sandbox.layout)  # a sandbox started by an older checkout
+    builder.serve_extra_endpoints(sandbox.layout)  # a sandbox started by an older checkout has another
     key = paramiko.Ed25519Key.from_private_key(io.StringIO(_ed25519_pem()))
     with iam_moto_server(tmp_path, sandbox.layout) as moto:
         ec2 = moto.client("ec2")
