@@ -210,8 +210,8 @@ def serve_extra_endpoints(layout: Layout) -> None:
     pid = daemon(layout).pid()
     script = _paths(layout)["keys_script"]
     try:
-        fresh = pid is not None and script.stat().st_mtime <= Path(f"/proc/{pid}").stat().st_mtime
-    except OSError:
+        fresh = pid is not None and script.stat().st_mtime <= _started_at(pid)
+    except (OSError, ValueError):
         fresh = False
     if fresh and keys_command_serves_extra_endpoints(layout):
         return
@@ -219,6 +219,13 @@ def serve_extra_endpoints(layout: Layout) -> None:
     start(layout)
     if not keys_command_serves_extra_endpoints(layout):
         raise SandboxError(f"{script}: the keys command does not read {extra_endpoints_dir(layout)}")
+
+
+def _started_at(pid: int) -> float:
+    """When process ``pid`` started (epoch seconds): its start tick after boot, plus boot time."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def write_keys_command(layout: Layout) -> None:
