@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from bake import tags
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, why, paginate, parse_time
 from bake.model.lock import LockData
 from bake.progress import Reporter
 
@@ -84,10 +84,15 @@ def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
             add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
     except ClientError as e:
         raise BakeError(
-            f"cannot tell which AMIs are in use ({error_code(e)}: {e.response['Error'].get('Message', '')}); "
+            f"cannot tell which AMIs are in use ({_refusal_or_error(e)}); "
             "nothing was pruned"
         ) from None
     return used
+
+
+def _refusal_or_error(e: ClientError) -> str:
+    reason = why(e)
+    return reason if reason != error_code(e) else f"{reason}: {e.response['Error'].get('Message', '')}"
 
 
 def _created(image: dict[str, Any]) -> str:
@@ -167,7 +172,7 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
             reporter.emit("cleanup", f"deregistered {c.ami_id} ({c.name})", pool=c.pool, status="done")
         except ClientError as e:
             if error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                failures.append(f"{c.ami_id}: {error_code(e)}")
+                failures.append(f"{c.ami_id}: {why(e)}")
                 continue
         for snap in c.snapshots:
             if snap in backing:
@@ -178,5 +183,5 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
                 reporter.emit("cleanup", f"deleted snapshot {snap} of {c.ami_id}", pool=c.pool, status="done")
             except ClientError as e:
                 if error_code(e) != "InvalidSnapshot.NotFound":
-                    failures.append(f"{snap} (of {c.ami_id}): {error_code(e)}")
+                    failures.append(f"{snap} (of {c.ami_id}): {why(e)}")
     return failures

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from bake import aws, tags
 from bake.cancel import CancelToken
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time, why
 from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
@@ -178,7 +178,7 @@ def remove_leftovers(
             aws.wait(ec2, "instance_terminated", cancel=cancel, timeout=wait_timeout, delay=delay,
                      what=f"instances {', '.join(ids)} did not terminate", InstanceIds=ids)
         except ClientError as e:
-            failures.append(f"instances {', '.join(ids)}: {error_code(e)}")
+            failures.append(f"instances {', '.join(ids)}: {why(e)}")
             # Groups and key pairs of a run whose instance did not go are still in use.
             stuck = {r.run_id for r in by_kind["instance"]}
             for kind in ("security-group", "key-pair"):
@@ -197,7 +197,7 @@ def remove_leftovers(
                     cancel.sleep(delay)  # a terminated instance's network interface lingers a while
                     continue
                 if code not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
-                    failures.append(f"security group {r.id}: {code}")
+                    failures.append(f"security group {r.id}: {why(e)}")
             break
 
     # (kind, how to remove one, "already gone" codes, how a failure names it, verb)
@@ -218,7 +218,7 @@ def remove_leftovers(
                 done(r, verb)
             except ClientError as e:
                 if error_code(e) not in gone:
-                    failures.append(f"{label(r)}: {error_code(e)}")
+                    failures.append(f"{label(r)}: {why(e)}")
     return failures
 
 

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
@@ -84,7 +85,7 @@ def _undo(step: Step, st: BuildState) -> None:
     try:
         step.cleanup(st)
     except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
-        msg = f"{step.name}: {e}"
+        msg = f"{step.name}: {aws.describe_error(e) or e}"
         st.cleanup_errors.append(msg)
         st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
     finally:
