@@ -21,7 +21,8 @@ import tomlkit
 from bake import tags
 from bake.sandbox import sample_config
 from bake.sandbox.iam_moto import Credentials, IamMoto
-from tests.rollout.rollout_helpers import ROOT, Project, base_env
+from support.cli import ROOT
+from support.terraform import Project, base_env
 
 ROLES = ("plan", "bake", "deploy", "lifecycle")
 
