@@ -18,7 +18,7 @@ MASK = "***"
 
 @dataclass
 class Event:
-    kind: str  # run.start | pool.start | step | image | pool.done | pool.skip | pool.fail | cleanup | warn | run.done
+    kind: str  # run.start | pool.start | step | wait | image | pool.done | pool.skip | pool.fail | cleanup | warn | run.done
     message: str
     pool: str | None = None
     step: str | None = None

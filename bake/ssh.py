@@ -20,8 +20,10 @@ import paramiko
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
+from bake.polling import WaitStats, schedule_for
 
 OUTPUT_TAIL = 1500
+SSH_RETRY_CEILING = 10.0  # the longest pause between SSH attempts
 
 
 @dataclass(frozen=True)
@@ -99,20 +101,26 @@ class Connection:
         self._lock = threading.Lock()
         self._reconnecting = threading.Lock()
 
-    def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> None:
-        """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late."""
-        deadline = time.monotonic() + timeout
-        delay = 1.0
+    def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> WaitStats:
+        """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late.
+        Attempts follow ``bake.polling`` (quick at first and while sshd usually comes up)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        schedule = schedule_for("ssh_ready", ceiling=SSH_RETRY_CEILING)
+        stats = WaitStats("ssh_ready")
         last = ""
         while True:
             self.cancel.check()
+            stats.calls += 1
             try:
                 self._connect_once()
-                return
+                stats.seconds = time.monotonic() - started
+                return stats
             except BakeError:
                 raise  # a host key mismatch is not going to fix itself
             except (OSError, paramiko.SSHException, EOFError) as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            delay = schedule.interval(time.monotonic() - started)
             if time.monotonic() + delay > deadline:
                 raise BakeError(
                     f"cannot reach {self.user}@{self.host}:{self.port} over SSH within {timeout:.0f}s "
@@ -121,7 +129,6 @@ class Connection:
             if on_retry:
                 on_retry(last)
             self.cancel.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     def _connect_once(self) -> None:
         client = paramiko.SSHClient()

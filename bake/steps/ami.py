@@ -34,10 +34,10 @@ class StepCreateAmi:
 
     def run(self, st: BuildState) -> None:
         st.ec2.stop_instances(InstanceIds=[st.instance_id])
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
-        )
+        ), self.name)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
@@ -51,11 +51,11 @@ class StepCreateAmi:
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             ImageIds=[st.ami_id],
-        )
+        ), self.name)
         st.snapshot_ids = snapshots_of(st, st.ami_id)
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)

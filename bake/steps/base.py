@@ -16,6 +16,7 @@ from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
+from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
@@ -48,6 +49,10 @@ class BuildState:
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+
+    def waited(self, stats: WaitStats, step: str) -> None:
+        """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
+        self.emit("wait", f"{stats.name} after {stats.seconds:.1f}s ({stats.calls} poll(s))", step=step, data=stats.as_data())
 
 
 class Step(Protocol):

@@ -60,10 +60,11 @@ class StepConnect:
             st.emit("warn", f"no host key fingerprints on the console: trusting {fp} on first use for this run", step=self.name)
 
         st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, HostKeyCheck(expected, on_trust), st.cancel)
-        st.conn.open(
+        stats = st.conn.open(
             st.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),
         )
+        st.waited(stats, self.name)
         st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:

@@ -61,7 +61,7 @@ class StepRunInstance:
         resp = st.ec2.run_instances(**args)
         st.instance_id = resp["Instances"][0]["InstanceId"]
         st.emit("step", f"builder {st.instance_id} ({pool.instance_type}) launched, waiting for running", step=self.name)
-        aws.wait(
+        stats = aws.wait(
             st.ec2,
             "instance_running",
             cancel=st.cancel,
@@ -71,6 +71,7 @@ class StepRunInstance:
             what=f"builder {st.instance_id} did not start",
             InstanceIds=[st.instance_id],
         )
+        st.waited(stats, self.name)
 
     def cleanup(self, st: BuildState) -> None:
         if not st.instance_id:
@@ -82,7 +83,7 @@ class StepRunInstance:
                 raise
             return
         # Never cancellable: a half-terminated builder is exactly what we must not leave.
-        aws.wait(
+        stats = aws.wait(
             st.ec2,
             "instance_terminated",
             cancel=CancelToken(),
@@ -91,4 +92,5 @@ class StepRunInstance:
             what=f"builder {st.instance_id} did not terminate",
             InstanceIds=[st.instance_id],
         )
+        st.waited(stats, self.name)
         st.emit("cleanup", f"terminated builder {st.instance_id}", step=self.name)
