@@ -4,9 +4,12 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from bake import aws, tags
+from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
 from bake.steps.base import BuildState
+from bake.steps.instance import fast_builder_disk
 
 STOP_TIMEOUT = 900
 
@@ -26,6 +29,19 @@ def ami_tags(st: BuildState) -> dict[str, str]:
     pairs = [(img.ref.original, img.digest) for img in st.images]
     base.update(tags.image_tags(pairs, tags.TAGS_MAX - len(base)))
     return base
+
+
+def node_volume(st: BuildState) -> dict[str, Any]:
+    """CreateImage's root mapping when the builder's disk was made fast: the AMI records the
+    pool's own volume (gp3 baseline), so nodes launched from it do not pay the builder's IOPS."""
+    if not fast_builder_disk(st.pool) or not st.root_device_name:
+        return {}
+    pool = st.pool
+    ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True,
+                           "Iops": GP3_BASE_IOPS, "Throughput": GP3_BASE_MIBS}
+    if pool.root_volume_size is not None:
+        ebs["VolumeSize"] = pool.root_volume_size
+    return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
 
 
 class StepCreateAmi:
@@ -48,6 +64,7 @@ class StepCreateAmi:
             # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
             # them, and not every EC2 implementation takes snapshot tag specifications here.
             TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
+            **node_volume(st),
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)

@@ -39,6 +39,7 @@ class BuildState:
     private_key: Any = None  # paramiko.PKey, in memory only
     security_group_id: str | None = None
     instance_id: str | None = None
+    root_device_name: str | None = None  # the builder's root device, as the base AMI names it
     conn: Any = None  # bake.ssh.Connection
     ami_id: str | None = None
     ami_name: str | None = None
