@@ -74,6 +74,11 @@ class Ec2Clock:
         self.timing = timing or Timing()
         self.instances: dict[str, _Instance] = {}
         self.images: dict[str, _Image] = {}
+        # (resource id, state answered) -> [answers, monotonic time of the first]: how often a
+        # client asked and when it first saw each state, for a benchmark's detection lag.
+        self.answers: dict[tuple[str, str], list[float]] = {}
+        self.ssh_refused = 0
+        self.ssh_first_forward: float | None = None
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._http.daemon_threads = True
@@ -152,6 +157,38 @@ class Ec2Clock:
                 out[f"{image_id} pending"] = img.duration
         return out
 
+    def _answered(self, resource: str, state: str, now: float) -> None:
+        with self._lock:
+            seen = self.answers.setdefault((resource, state), [0, now])
+            seen[0] += 1
+
+    def detections(self) -> list[dict[str, object]]:
+        """Per transition: when EC2 would have finished it, how late a client first saw it,
+        and how many answers it took (the calls that saw the old state, plus that one)."""
+        t = self.timing
+        out: list[dict[str, object]] = []
+
+        def add(wait: str, resource: str, old: str, new: str, due: float) -> None:
+            seen = self.answers.get((resource, new))
+            if seen:
+                calls = int(self.answers.get((resource, old), [0])[0]) + 1
+                out.append({"wait": wait, "resource": resource, "lag": seen[1] - due, "calls": calls})
+
+        with self._lock:
+            instances, images = dict(self.instances), dict(self.images)
+        for iid, inst in instances.items():
+            add("instance_running", iid, "pending", "running", inst.launched + t.pending)
+            if self.ssh_first_forward is not None:
+                out.append({"wait": "ssh_ready", "resource": iid, "calls": self.ssh_refused + 1,
+                            "lag": self.ssh_first_forward - (inst.launched + t.pending + t.ssh_after_running)})
+            if inst.stop_at is not None:
+                add("instance_stopped", iid, "stopping", "stopped", inst.stop_at + t.stopping)
+            if inst.terminate_at is not None:
+                add("instance_terminated", iid, "shutting-down", "terminated", inst.terminate_at + t.shutting_down)
+        for image_id, img in images.items():
+            add("image_available", image_id, "pending", "available", img.created + img.duration)
+        return out
+
     # -- what passes through ---------------------------------------------------------------
     def _observe(self, action: str, params: dict[str, str], body: bytes) -> None:
         now = time.monotonic()
@@ -201,6 +238,7 @@ class Ec2Clock:
         if action in ("DescribeInstances", "DescribeInstanceStatus"):
             def state(m: re.Match[bytes]) -> bytes:
                 name = self.instance_state(m.group(2).decode(), m.group(5).decode(), now)
+                self._answered(m.group(2).decode(), name, now)
                 return m.group(1) + str(STATE_CODES.get(name, m.group(3))).encode() + m.group(4) + name.encode() + m.group(6)
 
             return re.sub(rb"(<instanceId>(i-[0-9a-f]+)</instanceId>.*?<instanceState>\s*<code>)(\d+)(</code>\s*<name>)([a-z-]+)(</name>)",
@@ -208,6 +246,7 @@ class Ec2Clock:
         if action == "DescribeImages":
             def image(m: re.Match[bytes]) -> bytes:
                 pending = self.image_progress(m.group(2).decode(), now) is not None
+                self._answered(m.group(2).decode(), "pending" if pending else m.group(3).decode(), now)
                 return m.group(1) + (b"pending" if pending else m.group(3)) + m.group(4)
 
             return re.sub(rb"(<imageId>(ami-[0-9a-f]+)</imageId>.*?<imageState>)([a-z]+)(</imageState>)", image, body, flags=re.S)
@@ -274,6 +313,7 @@ class Ec2Clock:
             except OSError:
                 return  # closed by stop()
             if not self.ssh_open():
+                self.ssh_refused += 1
                 # A reset, as a booting instance's closed port answers (linger 0 sends RST).
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.close()
@@ -283,6 +323,8 @@ class Ec2Clock:
             except OSError:
                 client.close()
                 continue
+            if self.ssh_first_forward is None:
+                self.ssh_first_forward = time.monotonic()
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
