@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bake.cancel import CancelToken
@@ -67,13 +68,15 @@ def wait(
     delay: float,
     what: str,
     hint: str = "",
+    on_poll: Callable[[float], None] | None = None,
     **kwargs: Any,
 ) -> WaitStats:
     """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled.
 
     Polls follow ``bake.polling`` (quick first and around the state's usual time on EC2, never
     more than ``delay`` apart). ``hint`` follows the timeout message (for example, which
-    setting raises the timeout)."""
+    setting raises the timeout); ``on_poll(elapsed)`` runs after each poll that found the
+    state not reached yet (progress reports)."""
     from botocore.exceptions import WaiterError
 
     waiter = ec2_or_other.get_waiter(waiter_name)
@@ -92,6 +95,8 @@ def wait(
             reason = str(e.kwargs.get("reason", ""))
             if "Max attempts exceeded" not in reason:
                 raise BakeError(f"{what}: {reason}") from None
+        if on_poll:
+            on_poll(time.monotonic() - started)
         now = time.monotonic()
         pause = schedule.interval(now - started)
         if now + pause > deadline:

@@ -23,7 +23,7 @@ class Event:
     pool: str | None = None
     step: str | None = None
     image: str | None = None
-    status: str | None = None  # started | done | failed | skipped | retry
+    status: str | None = None  # started | done | failed | skipped | retry | progress
     data: dict[str, Any] = field(default_factory=dict)
     time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 

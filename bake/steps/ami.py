@@ -12,6 +12,7 @@ from bake.steps.base import BuildState
 from bake.steps.instance import fast_builder_disk
 
 STOP_TIMEOUT = 900
+PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their DescribeSnapshots call)
 
 
 def ami_tags(st: BuildState) -> dict[str, str]:
@@ -44,6 +45,34 @@ def node_volume(st: BuildState) -> dict[str, Any]:
     return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
 
 
+class SnapshotProgress:
+    """While the AMI is pending: its elapsed time and its snapshots' own progress
+    (DescribeSnapshots' percentage), at most every PROGRESS_EVERY seconds (one call each)."""
+
+    def __init__(self, st: BuildState):
+        self.st = st
+        self.last = -PROGRESS_EVERY
+        self.snapshots: list[str] = []
+
+    def __call__(self, elapsed: float) -> None:
+        if elapsed - self.last < PROGRESS_EVERY:
+            return
+        self.last = elapsed
+        st = self.st
+        data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
+        try:
+            self.snapshots = self.snapshots or snapshots_of(st, st.ami_id or "")
+            if self.snapshots:
+                found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
+                percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
+                data["snapshot_progress"] = min(percents) if percents else 0
+        except Exception as e:  # noqa: BLE001 - progress is a display; the wait itself decides
+            if aws.describe_error(e) is None:
+                raise
+        shown = f", snapshots {data['snapshot_progress']}%" if "snapshot_progress" in data else ""
+        st.emit("step", f"AMI {st.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
+
+
 class StepCreateAmi:
     name = "ami"
     title = "creating the AMI"
@@ -71,7 +100,7 @@ class StepCreateAmi:
         st.waited(aws.wait(
             st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
-            ImageIds=[st.ami_id],
+            on_poll=SnapshotProgress(st), ImageIds=[st.ami_id],
         ), self.name)
         st.snapshot_ids = snapshots_of(st, st.ami_id)
         if st.snapshot_ids:

@@ -67,6 +67,11 @@ def test_each_wait_notices_its_change_within_a_second(sandbox, ec2, ec2_shaped):
         # measures the lag at EC2's own times: within a second).
         assert delay - 0.1 <= seen[name]["seconds"] <= delay + 2.3, (name, seen[name], delay)
         assert seen[name]["calls"] <= delay + 3, (name, seen[name])  # no flood: about one call a second at most
+    # The AMI wait showed its elapsed time and the snapshots' progress, at a bounded rate.
+    progress = [e["data"] for e in run.events if e.get("step") == "ami" and e.get("status") == "progress"]
+    assert progress and all(0 <= p["snapshot_progress"] < 100 for p in progress), progress
+    assert [p["elapsed"] for p in progress] == sorted(p["elapsed"] for p in progress)
+    assert len(progress) <= ami_delay / 2 + 1, progress
     # SSH is refused until running + ssh_after_running: the wait retried, then got in.
     assert seen["ssh_ready"]["calls"] >= 2, seen["ssh_ready"]
     assert len(proxy.calls_to("DescribeInstances")) <= 40
