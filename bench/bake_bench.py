@@ -59,6 +59,18 @@ def floor(refs: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def pull_serially(client, refs: list[str]) -> float:  # noqa: ANN001 - a paramiko.SSHClient
+    """The manual procedure's pulls: one `ctr images pull` after the other on one SSH session."""
+    labels = " ".join(f"--label {label}" for label in CRI_LABELS)
+    t0 = time.perf_counter()
+    for r in refs:
+        _, out, err = client.exec_command(
+            f"sudo -n ctr -n k8s.io images pull --hosts-dir {HOSTS_DIR} {labels} {shlex.quote(r)}")
+        if out.channel.recv_exit_status() != 0:
+            raise SystemExit(f"manual pull failed: {err.read().decode()}")
+    return time.perf_counter() - t0
+
+
 def manual(sb: Sandbox, refs: list[str]) -> float:
     """One SSH session, one pull after the other. The sandbox admits a key while an instance
     that carries it runs, so the bench launches one, as a person would."""
@@ -76,14 +88,7 @@ def manual(sb: Sandbox, refs: list[str]) -> float:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         client.connect(host, port=port, username=sb.info.ssh_user, pkey=pkey, look_for_keys=False, allow_agent=False)
-        labels = " ".join(f"--label {label}" for label in CRI_LABELS)
-        t0 = time.perf_counter()
-        for r in refs:
-            _, out, err = client.exec_command(
-                f"sudo -n ctr -n k8s.io images pull --hosts-dir {HOSTS_DIR} {labels} {shlex.quote(r)}")
-            if out.channel.recv_exit_status() != 0:
-                raise SystemExit(f"manual pull failed: {err.read().decode()}")
-        elapsed = time.perf_counter() - t0
+        elapsed = pull_serially(client, refs)
         client.close()
         return elapsed
     finally:

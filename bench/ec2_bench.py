@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -39,10 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bake.runtimes import CRI_LABELS, Containerd  # noqa: E402
 from bake.sandbox import Sandbox  # noqa: E402
 from bake.sandbox.ec2_clock import Ec2Clock, Timing  # noqa: E402
-from bench.bake_bench import push_set, remove  # noqa: E402
+from bench.bake_bench import pull_serially, push_set, remove  # noqa: E402
 
 MANUAL_SSH_RETRY = 5.0
 
@@ -114,14 +112,7 @@ def manual(sb: Sandbox, clock: Ec2Clock, refs: list[str]) -> dict:
             break
         except (OSError, paramiko.SSHException):
             time.sleep(MANUAL_SSH_RETRY)
-    labels = " ".join(f"--label {label}" for label in CRI_LABELS)
-    p0 = time.perf_counter()
-    for r in refs:
-        _, out, err = client.exec_command(
-            f"sudo -n ctr -n k8s.io images pull --hosts-dir {Containerd.hosts_dir} {labels} {shlex.quote(r)}")
-        if out.channel.recv_exit_status() != 0:
-            raise SystemExit(f"manual pull failed: {err.read().decode()}")
-    pull = time.perf_counter() - p0
+    pull = pull_serially(client, refs)
     client.close()
     ec2.stop_instances(InstanceIds=[inst])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[inst])

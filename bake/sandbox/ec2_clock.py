@@ -28,8 +28,9 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
+from bake.sandbox import relay
 from bake.sandbox.layout import CREDENTIALS, REGION
 
 # moto reads the region from the credential scope and checks no signature.
@@ -275,30 +276,12 @@ class Ec2Clock:
                 pass
 
             def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                params = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
-                if not params:
-                    params = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                action = "" if self.headers.get("X-Amz-Target") else params.get("Action", "")
-                conn = http.client.HTTPConnection(*clock.upstream, timeout=120)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data, status, resp_headers = resp.read(), resp.status, resp.getheaders()
-                finally:
-                    conn.close()
+                body, action, params = relay.read_request(self)
+                status, headers, data = relay.forward(clock.upstream, self, body)
                 if status == 200 and action:
                     clock._observe(action, params, data)
                     data = clock._rewrite(action, data)
-                self.send_response(status)
-                for k, v in resp_headers:
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                relay.respond(self, status, headers, data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
 
