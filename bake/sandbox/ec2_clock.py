@@ -269,12 +269,7 @@ class Ec2Clock:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         clock = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(relay.QuietHandler):
             def _relay(self) -> None:
                 body, action, params = relay.read_request(self)
                 status, headers, data = relay.forward(clock.upstream, self, body)

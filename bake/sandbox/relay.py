@@ -10,6 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 HOP_HEADERS = ("content-length", "transfer-encoding", "connection", "server", "date")
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """Keep-alive for boto3's connection pool; no access log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def read_request(handler: BaseHTTPRequestHandler) -> tuple[bytes, str, dict[str, str]]:
     """The body, the API action (EC2's query ``Action=``, or the JSON protocol's
     ``X-Amz-Target``) and the decoded form parameters."""

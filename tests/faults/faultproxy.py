@@ -107,12 +107,7 @@ class FaultProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(relay.QuietHandler):
             def _relay(self) -> None:
                 body, action, params = relay.read_request(self)
                 rule = proxy._match(action)
