@@ -177,8 +177,11 @@ class Connection:
         warn: bool = False,
         timeout: float = 3600,
         shown: str | None = None,
+        on_stdout: Callable[[bytes], None] | None = None,
     ) -> Result:
         """Run ``command``; raise UnexpectedExit on a non-zero exit unless ``warn``.
+
+        ``on_stdout`` sees each chunk of standard output as it arrives (progress reports).
 
         ``stdin`` feeds secrets without putting them on a command line or a disk.
         ``shown`` is how the command appears in errors (defaults to the command).
@@ -201,8 +204,11 @@ class Connection:
                     self.cancel.check()
                 got = False
                 while chan.recv_ready():
-                    out += chan.recv(65536)
+                    chunk = chan.recv(65536)
+                    out += chunk
                     got = True
+                    if on_stdout:
+                        on_stdout(chunk)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                     got = True

@@ -8,12 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
+from bake.pull_progress import PullProgress, human
 from bake.runtimes import TRANSIENT, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState
 
 PULL_TIMEOUT = 3600.0
 BACKOFF = 2.0
+PROGRESS_EVERY = 1.0
 
 
 def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event) -> None:
@@ -26,7 +28,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         started = time.monotonic()
         st.emit("image", "pulling", image=name, status="started")
         try:
-            runtime.pull(st.conn, image, PULL_TIMEOUT)
+            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=ProgressEvents(st, name))
             st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done")
             return
         except ConnectionLost as e:
@@ -47,6 +49,24 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
         st.cancel.sleep(delay)
+
+
+class ProgressEvents:
+    """A pulling image's bytes done of its total and its rate, as ``image`` events with status
+    ``progress``, at most one every PROGRESS_EVERY seconds (ctr redraws ten times a second)."""
+
+    def __init__(self, st: BuildState, name: str):
+        self.st, self.name = st, name
+        self.last = 0.0
+
+    def __call__(self, p: PullProgress) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        of = f" of {human(p.total)}" if p.total else ""
+        self.st.emit("image", f"pulling: {human(p.done)}{of}, {human(p.rate)}/s", image=self.name, status="progress",
+                     data={"bytes": p.done, "total": p.total, "rate": round(p.rate)})
 
 
 class StepPull:
