@@ -39,3 +39,20 @@ def test_before_any_layer_size_the_total_is_unknown():
 
 def test_human_sizes():
     assert [human(0), human(1536), human(5 * 1024**3)] == ["0 B", "1.5 KiB", "5.0 GiB"]
+
+
+def test_plain_lines_show_progress_at_most_every_ten_seconds():
+    import io
+
+    from bake.progress import PlainReporter
+
+    out = io.StringIO()
+    rep = PlainReporter(out)
+    for i in range(5):
+        rep.emit("image", f"pulling: {i} MiB", pool="cpu", image="a", status="progress")
+    rep.emit("image", "pulling: 0 MiB", pool="cpu", image="b", status="progress")
+    rep.emit("image", "pulled in 1.0s", pool="cpu", image="a", status="done")
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "[cpu] a: pulling: 0 MiB", "[cpu] b: pulling: 0 MiB", "[cpu] a: pulled in 1.0s"]
+    assert len(rep.events) == 7  # every event is kept; only the lines are fewer
