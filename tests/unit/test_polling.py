@@ -57,3 +57,70 @@ def test_any_change_within_the_first_minute_is_noticed_within_two_seconds_withou
 
 def test_an_unknown_wait_gets_a_default_expectation():
     assert schedule_for("something_else").expected > 0
+
+
+class FakeWaiter:
+    """Stands in for a botocore waiter driven one attempt at a time: done after ``after`` s."""
+
+    def __init__(self, after: float):
+        import time
+
+        self.done_at = time.monotonic() + after
+        self.attempts = 0
+
+    def wait(self, **kwargs):
+        import time
+
+        from botocore.exceptions import WaiterError
+
+        self.attempts += 1
+        if time.monotonic() < self.done_at:
+            raise WaiterError(name="x", reason="Max attempts exceeded", last_response={})
+
+
+class FakeClient:
+    def __init__(self, waiter: FakeWaiter):
+        self.waiter = waiter
+
+    def get_waiter(self, name):
+        return self.waiter
+
+
+def test_wait_counts_its_calls_and_times_the_change():
+    from bake import aws
+    from bake.cancel import CancelToken
+
+    waiter = FakeWaiter(after=1.2)
+    stats = aws.wait(FakeClient(waiter), "instance_running", cancel=CancelToken(), timeout=10, delay=5, what="x")
+    # Quick polls at 0, 0.5, 1.0, 1.5 s: noticed within half a second of the change.
+    assert stats.calls == waiter.attempts == 4
+    assert 1.2 <= stats.seconds < 1.8
+    assert stats.as_data() == {"wait": "instance_running", "seconds": round(stats.seconds, 3), "calls": 4}
+
+
+def test_wait_times_out_naming_the_setting_and_looks_once_more_at_the_deadline():
+    from bake import aws
+    from bake.cancel import CancelToken
+    from bake.errors import BakeError
+
+    waiter = FakeWaiter(after=60)
+    with pytest.raises(BakeError, match=r"did not start: not done after 1s \(raise ssh_timeout in bake.toml\)"):
+        aws.wait(FakeClient(waiter), "instance_running", cancel=CancelToken(), timeout=1.2, delay=5,
+                 what="did not start", hint="raise ssh_timeout in bake.toml")
+    assert waiter.attempts == 4  # 0, 0.5, 1.0 and the deadline itself (1.2 s)
+
+
+def test_wait_is_cancelled_within_its_sleep():
+    import threading
+    import time
+
+    from bake import aws
+    from bake.cancel import CancelToken
+    from bake.errors import Cancelled
+
+    cancel = CancelToken()
+    threading.Timer(3.3, cancel.cancel, args=(2,)).start()  # during a 2 s sleep of the far zone
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        aws.wait(FakeClient(FakeWaiter(after=600)), "image_available", cancel=cancel, timeout=600, delay=15, what="x")
+    assert time.monotonic() - t0 < 3.6
