@@ -27,9 +27,10 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
             return
         started = time.monotonic()
         st.emit("image", "pulling", image=name, status="started")
+        progress = ProgressEvents(st, name)
         try:
-            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=ProgressEvents(st, name))
-            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done")
+            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
+            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
         except ConnectionLost as e:
             reason, transient = str(e), True
@@ -58,8 +59,15 @@ class ProgressEvents:
     def __init__(self, st: BuildState, name: str):
         self.st, self.name = st, name
         self.last = 0.0
+        self.latest: PullProgress | None = None
+
+    def final(self) -> dict[str, int | None]:
+        """The last figures ctr printed (the whole image), for the ``done`` event."""
+        p = self.latest
+        return {"bytes": p.done, "total": p.total} if p else {}
 
     def __call__(self, p: PullProgress) -> None:
+        self.latest = p
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY:
             return
