@@ -78,8 +78,11 @@ def test_each_wait_notices_its_change_within_a_second(sandbox, ec2, ec2_shaped):
     pulled = [e["data"] for e in run.events if e.get("kind") == "image" and e.get("status") == "progress"]
     assert pulled and all(p["total"] is None or p["bytes"] <= p["total"] * 1.05 for p in pulled), pulled
     done = next(e["data"] for e in run.events if e.get("kind") == "image" and e.get("status") == "done")
-    assert done["total"] and 0.95 * done["total"] <= done["bytes"] <= 1.05 * done["total"], done
-    assert done["total"] >= 1024 * 1024, done  # the 1 MB layer (ctr rounds to 0.1 MiB)
+    # ctr's last "total:" line: the 1 MB layer and the small manifest and config (0.1 MiB
+    # rounding). The layers' total shows only in frames where a layer is mid-download,
+    # which a sub-second pull may never draw.
+    assert 0.9 * 1024 * 1024 <= done["bytes"] <= 1.3 * 1024 * 1024, done
+    assert done["total"] is None or done["bytes"] <= done["total"] * 1.3, done
     # SSH is refused until running + ssh_after_running: the wait retried, then got in.
     assert seen["ssh_ready"]["calls"] >= 2, seen["ssh_ready"]
     assert len(proxy.calls_to("DescribeInstances")) <= 40
