@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode, urlsplit
 
-from bake.sandbox import relay
+from bake.sandbox import http_relay as relay
 from bake.sandbox.layout import CREDENTIALS, REGION
 
 # moto reads the region from the credential scope and checks no signature.

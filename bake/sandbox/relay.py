@@ -1,54 +1,50 @@
-"""The HTTP relay shared by the sandbox's proxies in front of moto (EC2's clock, the tests'
-fault proxy): read a request and name its AWS action, forward it, answer with moto's reply."""
+"""``python -m bake sandbox relay --target INSTANCE_ID``: the sandbox's stand-in for
+``aws ssm start-session --document-name AWS-StartSSHSession``, for ``ssh_proxy_command``.
+
+Like Session Manager it is addressed by instance id, refuses an instance that is not running
+(asking moto, as SSM asks its agent), and carries the SSH stream on stdin/stdout to the
+builder's sshd, which in the sandbox is one fixed port on loopback. It ends when either side
+closes, so it never outlives the bake that started it by more than its stdin.
+"""
 
 from __future__ import annotations
 
-import http.client
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlsplit
+import os
+import socket
+import sys
+import threading
 
-HOP_HEADERS = ("content-length", "transfer-encoding", "connection", "server", "date")
+from bake.sandbox.layout import HOST, REGION, Layout
+
+CHUNK = 65536
 
 
-class QuietHandler(BaseHTTPRequestHandler):
-    """Keep-alive for boto3's connection pool; no access log on stderr."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
+def _pump_in(sock: socket.socket) -> None:
+    while data := os.read(0, CHUNK):
+        sock.sendall(data)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
         pass
 
 
-def read_request(handler: BaseHTTPRequestHandler) -> tuple[bytes, str, dict[str, str]]:
-    """The body, the API action (EC2's query ``Action=``, or the JSON protocol's
-    ``X-Amz-Target``) and the decoded form parameters."""
-    length = int(handler.headers.get("Content-Length") or 0)
-    body = handler.rfile.read(length) if length else b""
-    target = handler.headers.get("X-Amz-Target")
-    if target:  # JSON protocol: "AmazonSSM.GetParameter"
-        return body, target.rpartition(".")[2], {}
-    form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
-    if not form:
-        form = {k: v[0] for k, v in parse_qs(urlsplit(handler.path).query).items()}
-    return body, form.get("Action", ""), form
+def relay(target: str, layout: Layout | None = None) -> int:
+    import boto3
 
-
-def forward(upstream: tuple[str, int], handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-    conn = http.client.HTTPConnection(*upstream, timeout=120)
+    layout = layout or Layout.from_env()
+    ec2 = boto3.client("ec2", endpoint_url=layout.moto_endpoint, region_name=REGION)
     try:
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(handler.command, handler.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, resp.getheaders(), resp.read()
-    finally:
-        conn.close()
-
-
-def respond(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-    handler.send_response(status)
-    for k, v in headers:
-        if k.lower() not in HOP_HEADERS:
-            handler.send_header(k, v)
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+        states = [i["State"]["Name"] for r in ec2.describe_instances(InstanceIds=[target])["Reservations"]
+                  for i in r["Instances"]]
+    except Exception as e:  # noqa: BLE001 - said on stderr, as SSM would
+        sys.stderr.write(f"relay: {target}: {e}\n")
+        return 254
+    if states != ["running"]:
+        sys.stderr.write(f"relay: {target} is not running ({', '.join(states) or 'no such instance'})\n")
+        return 254
+    sock = socket.create_connection((HOST, layout.ssh_port), timeout=10)
+    sock.settimeout(None)
+    threading.Thread(target=_pump_in, args=(sock,), daemon=True).start()
+    while data := sock.recv(CHUNK):
+        os.write(1, data)
+    return 0

@@ -38,10 +38,9 @@ def node_volume(st: BuildState) -> dict[str, Any]:
     if not fast_builder_disk(st.pool) or not st.root_device_name:
         return {}
     pool = st.pool
+    # No VolumeSize: CreateImage cannot change it (the AMI keeps the builder's size).
     ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True,
                            "Iops": GP3_BASE_IOPS, "Throughput": GP3_BASE_MIBS}
-    if pool.root_volume_size is not None:
-        ebs["VolumeSize"] = pool.root_volume_size
     return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
 
 

@@ -13,20 +13,22 @@ TERMINATE_TIMEOUT = 600
 
 
 def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]:
-    """The builder's root volume: the pool's size, type and encryption, and on gp3 the
-    builder's own IOPS and throughput (pulls and unpacking run at the volume's speed)."""
+    """The builder's root volume: the pool's size (else sized from the images, ``bake.disk``,
+    decided while planning), type and encryption, and on gp3 the builder's own IOPS and
+    throughput (pulls and unpacking run at the volume's speed)."""
     pool = st.pool
+    size = pool.root_volume_size if pool.root_volume_size is not None else st.root_volume_gib
     fast = fast_builder_disk(pool)
-    if pool.root_volume_size is None and pool.kms_key_id is None and not fast:
+    if size is None and pool.kms_key_id is None and not fast:
         return []
     ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True}
-    if pool.root_volume_size is not None:
-        ebs["VolumeSize"] = pool.root_volume_size
+    if size is not None:
+        ebs["VolumeSize"] = size
     if pool.kms_key_id:
         ebs["Encrypted"] = True
         ebs["KmsKeyId"] = pool.kms_key_id
     if fast:
-        size = pool.root_volume_size or root_snapshot_size(image)
+        size = size or root_snapshot_size(image)
         # gp3 allows 500 IOPS per GiB: a small base volume gets what it can take.
         iops = pool.builder_volume_iops or GP3_BASE_IOPS
         if size:
