@@ -48,6 +48,10 @@ from bake.steps.security_group import StepSecurityGroup
 Action = Literal["bake", "skip", "pinned", "reuse", "copy"]
 
 
+# Digest lookups are small HEAD/GET requests: more at once than pulls (pull_concurrency).
+RESOLVE_CONCURRENCY = 16
+
+
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
     """The whole procedure, in order; each step undoes itself (see bake.steps.base)."""
     steps: list[Step] = [
@@ -157,8 +161,15 @@ class Baker:
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
-        base = resolve_base_ami(pool.base_ami, pool.name, self.client)
-        images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
+        # The base AMI (SSM, EC2) and the digests (registries) are independent round trips.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-ami") as ex:
+            base_ami = ex.submit(resolve_base_ami, pool.base_ami, pool.name, self.client)
+            try:
+                images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=RESOLVE_CONCURRENCY)
+            except BaseException:
+                base_ami.result()  # a bad base AMI is reported first, as when resolved first
+                raise
+            base = base_ami.result()
         fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images])
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
         base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]

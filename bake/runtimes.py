@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from typing import Protocol
 
 from bake.model.images import Credential, ResolvedImage
+from bake.pull_progress import CtrProgressParser, PullProgress
 from bake.ssh import Connection
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);
@@ -38,7 +40,8 @@ class Runtime(Protocol):
     data_root: str
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None: ...
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None: ...
     def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]: ...
     def logout(self, conn: Connection, registry: str) -> None: ...
 
@@ -56,7 +59,8 @@ class Containerd:
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
         labels = " ".join(f"--label {shlex.quote(label)}" for label in CRI_LABELS)
         # ctr does not normalize names ("python" -> docker.io/library/python:latest); the CRI does.
         ref = shlex.quote(image.ref.canonical)
@@ -66,7 +70,13 @@ class Containerd:
         )
         cred = image.credential
         stdin = f"{cred.username}:{cred.password}\n" if cred else "\n"
-        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}")
+        parser = CtrProgressParser()
+
+        def progress(chunk: bytes) -> None:
+            if on_progress and (found := parser.feed(chunk)):
+                on_progress(found)
+
+        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}", on_stdout=progress)
 
     def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]:
         out = conn.run(f"sudo -n ctr -n {self.namespace} images ls", timeout=120).stdout
@@ -100,7 +110,9 @@ class Docker:
             shown=f"docker login {cred.registry}",
         )
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
+        # docker pull prints no byte counts without a terminal: no progress to report.
         conn.run(f"sudo -n docker pull --quiet {shlex.quote(image.ref.original)}", timeout=timeout)
 
     def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]:

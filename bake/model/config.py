@@ -30,6 +30,8 @@ BASE_AMI = re.compile(r"^(ami-[0-9a-z]{8,17}|ssm:/.+|asg:[\w+=,.@/-]{1,255})$")
 SSH_HOST = re.compile(r"^(public_ip|private_ip|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$")
 # A POSIX user name: no shell metacharacters can ever reach a remote command through it.
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# gp3's baseline and ratios (AWS EBS volume types page, checked 2026-11-30; docs/ec2-timing.md).
+GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS = 3000, 125, 500, 0.25
 
 
 class RegistryAuth(Strict):
@@ -221,6 +223,11 @@ class PoolConfig(Strict):
     root_volume_size: Annotated[int, Field(ge=1, le=16384)] | None = None
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
+    # The builder's gp3 root volume during the bake only (pulls and unpacking are disk-bound at
+    # gp3's 3,000 IOPS / 125 MiB/s baseline); the AMI records the node's own volume settings.
+    # 0 keeps the baseline. docs/ec2-timing.md justifies the defaults.
+    builder_volume_iops: Annotated[int, Field(ge=0, le=80000)] = 6000
+    builder_volume_throughput: Annotated[int, Field(ge=0, le=2000)] = 500
     tags: dict[str, str] = {}
     distribute: Distribution = Distribution()
     # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
@@ -248,6 +255,21 @@ class PoolConfig(Strict):
         if len(set(v)) != len(v):
             raise ValueError("an image is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _builder_volume(self) -> PoolConfig:
+        iops, mibs = self.builder_volume_iops, self.builder_volume_throughput
+        if iops and iops < GP3_BASE_IOPS:
+            raise ValueError(f"builder_volume_iops = {iops}: gp3 starts at {GP3_BASE_IOPS} (0 keeps the baseline)")
+        if mibs and mibs < GP3_BASE_MIBS:
+            raise ValueError(f"builder_volume_throughput = {mibs}: gp3 starts at {GP3_BASE_MIBS} MiB/s (0 keeps the baseline)")
+        if mibs and mibs > (iops or GP3_BASE_IOPS) * GP3_MIBS_PER_IOPS:
+            raise ValueError(f"builder_volume_throughput = {mibs} MiB/s needs at least {int(mibs / GP3_MIBS_PER_IOPS)} "
+                             f"builder_volume_iops (gp3 allows 0.25 MiB/s per IOPS)")
+        if iops and self.root_volume_size and iops > self.root_volume_size * GP3_IOPS_PER_GIB:
+            raise ValueError(f"builder_volume_iops = {iops} needs a root volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "
+                             f"(gp3 allows {GP3_IOPS_PER_GIB} IOPS per GiB; root_volume_size = {self.root_volume_size})")
+        return self
 
     @field_validator("ssh_user")
     @classmethod

@@ -18,6 +18,7 @@ from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
+from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
@@ -41,6 +42,7 @@ class BuildState:
     private_key_pem: str | None = None  # kept in memory only with --keep-on-failure
     security_group_id: str | None = None
     instance_id: str | None = None
+    root_device_name: str | None = None  # the builder's root device, as the base AMI names it
     conn: Any = None  # bake.ssh.Connection
     host_key_check: Any = None  # bake.ssh.HostKeyCheck: the host key it accepted
     ssh_address: tuple[str, int] | None = None
@@ -64,6 +66,10 @@ class BuildState:
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+
+    def waited(self, stats: WaitStats, step: str) -> None:
+        """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
+        self.emit("wait", f"{stats.name} after {stats.seconds:.1f}s ({stats.calls} poll(s))", step=step, data=stats.as_data())
 
 
 class Step(Protocol):

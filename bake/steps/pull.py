@@ -11,12 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from bake.disk import needed_bytes
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
+from bake.pull_progress import PullProgress, human
 from bake.runtimes import TRANSIENT, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState
 
 PULL_TIMEOUT = 3600.0
 BACKOFF = 2.0
+PROGRESS_EVERY = 1.0
 # What containerd and dockerd say when a write fails with ENOSPC. Never worth a retry.
 DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 
@@ -56,9 +58,10 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
             return
         started = time.monotonic()
         st.emit("image", "pulling", image=name, status="started")
+        progress = ProgressEvents(st, name)
         try:
-            runtime.pull(st.conn, image, PULL_TIMEOUT)
-            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done")
+            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
+            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
         except ConnectionLost as e:
             reason, transient = str(e), True
@@ -80,6 +83,33 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
         st.cancel.sleep(delay)
+
+
+class ProgressEvents:
+    """A pulling image's bytes done of its total and its rate, as ``image`` events with status
+    ``progress``, at most one every PROGRESS_EVERY seconds (ctr redraws ten times a second)."""
+
+    def __init__(self, st: BuildState, name: str):
+        self.st, self.name = st, name
+        self.last = 0.0
+        self.latest: PullProgress | None = None
+
+    def final(self) -> dict[str, int | None]:
+        """The last figures ctr printed (the whole image), for the ``done`` event."""
+        p = self.latest
+        return {"bytes": p.done, "total": p.total} if p else {}
+
+    def __call__(self, p: PullProgress) -> None:
+        if p.total is None:  # ctr has not listed the layers' sizes yet: the registry's figure
+            p.total = self.st.image_sizes.get(self.name)
+        self.latest = p
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        of = f" of {human(p.total)}" if p.total else ""
+        self.st.emit("image", f"pulling: {human(p.done)}{of}, {human(p.rate)}/s", image=self.name, status="progress",
+                     data={"bytes": p.done, "total": p.total, "rate": round(p.rate)})
 
 
 class StepPull:
