@@ -54,10 +54,12 @@ class LocalShell:
         self.commands: list[str] = []
 
     def run(self, command: str, *, stdin: str | None = None, warn: bool = False, timeout: float = 60,
-            shown: str | None = None) -> Result:
+            shown: str | None = None, on_stdout=None) -> Result:  # noqa: ANN001 - Connection.run's hook
         self.commands.append(command)
         p = subprocess.run(["sh", "-c", command], input=stdin or "", capture_output=True, text=True,
                            env=self.env, timeout=timeout)
+        if on_stdout and p.stdout:
+            on_stdout(p.stdout.encode())  # one chunk: what Connection.run streams as it arrives
         res = Result(command, p.stdout, p.stderr, p.returncode)
         if p.returncode and not warn:
             raise UnexpectedExit(res, shown)
