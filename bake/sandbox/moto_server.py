@@ -3,7 +3,8 @@
 It runs moto's own server, with one change: AWS itself publishes the EKS-optimized AMI
 parameters under ``/aws/service/eks/``, and moto (like AWS) refuses a PutParameter there. Here
 PutParameter on that prefix stores the value as if AWS had published it, so the sandbox can
-seed the base AMI and a test can "publish" a new one to force a rebake.
+seed the base AMI and a test can "publish" a new one to force a rebake. It also answers EBS
+fast snapshot restore, which moto lacks (``bake.sandbox.moto_fsr``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def _allow_published_parameters() -> None:
 
 def main(argv: list[str]) -> None:
     _allow_published_parameters()
+    from bake.sandbox import moto_fsr
+
+    moto_fsr.install()
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -3,7 +3,6 @@ with the sandbox's (prune and sweep look account-wide; the rollout tests create 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,21 +14,14 @@ from pathlib import Path
 from bake.sandbox.process import free_port
 
 
-def executable() -> str:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    if not found:
-        raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
-    return found
-
-
 @contextmanager
 def private_moto_server(log_dir: Path, timeout: float = 60) -> Iterator[str]:
     """Start moto_server, wait until it answers, yield its URL, stop it."""
     port = free_port()
     log = Path(log_dir) / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([executable(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        # The sandbox's moto server (moto's own, plus what bake.sandbox.moto_server adds).
+        proc = subprocess.Popen([sys.executable, "-m", "bake.sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
