@@ -31,6 +31,17 @@ def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
     return ami
 
 
+# EC2's names for the architectures -> the OCI platform's.
+OCI_ARCHITECTURE = {"x86_64": "amd64", "arm64": "arm64", "i386": "386"}
+
+
+def oci_architecture(ami: str, ec2: Any) -> str:
+    """The OCI architecture of the AMI's instances: the platform a pull on the builder picks."""
+    images = ec2.describe_images(ImageIds=[ami])["Images"]
+    arch = images[0].get("Architecture", "x86_64") if images else "x86_64"
+    return OCI_ARCHITECTURE.get(arch, arch)
+
+
 def check_available(ami: str, pool: str, spec: str, ec2: Any) -> None:
     try:
         images = ec2.describe_images(ImageIds=[ami])["Images"]

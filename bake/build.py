@@ -17,7 +17,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from bake import aws, tags
-from bake.base_ami import resolve_base_ami
+from bake.base_ami import oci_architecture, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
@@ -26,8 +26,9 @@ from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient, ResolvedImage
-from bake.steps.ami import StepCreateAmi
+from bake.steps.ami import StepCreateAmi, ami_cache_facts
 from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
@@ -51,6 +52,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         *(gpu_steps() if pool.gpu else []),
         StepPull(),
         StepVerify(),
+        StepCache(),
     ]
     steps += [StepScrub(), StepCreateAmi(), StepRecordLock(lock)]
     return steps
@@ -67,6 +69,13 @@ class PoolPlan:
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    compressed: dict[str, int] = field(default_factory=dict)  # image ref -> its layers' bytes
+    cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
+    snapshot_ids: list[str] = field(default_factory=list)  # likewise
+
+    @property
+    def compressed_bytes(self) -> int | None:
+        return sum(self.compressed.values()) if self.compressed else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,7 +86,10 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.compressed.get(i.ref.original)}
+                       for i in self.images],
+            "compressed_bytes": self.compressed_bytes,
+            "cache_bytes": self.cache_bytes,
         }
 
 
@@ -133,8 +145,10 @@ class Baker:
         base = resolve_base_ami(pool.base_ami, pool.name, self.client)
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
-        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu, pool.prewarm)
+        arch = oci_architecture(base, self.client("ec2"))
+        compressed = {i.ref.original: registry.compressed_size(i, "linux", arch) for i in images}
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", compressed=compressed)
         return self._decide(plan, record_)
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
@@ -147,6 +161,7 @@ class Baker:
         if current and current.fingerprint == fp and current.region == self.region:
             if self._available(current.ami_id):
                 plan.action, plan.ami_id = "skip", current.ami_id
+                plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
                 plan.reason = f"up to date: {current.ami_id} has this fingerprint"
                 return plan
             plan.reason = f"the lock's {current.ami_id} is no longer available"
@@ -224,6 +239,7 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
             if plan.action == "reuse":
+                plan.snapshot_ids, plan.cache_bytes = ami_cache_facts(self.client("ec2"), plan.ami_id or "")
                 record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})
@@ -251,6 +267,7 @@ class Baker:
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            compressed_bytes=plan.compressed_bytes,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})

@@ -190,6 +190,34 @@ class RegistryClient:
             raise err
         return [done[ref] for ref in refs]
 
+    def compressed_size(self, image: ResolvedImage, os_: str, architecture: str) -> int:
+        """The sum of the layer sizes in ``image``'s manifest for the platform (for an image
+        index, the manifest it lists for ``os_``/``architecture``): what a pull downloads."""
+        doc = self._manifest(image.ref, image.digest)
+        if "manifests" in doc:
+            chosen = [m for m in doc["manifests"]
+                      if (m.get("platform") or {}).get("os") == os_
+                      and (m.get("platform") or {}).get("architecture") == architecture]
+            if not chosen:
+                raise RegistryError(image.ref.original, f"the image index lists no {os_}/{architecture} manifest")
+            doc = self._manifest(image.ref, chosen[0]["digest"])
+        try:
+            return sum(int(layer["size"]) for layer in doc.get("layers") or [])
+        except (KeyError, TypeError, ValueError):
+            raise RegistryError(image.ref.original, "the manifest's layers carry no sizes") from None
+
+    def _manifest(self, ref: ImageRef, reference: str) -> dict[str, Any]:
+        resp = self._send(ref, "GET", self.manifest_url(ref, reference))
+        if resp.status_code != 200:
+            raise self._error(ref, resp)
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise RegistryError(ref.original, f"the manifest {reference} is not JSON") from None
+        if not isinstance(doc, dict):
+            raise RegistryError(ref.original, f"the manifest {reference} is not a JSON object")
+        return doc
+
     def credential_for(self, ref: ImageRef) -> Credential | None:
         """The credential to use for ``ref``'s registry: ECR's, configured, or None (anonymous)."""
         if ref.ecr:
@@ -210,9 +238,9 @@ class RegistryClient:
         self.reporter.add_secret(values[1])
         return Credential(registry=ref.registry, username=values[0], password=values[1])
 
-    def manifest_url(self, ref: ImageRef) -> str:
+    def manifest_url(self, ref: ImageRef, reference: str | None = None) -> str:
         scheme = "http" if ref.registry in self.insecure else "https"
-        return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{ref.reference}"
+        return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{reference or ref.reference}"
 
     def close(self) -> None:
         with self._lock:

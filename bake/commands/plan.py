@@ -7,6 +7,7 @@ import json
 
 from bake.commands._common import add_config_args, load
 from bake.errors import ExitCode
+from bake.first_start import human_bytes
 from bake.progress import NullReporter
 
 
@@ -33,5 +34,8 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         if p.ami_id:
             print(f"  AMI          {p.ami_id}")
         for i in p.images:
-            print(f"  image        {i.ref.original}  {i.digest}")
+            print(f"  image        {i.ref.original}  {i.digest}  ({human_bytes(p.compressed.get(i.ref.original))})")
+        print(f"  compressed   {human_bytes(p.compressed_bytes)} in {len(p.images)} image(s), the layers a pull downloads")
+        if p.cache_bytes is not None:
+            print(f"  cache        {human_bytes(p.cache_bytes)} on the AMI's disk (measured by the bake of {p.ami_id})")
     return ExitCode.OK

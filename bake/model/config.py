@@ -106,6 +106,8 @@ class PoolConfig(_Strict):
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
     tags: dict[str, str] = {}
+    # Bake in the boot-time unit that reads the cached images once (docs/first-start.md).
+    prewarm: bool = True
     # The rollout side's settings (launch template / configuration / node group, ASG).
     # Opaque to the AMI side; validated by bake.model.rollout.
     rollout: dict[str, Any] = {}

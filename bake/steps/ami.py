@@ -4,6 +4,7 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from bake import aws, tags
 from bake.steps.base import BuildState
@@ -21,6 +22,8 @@ def ami_tags(st: BuildState) -> dict[str, str]:
             tags.KEY_RUNTIME: st.pool.runtime,
         }
     )
+    if st.cache_bytes is not None:
+        base[tags.KEY_CACHE_BYTES] = str(st.cache_bytes)
     if st.gpu_driver_version:
         base[tags.KEY_GPU_DRIVER] = st.gpu_driver_version
     pairs = [(img.ref.original, img.digest) for img in st.images]
@@ -80,17 +83,25 @@ class StepCreateAmi:
 
 
 def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
+    return ami_cache_facts(st.ec2, ami_id)[0]
+
+
+def ami_cache_facts(ec2: Any, ami_id: str) -> tuple[list[str], int | None]:
+    """The AMI's snapshot ids (in mapping order) and its ``bake:cache-bytes`` tag; nothing when
+    the AMI is gone."""
     try:
-        images = st.ec2.describe_images(ImageIds=[ami_id])["Images"]
+        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except Exception as e:
         if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return []
+            return [], None
         raise
-    return [
+    snapshots = [
         bdm["Ebs"]["SnapshotId"]
         for img in images
         for bdm in img.get("BlockDeviceMappings", [])
         if bdm.get("Ebs", {}).get("SnapshotId")
     ]
+    cached = tags.from_aws(images[0].get("Tags")).get(tags.KEY_CACHE_BYTES) if images else None
+    return snapshots, int(cached) if cached and cached.isdigit() else None
 
 

@@ -43,6 +43,8 @@ class BuildState:
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
     gpu_driver_version: str | None = None
+    compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
+    cache_bytes: int | None = None  # what the images occupy on the builder's disk
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 

@@ -21,6 +21,9 @@ class Built(Protocol):
     base_ami: str
     images: list[ResolvedImage]
     gpu_driver_version: str | None
+    compressed_bytes: int | None
+    cache_bytes: int | None
+    snapshot_ids: list[str]
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -33,6 +36,9 @@ def entry_for(built: Built) -> LockEntry:
         built_at=now_iso(),
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
+        compressed_bytes=built.compressed_bytes,
+        cache_bytes=built.cache_bytes,
+        snapshot_ids=list(built.snapshot_ids),
     )
 
 
