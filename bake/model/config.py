@@ -205,7 +205,7 @@ class BakeConfig(_Strict):
 
 
 # Keys a pool table may hold, and those that belong to the rollout side.
-ROLLOUT_POOL_KEYS = frozenset({"launch", "asg", "launch_template", "nodegroup", "adopt"})
+ROLLOUT_POOL_KEYS = frozenset({"launch", "asg", "launch_template", "nodegroup", "adopt", "fast_snapshot_restore"})
 POOL_KEYS = frozenset(PoolConfig.model_fields) - {"name", "rollout"}
 TOP_KEYS = frozenset({"region", "defaults", "pools", "registries", "state", "provider"})
 

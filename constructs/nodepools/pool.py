@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroupLaunchTemplate,
     AutoscalingGroupTag,
 )
+from cdktf_cdktf_provider_aws.ebs_fast_snapshot_restore import EbsFastSnapshotRestore
 from cdktf_cdktf_provider_aws.eks_node_group import (
     EksNodeGroup,
     EksNodeGroupLaunchTemplate,
@@ -83,6 +84,23 @@ class NodePool(Construct):
             # EKS rejects an instance profile in a node group's template: it uses node_role_arn.
             self.launch_template = self._launch_template(props, with_profile=False)
             self.node_group = self._node_group(props)
+        self.fast_snapshot_restores = self._fast_snapshot_restores(props)
+
+    # -- fast snapshot restore (every mode) -------------------------------------------------------
+    @staticmethod
+    def fsr_logical_id(pool: str, snapshot_id: str, zone: str) -> str:
+        """One address per snapshot and zone: a rebake's new snapshots are new addresses (created)
+        and the old ones' addresses disappear (destroyed), in the same plan."""
+        return f"{logical_id(pool)}_{snapshot_id}_{zone}"
+
+    def _fast_snapshot_restores(self, p: NodePoolProps) -> list[EbsFastSnapshotRestore]:
+        out = []
+        for snap in p.snapshot_ids:
+            for zone in p.fast_snapshot_restore_zones:
+                fsr = EbsFastSnapshotRestore(self, f"fsr_{snap}_{zone}", snapshot_id=snap, availability_zone=zone)
+                fsr.override_logical_id(self.fsr_logical_id(p.name, snap, zone))
+                out.append(fsr)
+        return out
 
     # -- launch template (modes "template" and "nodegroup") ------------------------------------
     def _launch_template(self, p: NodePoolProps, with_profile: bool) -> LaunchTemplate:
@@ -109,6 +127,7 @@ class NodePool(Construct):
                     volume_type=i.root_volume_type,
                     encrypted=_bool_str(i.root_volume_encrypted),
                     delete_on_termination="true",
+                    volume_initialization_rate=i.volume_initialization_rate,
                 ),
             )] + [LaunchTemplateBlockDeviceMappings(
                 device_name=d.device_name,
@@ -120,6 +139,8 @@ class NodePool(Construct):
                     encrypted=_bool_str(d.encrypted),
                     snapshot_id=d.snapshot_id,
                     delete_on_termination=_bool_str(d.delete_on_termination),
+                    # the rate applies only to volumes made from a snapshot
+                    volume_initialization_rate=i.volume_initialization_rate if d.snapshot_id else None,
                 ),
             ) for d in i.block_devices],
             metadata_options=LaunchTemplateMetadataOptions(

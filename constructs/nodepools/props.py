@@ -12,7 +12,7 @@ from typing import Literal
 
 from bake.errors import UsageError
 from bake.model.config import BakeConfig, PoolConfig
-from bake.model.lock import LockData
+from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import (
     Adopt,
     AsgSettings,
@@ -52,6 +52,7 @@ class InstanceProps:
     http_put_response_hop_limit: int = 2
     detailed_monitoring: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    volume_initialization_rate: int | None = None  # MiB/s, on every volume made from a snapshot
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class NodePoolProps:
     # An existing ASG this pool adopted: imported, and its tags kept exactly (asg.tags/group_tags
     # only; the pool's own tags go to the launch template and the instances).
     adopt: Adopt | None = None
+    # Fast snapshot restore: every snapshot of the AMI (from the lock) in each of these zones.
+    snapshot_ids: tuple[str, ...] = ()
+    fast_snapshot_restore_zones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.launch in ("template", "configuration") and self.asg is None:
@@ -82,7 +86,7 @@ class StackProps:
     provider: ProviderSettings = ProviderSettings()
 
 
-def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_id: str,
+def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, entry: LockEntry,
                user_data: str | None) -> NodePoolProps:
     """One pool's props; the AMI side's keys are the defaults of the launch template's."""
     lt = rollout.launch_template
@@ -102,10 +106,19 @@ def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_i
         http_put_response_hop_limit=lt.http_put_response_hop_limit,
         detailed_monitoring=lt.detailed_monitoring,
         tags={**tags, **lt.tags},
+        volume_initialization_rate=lt.volume_initialization_rate,
     )
     assert rollout.launch != "none"
-    return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
-                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt)
+    fsr = rollout.fast_snapshot_restore
+    if fsr and not entry.snapshot_ids:
+        raise MissingAmiError(
+            f"pool {pool.name!r}: fast_snapshot_restore needs the snapshot ids of {entry.ami_id}, which its lock "
+            f"entry does not record (baked before they were): rebake it: python -m bake build --pool {pool.name}"
+        )
+    return NodePoolProps(name=pool.name, ami_id=entry.ami_id, launch=rollout.launch, instance=instance,
+                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
+                         snapshot_ids=tuple(entry.snapshot_ids) if fsr else (),
+                         fast_snapshot_restore_zones=tuple(fsr.availability_zones) if fsr else ())
 
 
 def stack_props(config: BakeConfig, lock: LockData, rollouts: Mapping[str, PoolRollout],
@@ -129,7 +142,7 @@ def stack_props(config: BakeConfig, lock: LockData, rollouts: Mapping[str, PoolR
                 f"pool {name!r}: its AMI {entry.ami_id} is in {entry.region}, the stack deploys to "
                 f"{stack.region}; bake it there: python -m bake build --pool {name}"
             )
-        pools.append(pool_props(config, pool, rollout, entry.ami_id, user_data.get(name)))
+        pools.append(pool_props(config, pool, rollout, entry, user_data.get(name)))
     if missing:
         cmds = "; ".join(f"python -m bake build --pool {n}" for n in missing)
         raise MissingAmiError(
