@@ -1,5 +1,6 @@
-"""The sandbox's moto answers EBS fast snapshot restore (moto itself does not): state is kept,
-Describe filters, a disabled pair stays listed as ``disabled`` (Terraform's provider waits for it)."""
+"""Fast snapshot restore in the sandbox's moto (moto itself lacks it): state is kept,
+Describe filters, a disabled pair stays listed as ``disabled`` (Terraform's provider waits for
+it); and `prune` keeps an AMI whose snapshot still has it enabled, naming the zones."""
 
 from __future__ import annotations
 
@@ -46,3 +47,25 @@ def test_bad_zone_is_unsuccessful_and_unknown_snapshot_is_an_error(aws) -> None:
     with pytest.raises(ClientError) as e:
         ec2.enable_fast_snapshot_restores(AvailabilityZones=["us-east-1a"], SourceSnapshotIds=["snap-0123456789abcdef0"])
     assert e.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
+
+
+def test_prune_keeps_an_ami_whose_snapshot_has_fast_snapshot_restore(aws, tmp_path) -> None:  # noqa: ANN001
+    from lifecycle_helpers import bake_ami, iso, run_bake
+
+    ec2 = aws.ec2
+    old, older = bake_ami(ec2, "general", iso(3 * 86400)), bake_ami(ec2, "general", iso(4 * 86400))
+    newest = bake_ami(ec2, "general", iso(86400))
+    ec2.enable_fast_snapshot_restores(AvailabilityZones=["us-east-1b", "us-east-1a"], SourceSnapshotIds=old[1])
+    r = run_bake("prune", "--keep", "1", "--yes", "--lock", str(tmp_path / "amis.lock.json"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if old[0] in line)
+    assert " keep " in row
+    assert f"fast snapshot restore still enabled on {old[1][0]} in us-east-1a, us-east-1b" in row
+    images = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+    assert old[0] in images and newest[0] in images and older[0] not in images
+    assert ec2.describe_snapshots(SnapshotIds=old[1])["Snapshots"]
+
+    ec2.disable_fast_snapshot_restores(AvailabilityZones=["us-east-1a", "us-east-1b"], SourceSnapshotIds=old[1])
+    r = run_bake("prune", "--keep", "1", "--yes", "--lock", str(tmp_path / "amis.lock.json"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert old[0] not in {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
