@@ -21,12 +21,13 @@ from bake.base_ami import oci_architecture, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
+from bake.first_start import FirstRead, rollout_first_read
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient, ResolvedImage
-from bake.steps.ami import StepCreateAmi, ami_cache_facts
+from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
@@ -72,6 +73,8 @@ class PoolPlan:
     compressed: dict[str, int] = field(default_factory=dict)  # image ref -> its layers' bytes
     cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
     snapshot_ids: list[str] = field(default_factory=list)  # likewise
+    snapshot_gib: int | None = None  # likewise
+    first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
 
     @property
     def compressed_bytes(self) -> int | None:
@@ -90,6 +93,7 @@ class PoolPlan:
                        for i in self.images],
             "compressed_bytes": self.compressed_bytes,
             "cache_bytes": self.cache_bytes,
+            "first_read": self.first_read.as_dict() if self.first_read else None,
         }
 
 
@@ -134,11 +138,23 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
+        # The first-read settings are rollout keys: a bad one fails here, before anything runs.
+        settings = {pool.name: rollout_first_read(self.config, pool) for pool in pools}
         registry = RegistryClient(
             registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
         )
         data = self.lock.read()
-        return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        for p in plans:
+            rate, zones = settings[p.pool.name]
+            # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
+            known = p if p.cache_bytes is not None else data.pool(p.pool.name).current
+            p.first_read = FirstRead(
+                pool=p.pool.name, rate_mib_s=rate, fsr_zones=zones, prewarm=p.pool.prewarm,
+                cache_bytes=getattr(known, "cache_bytes", None), snapshot_gib=getattr(known, "snapshot_gib", None),
+                snapshots=len(getattr(known, "snapshot_ids", None) or []),
+            )
+        return plans
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
@@ -162,6 +178,7 @@ class Baker:
             if self._available(current.ami_id):
                 plan.action, plan.ami_id = "skip", current.ami_id
                 plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
+                plan.snapshot_gib = current.snapshot_gib
                 plan.reason = f"up to date: {current.ami_id} has this fingerprint"
                 return plan
             plan.reason = f"the lock's {current.ami_id} is no longer available"
@@ -239,7 +256,7 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
             if plan.action == "reuse":
-                plan.snapshot_ids, plan.cache_bytes = ami_cache_facts(self.client("ec2"), plan.ami_id or "")
+                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = ami_facts(self.client("ec2"), plan.ami_id or "")
                 record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})

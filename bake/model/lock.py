@@ -50,6 +50,8 @@ class LockEntry(_Model):
     compressed_bytes: int | None = None
     cache_bytes: int | None = None
     snapshot_ids: list[str] = Field(default_factory=list)
+    snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
+    prewarm: bool | None = None  # the boot-time prewarm unit is baked in
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None

@@ -4,7 +4,7 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from bake import aws, tags
 from bake.steps.base import BuildState
@@ -59,7 +59,8 @@ class StepCreateAmi:
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             ImageIds=[st.ami_id],
         )
-        st.snapshot_ids = snapshots_of(st, st.ami_id)
+        facts = ami_facts(st.ec2, st.ami_id)
+        st.snapshot_ids, st.snapshot_gib = facts.snapshot_ids, facts.snapshot_gib
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -83,25 +84,30 @@ class StepCreateAmi:
 
 
 def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
-    return ami_cache_facts(st.ec2, ami_id)[0]
+    return ami_facts(st.ec2, ami_id).snapshot_ids
 
 
-def ami_cache_facts(ec2: Any, ami_id: str) -> tuple[list[str], int | None]:
-    """The AMI's snapshot ids (in mapping order) and its ``bake:cache-bytes`` tag; nothing when
-    the AMI is gone."""
+class AmiFacts(NamedTuple):
+    snapshot_ids: list[str]  # in mapping order
+    snapshot_gib: int | None  # the sizes of the volumes they were taken of, GiB
+    cache_bytes: int | None  # the bake:cache-bytes tag
+
+
+def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
+    """What the lock records of an AMI beside its id; nothing when the AMI is gone."""
     try:
         images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except Exception as e:
         if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return [], None
+            return AmiFacts([], None, None)
         raise
-    snapshots = [
-        bdm["Ebs"]["SnapshotId"]
-        for img in images
-        for bdm in img.get("BlockDeviceMappings", [])
-        if bdm.get("Ebs", {}).get("SnapshotId")
-    ]
+    ebs = [bdm["Ebs"] for img in images for bdm in img.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
     cached = tags.from_aws(images[0].get("Tags")).get(tags.KEY_CACHE_BYTES) if images else None
-    return snapshots, int(cached) if cached and cached.isdigit() else None
+    sizes = [e.get("VolumeSize") for e in ebs]
+    return AmiFacts(
+        snapshot_ids=[e["SnapshotId"] for e in ebs],
+        snapshot_gib=sum(sizes) if sizes and all(isinstance(s, int) for s in sizes) else None,
+        cache_bytes=int(cached) if cached and cached.isdigit() else None,
+    )
 
 

@@ -42,6 +42,7 @@ class BuildState:
     ami_id: str | None = None
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
+    snapshot_gib: int | None = None
     gpu_driver_version: str | None = None
     compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
     cache_bytes: int | None = None  # what the images occupy on the builder's disk

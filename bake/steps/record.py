@@ -24,6 +24,7 @@ class Built(Protocol):
     compressed_bytes: int | None
     cache_bytes: int | None
     snapshot_ids: list[str]
+    snapshot_gib: int | None
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -39,6 +40,8 @@ def entry_for(built: Built) -> LockEntry:
         compressed_bytes=built.compressed_bytes,
         cache_bytes=built.cache_bytes,
         snapshot_ids=list(built.snapshot_ids),
+        snapshot_gib=built.snapshot_gib,
+        prewarm=built.pool.prewarm,
     )
 
 

@@ -84,8 +84,11 @@ def test_plan_shows_compressed_and_cache_bytes(sandbox, containerd_bake):
     assert pool["compressed_bytes"] == entry.compressed_bytes
     sizes = [i["compressed_bytes"] for i in pool["images"]]
     assert 8 * MB < sizes[0] < 8 * MB + 16 * 1024 and 4 * MB < sizes[1] < 4 * MB + 16 * 1024
+    assert pool["first_read"]["cache_bytes"] == entry.cache_bytes and pool["first_read"]["lazy"]
     text = run_bake("plan", "--config", str(cfg))
     assert re.search(r"compressed\s+12\.\d MiB", text.stdout), text.stdout
+    # no rollout strategy in this config: plan says the cache is read lazily from S3
+    assert "warning: no volume_initialization_rate and no fast_snapshot_restore" in text.stdout
 
 
 def _upper(sandbox, path: str) -> Path:

@@ -33,7 +33,8 @@ def bake_ami(moto: Moto, name: str) -> tuple[str, list[str]]:
 def record(lock: Path, ami: str, snapshots: list[str], fp: str, built_at: str) -> None:
     entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint=fp, base_ami="ami-ekslinux",
                       images=[ImageDigest(ref="docker.io/library/nginx:1.27", digest="sha256:" + "b" * 64)],
-                      built_at=built_at, cache_bytes=123456789, compressed_bytes=61728394, snapshot_ids=snapshots)
+                      built_at=built_at, cache_bytes=123456789, compressed_bytes=61728394, snapshot_ids=snapshots,
+                      snapshot_gib=8, prewarm=True)
     LockFile(lock).update("web", lambda p: p.promoted(entry))
 
 
@@ -79,7 +80,9 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     lt = moto.client("ec2").describe_launch_template_versions(LaunchTemplateName=_lt_name(moto), Versions=["$Latest"])
     out["lt_after_create"] = lt["LaunchTemplateVersions"][0]["LaunchTemplateData"]
 
+    out["lock_before_rebake"] = LockFile(p.lock).read()
     record(p.lock, *amis[1], "fp2", "2025-02-01T00:00:00Z")
+    out["lock_after_rebake"] = LockFile(p.lock).read()
     p.synth()
     out["plan_rebake"] = p.plan_json()
     p.apply_plan()
@@ -141,3 +144,17 @@ def test_rollback_plans_and_applies_the_reverse(flow: dict[str, Any]) -> None:
     assert {k: v for k, v in states.items() if k[0] in new} == {(s, z): "disabled" for s in new for z in ZONES}
     steady = {a: c["actions"] for a, c in changes(flow["plan_steady"]).items() if c["actions"] != ["no-op"]}
     assert steady == {}, f"after the apply, nothing left to change: {steady}"
+
+
+def test_review_of_the_rebake_shows_the_first_read_figures(flow: dict[str, Any]) -> None:
+    from bake.review import build_review, render_markdown
+
+    review = build_review(flow["plan_rebake"], flow["lock_before_rebake"], flow["lock_after_rebake"])
+    web = next(p for p in review.pools if p.pool == "web")
+    assert web.first_read["fast_snapshot_restore_zones"] == ZONES
+    assert web.first_read["volume_initialization_rate"] == 200
+    assert web.first_read["credit_bucket"] == 10  # 1024 / 8 GiB, capped at 10
+    md = render_markdown(review)
+    assert "fast snapshot restore in us-east-1a, us-east-1b on 1 snapshot(s)" in md
+    assert "$1,095/month" in md
+    assert "both volume_initialization_rate and fast_snapshot_restore" in md
