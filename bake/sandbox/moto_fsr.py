@@ -23,10 +23,8 @@ What it does not do: move through the intermediate states, bill, keep a credit b
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
-
-OWNER_ALIAS = None  # AWS: "for future use"
-
 
 def _store(backend: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """(snapshot id, zone) -> the item Describe returns; kept on the account/region's backend."""
@@ -44,54 +42,60 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _each_pair(snapshot_ids: list[str], zones: list[str],
+               act: Callable[[str, str], dict[str, Any] | str]) -> dict[str, list[dict[str, Any]]]:
+    """AWS's answer shape: an item per pair done, the failures grouped per snapshot. ``act``
+    returns the pair's item, or why it failed."""
+    ok: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for snap in snapshot_ids:
+        errors = []
+        for zone in zones:
+            result = act(snap, zone)
+            if isinstance(result, str):
+                errors.append({"AvailabilityZone": zone, "Error": {"Code": "InvalidParameterValue", "Message": result}})
+            else:
+                ok.append(dict(result))
+        if errors:
+            failed.append({"SnapshotId": snap, "FastSnapshotRestoreStateErrors": errors})
+    return {"Successful": ok, "Unsuccessful": failed}
+
+
 def enable(backend: Any, snapshot_ids: list[str], zones: list[str]) -> dict[str, list[dict[str, Any]]]:
     for snap in snapshot_ids:
         backend.get_snapshot(snap)  # InvalidSnapshot.NotFound, as AWS
     valid = _zones(backend)
     store = _store(backend)
-    ok: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for snap in snapshot_ids:
-        errors = []
-        for zone in zones:
-            if zone not in valid:
-                errors.append({"AvailabilityZone": zone, "Error": {
-                    "Code": "InvalidParameterValue", "Message": f"{zone} is not a zone of {backend.region_name}"}})
-                continue
-            item = store.get((snap, zone))
-            if item is None or item["State"] == "disabled":
-                now = _now()
-                item = store[(snap, zone)] = {
-                    "SnapshotId": snap, "AvailabilityZone": zone, "State": "enabled",
-                    "StateTransitionReason": "Client.UserInitiated", "OwnerId": backend.account_id,
-                    "EnablingTime": now, "OptimizingTime": now, "EnabledTime": now,
-                }
-            ok.append(dict(item))
-        if errors:
-            failed.append({"SnapshotId": snap, "FastSnapshotRestoreStateErrors": errors})
-    return {"Successful": ok, "Unsuccessful": failed}
+
+    def act(snap: str, zone: str) -> dict[str, Any] | str:
+        if zone not in valid:
+            return f"{zone} is not a zone of {backend.region_name}"
+        item = store.get((snap, zone))
+        if item is None or item["State"] == "disabled":
+            now = _now()
+            item = store[(snap, zone)] = {
+                "SnapshotId": snap, "AvailabilityZone": zone, "State": "enabled",
+                "StateTransitionReason": "Client.UserInitiated", "OwnerId": backend.account_id,
+                "EnablingTime": now, "OptimizingTime": now, "EnabledTime": now,
+            }
+        return item
+
+    return _each_pair(snapshot_ids, zones, act)
 
 
 def disable(backend: Any, snapshot_ids: list[str], zones: list[str]) -> dict[str, list[dict[str, Any]]]:
     store = _store(backend)
-    ok: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for snap in snapshot_ids:
-        errors = []
-        for zone in zones:
-            item = store.get((snap, zone))
-            if item is None:
-                errors.append({"AvailabilityZone": zone, "Error": {
-                    "Code": "InvalidParameterValue",
-                    "Message": f"fast snapshot restore is not enabled for {snap} in {zone}"}})
-                continue
-            now = _now()
-            item.update(State="disabled", StateTransitionReason="Client.UserInitiated - Lifecycle state transition",
-                        DisablingTime=now, DisabledTime=now)
-            ok.append(dict(item))
-        if errors:
-            failed.append({"SnapshotId": snap, "FastSnapshotRestoreStateErrors": errors})
-    return {"Successful": ok, "Unsuccessful": failed}
+
+    def act(snap: str, zone: str) -> dict[str, Any] | str:
+        item = store.get((snap, zone))
+        if item is None:
+            return f"fast snapshot restore is not enabled for {snap} in {zone}"
+        now = _now()
+        item.update(State="disabled", StateTransitionReason="Client.UserInitiated - Lifecycle state transition",
+                    DisablingTime=now, DisabledTime=now)
+        return item
+
+    return _each_pair(snapshot_ids, zones, act)
 
 
 FILTERS = {"snapshot-id": "SnapshotId", "availability-zone": "AvailabilityZone", "state": "State",
