@@ -370,3 +370,21 @@ def test_importing_the_resolver_does_not_load_boto3() -> None:
     code = "import sys, bake.registry; print(sorted(m for m in ('boto3', 'botocore', 'cdktf') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_compressed_size_is_the_platforms_layers(registry: LocalRegistry, push_image) -> None:
+    import random as _random
+
+    from bake.sandbox import oci
+
+    sizes = [50_000, 7_000]
+    expected = sum(len(oci._layer(s, _random.Random(0), i)) for i, s in enumerate(sizes))  # tar sizes
+    push_image(registry, "team/sized:v1", sizes, seed=21, platforms=[("linux", "amd64"), ("linux", "arm64")])
+    push_image(registry, "team/sized:one", sizes, seed=22)
+    with plain(registry) as client:
+        index = client.resolve(parse_reference(f"{registry.address}/team/sized:v1"))
+        assert client.compressed_size(index, "linux", "arm64") == expected
+        single = client.resolve(parse_reference(f"{registry.address}/team/sized:one"))
+        assert client.compressed_size(single, "linux", "amd64") == expected
+        with pytest.raises(RegistryError, match="lists no linux/s390x manifest"):
+            client.compressed_size(index, "linux", "s390x")
