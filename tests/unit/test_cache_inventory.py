@@ -64,3 +64,27 @@ def test_docker_layer_dirs_and_du_total():
     assert cache.parse_du_total("100\t/a\n200\t/b\n300\ttotal\n") == 300
     with pytest.raises(cache.CacheError):
         cache.parse_du_total("du: cannot access")
+
+
+def test_view_script_passes_label_values_as_data(tmp_path):
+    """Chain ids and snapshotter names come from containerd's labels: quoted, they stay one
+    argument each and run nothing (a real sh, a fake ctr that records its argv)."""
+    import json
+    import os
+    import subprocess
+
+    log = tmp_path / "ctr.argv"
+    fake = tmp_path / "ctr"
+    fake.write_text(f"#!/bin/sh\npython3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \"$@\" >> {log}\n")
+    fake.chmod(0o755)
+    marker = tmp_path / "pwned"
+    hostile = f"sha256:x; touch {marker}"
+    script = cache.view_script({hostile: "overlayfs$(touch " + str(marker) + ")"})
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls[0][-1] == hostile and calls[0][4] == f"overlayfs$(touch {marker})"
+    assert [c[5] for c in calls] == ["view", "rm"]
+    assert cache.split_views(out.stdout) == {hostile: ""}
