@@ -14,7 +14,14 @@ class StepCache:
     title = "measuring the images' files on disk"
 
     def run(self, st: BuildState) -> None:
-        paths = cache.paths_for(st.pool.runtime, st.conn, st.images)
+        try:
+            paths = cache.paths_for(st.pool.runtime, st.conn, st.images)
+        except cache.CacheError as e:
+            # A runtime layout this tool does not know (e.g. Docker on containerd's image store):
+            # the AMI is still good; it only lacks the figure and the prewarm.
+            st.emit("warn", f"cannot find the images' files on the builder ({e}): cache_bytes is not recorded "
+                            "and the prewarm unit is not installed", step=self.name)
+            return
         st.cache_bytes = cache.measure(st.conn, paths)
         st.emit("step", f"the images occupy {st.cache_bytes} bytes on disk ({len(paths.files)} blobs, "
                         f"{len(paths.dirs)} layer directories)", step=self.name, data={"cache_bytes": st.cache_bytes})
