@@ -21,12 +21,13 @@ from bake.base_ami import oci_architecture, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
-from bake.first_start import FirstRead, rollout_first_read
+from bake.first_start import FirstRead, first_read
 from bake.model.config import BakeConfig, PoolConfig
+from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
-from bake.registry import RegistryClient, ResolvedImage
+from bake.registry import RegistryClient
 from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.cache import StepCache
@@ -138,22 +139,14 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
-        # The first-read settings are rollout keys: a bad one fails here, before anything runs.
-        settings = {pool.name: rollout_first_read(self.config, pool) for pool in pools}
         registry = RegistryClient(
             registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
         )
         data = self.lock.read()
         plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
         for p in plans:
-            rate, zones = settings[p.pool.name]
             # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
-            known = p if p.cache_bytes is not None else data.pool(p.pool.name).current
-            p.first_read = FirstRead(
-                pool=p.pool.name, rate_mib_s=rate, fsr_zones=zones, prewarm=p.pool.prewarm,
-                cache_bytes=getattr(known, "cache_bytes", None), snapshot_gib=getattr(known, "snapshot_gib", None),
-                snapshots=len(getattr(known, "snapshot_ids", None) or []),
-            )
+            p.first_read = first_read(p.pool, p if p.cache_bytes is not None else data.pool(p.pool.name).current)
         return plans
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bake.errors import BakeError
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 from bake.runtimes import sudo
 from bake.ssh import Connection
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bake.model.config import BakeConfig, PoolConfig
+from bake.model.config import PoolConfig
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -132,19 +132,14 @@ class FirstRead:
         return out
 
 
-def rollout_first_read(config: BakeConfig, pool: PoolConfig) -> tuple[int | None, tuple[str, ...]]:
-    """The pool's rate and zones, validated as synthesis validates them (exit 2 on bad input)."""
-    if not pool.rollout:
-        return None, ()
-    from bake.model.rollout import rollout_settings
-
-    r = rollout_settings(config, pool)
-    fsr = r.fast_snapshot_restore
-    return r.launch_template.volume_initialization_rate, tuple(fsr.availability_zones) if fsr else ()
+def rollout_first_read(pool: PoolConfig) -> tuple[int | None, tuple[str, ...]]:
+    """The pool's rate and zones (validated with the rest of bake.toml)."""
+    fsr = pool.rollout.fast_snapshot_restore
+    return pool.rollout.launch_template.volume_initialization_rate, tuple(fsr.availability_zones) if fsr else ()
 
 
-def first_read(config: BakeConfig, pool: PoolConfig, entry: object | None) -> FirstRead:
-    rate, zones = rollout_first_read(config, pool)
+def first_read(pool: PoolConfig, entry: object | None) -> FirstRead:
+    rate, zones = rollout_first_read(pool)
     return FirstRead(
         pool=pool.name, rate_mib_s=rate, fsr_zones=zones, prewarm=pool.prewarm,
         cache_bytes=getattr(entry, "cache_bytes", None), snapshot_gib=getattr(entry, "snapshot_gib", None),

@@ -1,14 +1,14 @@
 """``NodePool``: one pool's launch template (or launch configuration) and its group.
 
 Construct ids are part of the Terraform addresses and never change: every resource's logical
-id is the pool's name (``aws_launch_template.general``, ``aws_autoscaling_group.general``), so a
-new AMI shows in the plan as an update of those same addresses.
+id is the pool's name (``aws_launch_template.general``, ``aws_autoscaling_group.general``, the
+scheme of ``bake.model.stack``, which ``bake review`` reads too), so a new AMI shows in the plan
+as an update of those same addresses.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 
 from cdktf import TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
@@ -43,14 +43,8 @@ from cdktf_cdktf_provider_aws.launch_template import (
 )
 from constructs import Construct
 
+from bake.model.stack import fsr_logical_id, logical_id
 from nodepools.props import InstanceProps, NodePoolProps
-
-_TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def logical_id(pool: str) -> str:
-    """The Terraform resource name for a pool (names may start with a digit; HCL's may not)."""
-    return pool if _TF_NAME.match(pool) else f"_{pool}"
 
 
 def _b64(text: str | None) -> str | None:
@@ -87,18 +81,12 @@ class NodePool(Construct):
         self.fast_snapshot_restores = self._fast_snapshot_restores(props)
 
     # -- fast snapshot restore (every mode) -------------------------------------------------------
-    @staticmethod
-    def fsr_logical_id(pool: str, snapshot_id: str, zone: str) -> str:
-        """One address per snapshot and zone: a rebake's new snapshots are new addresses (created)
-        and the old ones' addresses disappear (destroyed), in the same plan."""
-        return f"{logical_id(pool)}_{snapshot_id}_{zone}"
-
     def _fast_snapshot_restores(self, p: NodePoolProps) -> list[EbsFastSnapshotRestore]:
         out = []
         for snap in p.snapshot_ids:
             for zone in p.fast_snapshot_restore_zones:
                 fsr = EbsFastSnapshotRestore(self, f"fsr_{snap}_{zone}", snapshot_id=snap, availability_zone=zone)
-                fsr.override_logical_id(self.fsr_logical_id(p.name, snap, zone))
+                fsr.override_logical_id(fsr_logical_id(p.name, snap, zone))
                 out.append(fsr)
         return out
 

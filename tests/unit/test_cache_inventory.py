@@ -95,7 +95,7 @@ def test_an_unreadable_runtime_layout_is_a_warning_not_a_failed_bake():
     from bake.model.config import PoolConfig
     from bake.model.refs import parse_reference
     from bake.progress import NullReporter
-    from bake.registry import ResolvedImage
+    from bake.model.images import ResolvedImage
     from bake.ssh import Result
     from bake.steps.base import BuildState
     from bake.steps.cache import StepCache
