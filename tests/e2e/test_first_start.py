@@ -53,6 +53,7 @@ def bake_measured(sandbox, tmp_path: Path, runtime: str, root: str, sizes_mb: li
     gained = du(root) - before
     assert result.returncode == 0, result.stderr
     entry = LockFile(tmp_path / "amis.lock.json").read().pools["cpu"].current
+    assert entry.cache_bytes is not None, result.stderr[-3000:]
     return cfg, images, entry, gained
 
 
