@@ -12,13 +12,15 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
 from bake import aws, tags
-from bake.base_ami import oci_architecture, resolve_base_ami
+from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
+from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.first_start import FirstRead, first_read
@@ -28,12 +30,15 @@ from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient
+from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
+from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
+from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
@@ -71,7 +76,9 @@ class PoolPlan:
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
     gpu_driver_version: str | None = None  # only a bake reads the driver
-    compressed: dict[str, int] = field(default_factory=dict)  # image ref -> its layers' bytes
+    disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
+    warnings: list[str] = field(default_factory=list)
     cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
     snapshot_ids: list[str] = field(default_factory=list)  # likewise
     snapshot_gib: int | None = None  # likewise
@@ -79,7 +86,7 @@ class PoolPlan:
 
     @property
     def compressed_bytes(self) -> int | None:
-        return sum(self.compressed.values()) if self.compressed else None
+        return sum(self.image_sizes.values()) if self.image_sizes else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,11 +97,13 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.compressed.get(i.ref.original)}
+            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original)}
                        for i in self.images],
             "compressed_bytes": self.compressed_bytes,
             "cache_bytes": self.cache_bytes,
             "first_read": self.first_read.as_dict() if self.first_read else None,
+            "builder_disk": self.disk.as_dict() if self.disk else None,
+            "warnings": self.warnings,
         }
 
 
@@ -119,6 +128,9 @@ class Baker:
     cancel: CancelToken = field(default_factory=CancelToken)
     session: Any = None
     lock_wait: float = 0.0  # how long to wait for another bake of the same pool
+    keep_on_failure: bool = False  # leave a failed bake's builder, group and key pair (bake.steps.keep)
+    run_root: Path | None = None  # where run directories go (default: .bake-runs beside the lock)
+    run_dir: RunDir | None = None  # this build's, once it has a run id
 
     def __post_init__(self) -> None:
         self.session = self.session or aws.session(self.config.region)
@@ -155,10 +167,24 @@ class Baker:
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
         fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu, pool.prewarm)
-        arch = oci_architecture(base, self.client("ec2"))
-        compressed = {i.ref.original: registry.compressed_size(i, "linux", arch) for i in images}
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", compressed=compressed)
-        return self._decide(plan, record_)
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
+        if warning := baked_base_warning(pool, base, base_image):
+            plan.warnings.append(warning)
+        # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
+        # the builder's disk and records their total.
+        arch = platform_arch(base_image)
+        plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
+        """The builder's disk from the compressed sizes when the pool does not set root_volume_size."""
+        base_gib = root_volume_gib(base_image)
+        if plan.pool.root_volume_size is None and base_gib is not None:
+            plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         fp, current, pin = plan.fingerprint, record_.current, record_.pinned
@@ -212,8 +238,11 @@ class Baker:
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
+            for warning in p.warnings:
+                self.reporter.emit("warn", warning, pool=p.pool.name, step="plan")
             if p.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
@@ -277,18 +306,22 @@ class Baker:
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
             compressed_bytes=plan.compressed_bytes,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})
         try:
-            run_steps(steps_for(plan.pool, self.lock), st)
+            run_steps(steps_for(plan.pool, self.lock), st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
             msg = str(e) if isinstance(e, BakeError) else (aws.describe_error(e) or f"{type(e).__name__}: {e}")
             if st.cleanup_errors and "cleanup left" not in msg:
                 msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
+            if st.kept:
+                msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
             return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started

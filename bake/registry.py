@@ -169,34 +169,6 @@ class RegistryClient:
             raise err
         return [done[ref] for ref in refs]
 
-    def compressed_size(self, image: ResolvedImage, os_: str, architecture: str) -> int:
-        """The sum of the layer sizes in ``image``'s manifest for the platform (for an image
-        index, the manifest it lists for ``os_``/``architecture``): what a pull downloads."""
-        doc = self._manifest(image.ref, image.digest)
-        if "manifests" in doc:
-            chosen = [m for m in doc["manifests"]
-                      if (m.get("platform") or {}).get("os") == os_
-                      and (m.get("platform") or {}).get("architecture") == architecture]
-            if not chosen:
-                raise RegistryError(image.ref.original, f"the image index lists no {os_}/{architecture} manifest")
-            doc = self._manifest(image.ref, chosen[0]["digest"])
-        try:
-            return sum(int(layer["size"]) for layer in doc.get("layers") or [])
-        except (KeyError, TypeError, ValueError):
-            raise RegistryError(image.ref.original, "the manifest's layers carry no sizes") from None
-
-    def _manifest(self, ref: ImageRef, reference: str) -> dict[str, Any]:
-        resp = self._send(ref, "GET", self.manifest_url(ref, reference))
-        if resp.status_code != 200:
-            raise self._error(ref, resp)
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise RegistryError(ref.original, f"the manifest {reference} is not JSON") from None
-        if not isinstance(doc, dict):
-            raise RegistryError(ref.original, f"the manifest {reference} is not a JSON object")
-        return doc
-
     def credential_for(self, ref: ImageRef) -> Credential | None:
         """The credential to use for ``ref``'s registry: ECR's, configured, or None (anonymous)."""
         if ref.ecr:
@@ -220,6 +192,31 @@ class RegistryClient:
     def manifest_url(self, ref: ImageRef, reference: str | None = None) -> str:
         scheme = "http" if ref.registry in self.insecure else "https"
         return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{reference or ref.reference}"
+
+    def compressed_size(self, image: ResolvedImage, arch: str) -> int:
+        """Bytes a pull of ``image`` downloads on a linux/``arch`` builder: its manifest's layers
+        and config (for an index, the platform's manifest; without one, the largest)."""
+        ref = image.ref
+
+        def manifest(digest: str) -> dict[str, Any]:
+            resp = self._send(ref, "GET", self.manifest_url(ref, digest))
+            if resp.status_code != 200:
+                raise self._error(ref, resp)
+            try:
+                return dict(resp.json())
+            except ValueError:
+                raise RegistryError(ref.original, f"manifest {digest} is not JSON") from None
+
+        def size(m: dict[str, Any]) -> int:
+            return sum(int(x.get("size", 0)) for x in m.get("layers", [])) + int(m.get("config", {}).get("size", 0))
+
+        body = manifest(image.digest)
+        entries = body.get("manifests")
+        if not entries:
+            return size(body)
+        linux = [e for e in entries if e.get("platform", {}).get("os", "linux") == "linux"]
+        match = [e for e in linux if e.get("platform", {}).get("architecture") == arch]
+        return max(size(manifest(e["digest"])) for e in (match[:1] or linux or entries))
 
     def close(self) -> None:
         with self._lock:
