@@ -36,6 +36,7 @@ from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
+from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keep import keep_builder
@@ -45,7 +46,8 @@ from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
 
-Action = Literal["bake", "skip", "pinned", "reuse"]
+# copy: the lock's AMI is current, but a region of [pools.NAME.distribute] has no copy of it yet.
+Action = Literal["bake", "skip", "pinned", "reuse", "copy"]
 
 
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
@@ -61,8 +63,14 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepVerify(),
         StepCache(),
     ]
-    steps += [StepScrub(), StepCreateAmi(), StepRecordLock(lock)]
+    steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
+
+
+def distribute_steps() -> list[Step]:
+    """Copies to the pool's other regions, then sharing (both do nothing for a pool that
+    distributes nothing)."""
+    return [StepCopyAmi(), StepShareAmi()]
 
 
 @dataclass
@@ -74,7 +82,8 @@ class PoolPlan:
     fingerprint: str
     action: Action
     reason: str
-    ami_id: str | None = None  # the AMI a skip or reuse keeps
+    ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
+    copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
     disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
     image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
@@ -141,11 +150,15 @@ class Baker:
             )
         self._clients: dict[str, Any] = {}
 
-    def client(self, service: str) -> Any:
-        # botocore clients are thread-safe; one per service serves every pool.
-        if service not in self._clients:
-            self._clients[service] = aws.client(self.session, service, self.region)
-        return self._clients[service]
+    def client(self, service: str, region: str | None = None) -> Any:
+        # botocore clients are thread-safe; one per service and region serves every pool.
+        key = f"{service}@{region or self.region}"
+        if key not in self._clients:
+            self._clients[key] = aws.client(self.session, service, region or self.region)
+        return self._clients[key]
+
+    def ec2_in(self, region: str) -> Any:
+        return self.client("ec2", region)
 
     # --- planning -------------------------------------------------------------------------
 
@@ -195,9 +208,16 @@ class Baker:
             return plan
         if current and current.fingerprint == fp and current.region == self.region:
             if self._available(current.ami_id):
-                plan.action, plan.ami_id = "skip", current.ami_id
+                plan.ami_id, plan.copies = current.ami_id, dict(current.copies or {})
                 plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
                 plan.snapshot_gib = current.snapshot_gib
+                # Regions only grow copies here; one that left the list is prune's business.
+                missing = [r for r in plan.pool.distribute.copy_regions(self.region) if r not in plan.copies]
+                if missing:
+                    plan.action = "copy"
+                    plan.reason = f"{current.ami_id} is up to date but has no copy in {', '.join(missing)} yet"
+                    return plan
+                plan.action = "skip"
                 plan.reason = f"up to date: {current.ami_id} has this fingerprint"
                 return plan
             plan.reason = f"the lock's {current.ami_id} is no longer available"
@@ -247,7 +267,7 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
                 outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
-        todo = [p for p in plans if p.action in ("bake", "reuse")]
+        todo = [p for p in plans if p.action in ("bake", "reuse", "copy")]
         if todo:
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
                 futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
@@ -279,6 +299,9 @@ class Baker:
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
             if plan.action == "reuse":
                 plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = ami_facts(self.client("ec2"), plan.ami_id or "")
+            if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
+                return self._distribute(plan, run_id, started)
+            if plan.action == "reuse":
                 record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})
@@ -300,20 +323,36 @@ class Baker:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
-        name = plan.pool.name
-        st = BuildState(
+    def _state(self, plan: PoolPlan, run_id: str) -> BuildState:
+        return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, ec2_in=self.ec2_in,
             run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
             compressed_bytes=plan.compressed_bytes,
         )
+
+    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        st = self._state(plan, run_id)
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
-                           pool=name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run(steps_for(plan.pool, self.lock), st, started, "bake")
+
+    def _distribute(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
+        st = self._state(plan, run_id)
+        st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
+        # The lock entry keeps the AMI's cache figures (from the lock on a copy, AWS on a reuse).
+        st.snapshot_ids, st.snapshot_gib, st.cache_bytes = list(plan.snapshot_ids), plan.snapshot_gib, plan.cache_bytes
+        self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
+
+    def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:
+        name = st.pool.name
         try:
-            run_steps(steps_for(plan.pool, self.lock), st, on_failure=keep_builder)
+            run_steps(steps, st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
@@ -323,11 +362,12 @@ class Baker:
             if st.kept:
                 msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
-            return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
+            return PoolOutcome(name, action, error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
-        self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
-                           data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
-        return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+        done = "baked" if action == "bake" else "distributed"
+        self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
+                           data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
+        return PoolOutcome(name, action, st.ami_id, seconds=seconds)
 
 
 def _iso_from_run(run_id: str) -> str:

@@ -158,6 +158,18 @@ class PoolReview:
     # How a new node first reads the cache after this plan (bake.first_start): figures and lines.
     first_read: dict[str, Any] = field(default_factory=dict)
     first_read_lines: list[str] = field(default_factory=list)
+    # A distributed pool's AMI in each region, before and after ({region, before, after}).
+    regions: list[dict[str, str | None]] = field(default_factory=list)
+
+
+def region_amis(old: LockEntry | None, new: LockEntry | None) -> list[dict[str, str | None]]:
+    """The AMI in every region either entry has one in, when either has copies; else []."""
+    if not ((old and old.copies) or (new and new.copies)):
+        return []
+    regions = {e.region for e in (old, new) if e} | {r for e in (old, new) if e for r in (e.copies or {})}
+    ordered = sorted(regions, key=lambda r: (r != (new or old).region, r))  # type: ignore[union-attr]
+    return [{"region": r, "before": old.ami_in(r) if old else None, "after": new.ami_in(r) if new else None}
+            for r in ordered]
 
 
 def _image_key(ref: str) -> tuple[str, str | None]:
@@ -235,8 +247,8 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
     by_ami = {ami: use.pool for lock in (base, head) for ami, use in lock.ami_ids().items()}
     for name in pools:
         for e in (base.pool(name).current, head.pool(name).current):
-            if e:
-                by_ami[e.ami_id] = name
+            for ami in e.amis() if e else []:
+                by_ami[ami] = name
     for c in changes:
         if c.type in IMAGE_TYPES:
             for ami in (_image_id(c.after), _image_id(c.before)):
@@ -293,7 +305,7 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         pool=name, status=status, ami_before=old.ami_id if old else None, ami_after=new.ami_id if new else None,
         base_before=old.base_ami if old else None, base_after=new.base_ami if new else None,
         images=diff_images(old, new), pinned=f"{pin.ami_id}: {pin.reason}" if pin else None,
-        resources=[f"{c.address} ({c.action})" for c in mine],
+        resources=[f"{c.address} ({c.action})" for c in mine], regions=region_amis(old, new),
     )
     for c in mine:
         if c.type in IMAGE_TYPES:
@@ -320,7 +332,7 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         fr = _first_read(name, new, mine)
         r.first_read, r.first_read_lines = fr.as_dict(), fr.lines()
     if status in ("changed", "new") and new and not ami_moves and not any(
-            _image_id(c.after) == new.ami_id for c in mine if c.type in IMAGE_TYPES):
+            _image_id(c.after) in new.amis() for c in mine if c.type in IMAGE_TYPES):
         r.warnings.append(f"pool {name}: the lock moves to {new.ami_id} but the plan sets no launch template or "
                           "configuration to it (stale synth, or the stack does not read the lock?)")
     return r
@@ -376,7 +388,9 @@ def render_markdown(review: Review) -> str:
         lines += ["| | before | after |", "|---|---|---|",
                   f"| AMI | {_code(p.ami_before)} | {_code(p.ami_after)} |",
                   f"| base AMI | {_code(p.base_before)} | {_code(p.base_after)}"
-                  f"{' (unchanged)' if p.base_before == p.base_after and p.base_after else ''} |", ""]
+                  f"{' (unchanged)' if p.base_before == p.base_after and p.base_after else ''} |"]
+        lines += [f"| AMI in {r['region']} | {_code(r['before'])} | {_code(r['after'])} |" for r in p.regions]
+        lines.append("")
         if p.pinned:
             lines += [f"Pinned: {p.pinned}", ""]
         if p.images:

@@ -22,6 +22,8 @@ EKS_NODE_GROUP = "aws_eks_node_group"
 POOL_RESOURCE_TYPES = (LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION, AUTOSCALING_GROUP, EKS_NODE_GROUP)
 # One per snapshot of the pool's current AMI and zone, named fsr_logical_id(pool, snapshot, zone).
 EBS_FAST_SNAPSHOT_RESTORE = "aws_ebs_fast_snapshot_restore"
+# [distribute] ssm_parameter: one per region, named ssm_logical_id(pool, region).
+SSM_PARAMETER = "aws_ssm_parameter"
 
 _TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -35,6 +37,11 @@ def fsr_logical_id(pool: str, snapshot_id: str, zone: str) -> str:
     """One name per snapshot and zone: a rebake's new snapshots are new addresses (created) and
     the old ones' addresses disappear (destroyed), in the same plan."""
     return f"{logical_id(pool)}_{snapshot_id}_{zone}"
+
+
+def ssm_logical_id(pool: str, region: str) -> str:
+    """The Terraform name of ``pool``'s SSM parameter in ``region`` (``cpu_eu-west-1``)."""
+    return f"{logical_id(pool)}_{region}"
 
 
 def address(resource_type: str, pool: str) -> str:

@@ -68,23 +68,30 @@ class StepCreateAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or not st.ami_id:
             return
-        snapshots = st.snapshot_ids or snapshots_of(st, st.ami_id)
+        removed = remove_ami(st.ec2, st.ami_id, st.snapshot_ids)
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {removed} snapshot(s)", step=self.name)
+
+
+def remove_ami(ec2: Any, ami_id: str, snapshots: list[str] | None = None) -> int:
+    """Deregister ``ami_id`` and delete its snapshots (found first when not given); tolerates
+    either being gone already. Returns how many snapshots were deleted or already gone."""
+    snapshots = snapshots or snapshot_ids(ec2, ami_id)
+    try:
+        ec2.deregister_image(ImageId=ami_id)
+    except Exception as e:
+        if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            raise
+    for snap in snapshots:
         try:
-            st.ec2.deregister_image(ImageId=st.ami_id)
+            ec2.delete_snapshot(SnapshotId=snap)
         except Exception as e:
-            if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            if aws.error_code(e) != "InvalidSnapshot.NotFound":
                 raise
-        for snap in snapshots:
-            try:
-                st.ec2.delete_snapshot(SnapshotId=snap)
-            except Exception as e:
-                if aws.error_code(e) != "InvalidSnapshot.NotFound":
-                    raise
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(snapshots)} snapshot(s)", step=self.name)
+    return len(snapshots)
 
 
-def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
-    return ami_facts(st.ec2, ami_id).snapshot_ids
+def snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
+    return ami_facts(ec2, ami_id).snapshot_ids
 
 
 class AmiFacts(NamedTuple):
@@ -109,5 +116,3 @@ def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
         snapshot_gib=sum(sizes) if sizes and all(isinstance(s, int) for s in sizes) else None,
         cache_bytes=int(cached) if cached and cached.isdigit() else None,
     )
-
-

@@ -25,6 +25,7 @@ class Built(Protocol):
     cache_bytes: int | None
     snapshot_ids: list[str]
     snapshot_gib: int | None
+    copies: dict[str, str]
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -42,13 +43,17 @@ def entry_for(built: Built) -> LockEntry:
         snapshot_ids=list(built.snapshot_ids),
         snapshot_gib=built.snapshot_gib,
         prewarm=built.pool.prewarm,
+        copies=dict(built.copies) or None,
     )
 
 
 def record(lock: LockFile, pool: str, entry: LockEntry) -> None:
     def change(old: PoolLock) -> PoolLock:
         if old.current and old.current.ami_id == entry.ami_id:
-            return old
+            # The same AMI (a pool that only gained copies): the entry keeps its history and
+            # time, and names its copies.
+            copies = {**(old.current.copies or {}), **(entry.copies or {})} or None
+            return old.model_copy(update={"current": old.current.model_copy(update={"copies": copies})})
         promoted = old.promoted(entry)
         # A pin lapses when the pool is built anew (its images changed since the rollback).
         return promoted.model_copy(update={"pinned": None})

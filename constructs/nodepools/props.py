@@ -60,6 +60,11 @@ class NodePoolProps:
     # Fast snapshot restore: every snapshot of the AMI (from the lock) in each of these zones.
     snapshot_ids: tuple[str, ...] = ()
     fast_snapshot_restore_zones: tuple[str, ...] = ()
+    # Where the nodes live: None is the stack's region (its default provider).
+    region: str | None = None
+    # [distribute] ssm_parameter: its name, and the pool's AMI id in each region it is written in.
+    ssm_parameter: str | None = None
+    ssm_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,15 @@ class StackProps:
     state: StateSettings = StateSettings()
     provider: ProviderSettings = ProviderSettings()
 
+    def regions(self) -> list[str]:
+        """Every region besides the stack's own that a pool's nodes or SSM parameter live in: one
+        provider alias each."""
+        used = {p.region for p in self.pools if p.region} | {r for p in self.pools for r in p.ssm_values}
+        return sorted(used - {self.region})
 
-def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, user_data: str | None) -> NodePoolProps:
+
+def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_region: str,
+               user_data: str | None) -> NodePoolProps:
     """One pool's props; the AMI side's keys are the defaults of the launch template's."""
     lt = rollout.launch_template
     tags = {**pool.tags, POOL_TAG: pool.name}
@@ -92,14 +104,34 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, user_da
         volume_initialization_rate=lt.volume_initialization_rate,
     )
     assert rollout.launch != "none"
+    node_region = rollout.node_region or stack_region
+    ami_id = entry.ami_in(node_region)
+    if ami_id is None:
+        copies = ", ".join(f"{r}: {a}" for r, a in sorted((entry.copies or {}).items())) or "none"
+        raise MissingAmiError(
+            f"pool {pool.name!r}: no AMI in {node_region}, where its nodes live (the lock's {entry.ami_id} is in "
+            f"{entry.region}; copies: {copies}); list {node_region} in [pools.{pool.name}.distribute] regions "
+            f"and run python -m bake build --pool {pool.name}"
+        )
     fsr = rollout.fast_snapshot_restore
+    # The lock records the original AMI's snapshots only: a copy's are unknown here.
+    if fsr and entry.region != node_region:
+        raise MissingAmiError(
+            f"pool {pool.name!r}: fast_snapshot_restore needs the snapshots of the AMI its nodes launch in "
+            f"{node_region}, a copy of {entry.ami_id} (baked in {entry.region}) whose snapshot ids the lock does "
+            f"not record; rebake the pool in {node_region} or drop [pools.{pool.name}.fast_snapshot_restore]"
+        )
     if fsr and not entry.snapshot_ids:
         raise MissingAmiError(
             f"pool {pool.name!r}: fast_snapshot_restore needs the snapshot ids of {entry.ami_id}, which its lock "
             f"entry does not record (baked before they were): rebake it: python -m bake build --pool {pool.name}"
         )
-    return NodePoolProps(name=pool.name, ami_id=entry.ami_id, launch=rollout.launch, instance=instance,
+    ssm = pool.distribute.ssm_parameter
+    ssm_values = {entry.region: entry.ami_id, **(entry.copies or {})} if ssm else {}
+    return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
                          asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
+                         region=None if node_region == stack_region else node_region,
+                         ssm_parameter=ssm, ssm_values=ssm_values,
                          snapshot_ids=tuple(entry.snapshot_ids) if fsr else (),
                          fast_snapshot_restore_zones=tuple(fsr.availability_zones) if fsr else ())
 
@@ -119,12 +151,7 @@ def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]
         if entry is None:
             missing.append(name)
             continue
-        if entry.region != region:
-            raise MissingAmiError(
-                f"pool {name!r}: its AMI {entry.ami_id} is in {entry.region}, the stack deploys to "
-                f"{region}; bake it there: python -m bake build --pool {name}"
-            )
-        pools.append(pool_props(pool, rollout, entry, user_data.get(name)))
+        pools.append(pool_props(pool, rollout, entry, region, user_data.get(name)))
     if missing:
         cmds = "; ".join(f"python -m bake build --pool {n}" for n in missing)
         raise MissingAmiError(

@@ -33,6 +33,11 @@ CASES = {
                                 "'eu-west-1a' is not in the region us-east-1"),
     "empty zone list": ("[pools.cpu.fast_snapshot_restore]\navailability_zones = []\n",
                         "pools.cpu.fast_snapshot_restore.availability_zones", "at least 1 item"),
+    # The lock records the original AMI's snapshots only: a copy's are unknown to the stack.
+    "nodes on a copy in another region": ('[pools.cpu.distribute]\nregions = ["eu-west-1"]\n'
+                                          '[pools.cpu.fast_snapshot_restore]\navailability_zones = ["eu-west-1a"]\n',
+                                          "pools.cpu.fast_snapshot_restore",
+                                          "the pool's nodes live in node_region 'eu-west-1', on a copy of the AMI"),
     "rate with a launch configuration": ('[pools.cpu.launch_template]\nvolume_initialization_rate = 200\n',
                                          "pools.cpu", "a launch configuration has no such setting"),
 }
@@ -49,6 +54,8 @@ def closed_port() -> int:
 def test_bad_first_read_settings_exit_2_naming_file_pool_and_key(case, command, tmp_path):
     extra, key, why = CASES[case]
     text = POOL + extra
+    if case == "nodes on a copy in another region":  # node_region is a key of [pools.cpu] itself
+        text = text.replace("[pools.cpu.asg]", 'node_region = "eu-west-1"\n[pools.cpu.asg]', 1)
     if case == "rate with a launch configuration":
         text = text.replace("[pools.cpu.asg]", 'launch = "configuration"\n[pools.cpu.asg]', 1)
     cfg = tmp_path / "bake.toml"

@@ -151,3 +151,102 @@ def test_runner_undoes_on_cancel_and_reports_cleanup_failures(ec2):
     assert e.value.exit_code == 143
     assert log == ["run a", "run b", "undo b"]
     assert st.cleanup_errors == ["a: AWS said no"]
+
+
+def distributing_state(ec2, **distribute) -> BuildState:
+    import boto3
+
+    from bake.model.config import Distribution
+
+    st = state(ec2, distribute=Distribution(**distribute))
+    st.ec2_in = lambda region: boto3.client("ec2", region_name=region)
+    st.instance_id = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    StepCreateAmi().run(st)
+    return st
+
+
+def test_copies_are_tagged_like_the_original_and_undone_in_their_regions(ec2):
+    from bake.steps.distribute import StepCopyAmi
+
+    st = distributing_state(ec2, regions=["us-east-1", "eu-west-1", "us-west-2"])
+    StepCopyAmi().run(st)
+    assert set(st.copies) == {"eu-west-1", "us-west-2"} == set(st.started_copies)  # us-east-1 is the original
+    for region, ami in st.copies.items():
+        image = st.ec2_in(region).describe_images(ImageIds=[ami])["Images"][0]
+        t = tags.from_aws(image["Tags"])
+        assert t[tags.KEY_FINGERPRINT] == "sha256:f" and t[tags.KEY_SOURCE_AMI] == st.ami_id
+        assert t[tags.KEY_SOURCE_REGION] == "us-east-1" and t[tags.KEY_RUN] == st.run_id
+    StepCopyAmi().cleanup(st)  # not succeeded: every copy goes
+    for region, ami in st.copies.items():
+        assert st.ec2_in(region).describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"] == []
+
+
+def test_only_the_copies_this_run_started_are_undone(ec2):
+    from bake.steps.distribute import StepCopyAmi
+
+    st = distributing_state(ec2, regions=["eu-west-1", "us-west-2"])
+    earlier = st.ec2_in("eu-west-1").copy_image(SourceImageId=st.ami_id, SourceRegion="us-east-1", Name="earlier")["ImageId"]
+    st.copies = {"eu-west-1": earlier}  # what the lock already names
+    StepCopyAmi().run(st)
+    assert list(st.started_copies) == ["us-west-2"]
+    StepCopyAmi().cleanup(st)
+    assert st.ec2_in("eu-west-1").describe_images(ImageIds=[earlier])["Images"][0]["State"] == "available"
+
+
+def test_copy_tags_make_room_for_the_source_within_aws_limits(ec2):
+    from bake.steps.distribute import copy_tags
+
+    st = state(ec2)
+    st.ami_id = "ami-0123456789abcdef0"
+    source = {f"{tags.KEY_IMAGE_PREFIX}{i}": "x" for i in range(45)} | {tags.KEY_POOL: "cpu", tags.KEY_FINGERPRINT: "f"}
+    t = copy_tags(source, st)
+    assert len(t) == tags.TAGS_MAX and t[tags.KEY_SOURCE_AMI] == st.ami_id
+    assert f"{tags.KEY_IMAGE_PREFIX}0" in t and f"{tags.KEY_IMAGE_PREFIX}44" not in t  # the last images give way
+
+
+def test_sharing_adds_launch_and_create_volume_permission(ec2):
+    from bake.steps.distribute import StepCopyAmi, StepShareAmi
+
+    org = "arn:aws:organizations::123456789012:organization/o-abcde12345"
+    st = distributing_state(ec2, regions=["eu-west-1"], accounts=["111122223333"], organizations=[org])
+    StepCopyAmi().run(st)
+    StepShareAmi().run(st)
+    for region, ami in [("us-east-1", st.ami_id), ("eu-west-1", st.copies["eu-west-1"])]:
+        perms = st.ec2_in(region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+        assert {"UserId": "111122223333"} in perms and {"OrganizationArn": org} in perms
+    snap = st.snapshot_ids[0]
+    perms = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"]
+    assert {"UserId": "111122223333"} in perms
+
+
+def test_a_cancel_during_copying_removes_the_started_copy_and_the_ami_and_starts_no_other(ec2):
+    import boto3
+
+    from bake.steps.distribute import StepCopyAmi
+
+    st = distributing_state(ec2, regions=["eu-west-1", "us-west-2"])
+    calls: list[str] = []
+
+    def client(region: str):  # the signal arrives while the first CopyImage is in flight
+        real = boto3.client("ec2", region_name=region)
+
+        class Interrupting:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def copy_image(self, **kw):
+                calls.append(region)
+                out = real.copy_image(**kw)
+                st.cancel.cancel(2)
+                return out
+
+        return Interrupting()
+
+    st.ec2_in = client
+    with pytest.raises(Cancelled):
+        run_steps([StepCreateAmi(), StepCopyAmi()], st)
+    assert calls == ["eu-west-1"]
+    copy = st.started_copies["eu-west-1"]
+    eu = boto3.client("ec2", region_name="eu-west-1")
+    assert eu.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.ami_id]}])["Images"] == []
