@@ -23,6 +23,7 @@ from bake.cancel import CancelToken
 from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
+from bake.first_start import FirstRead, first_read
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
@@ -31,8 +32,9 @@ from bake.progress import Reporter
 from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
-from bake.steps.ami import StepCreateAmi
+from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
@@ -63,6 +65,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         *(gpu_steps() if pool.gpu else []),
         StepPull(),
         StepVerify(),
+        StepCache(),
     ]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
@@ -87,8 +90,16 @@ class PoolPlan:
     copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
     disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
-    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
     warnings: list[str] = field(default_factory=list)
+    cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
+    snapshot_ids: list[str] = field(default_factory=list)  # likewise
+    snapshot_gib: int | None = None  # likewise
+    first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
+
+    @property
+    def compressed_bytes(self) -> int | None:
+        return sum(self.image_sizes.values()) if self.image_sizes else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +110,11 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original)}
+                       for i in self.images],
+            "compressed_bytes": self.compressed_bytes,
+            "cache_bytes": self.cache_bytes,
+            "first_read": self.first_read.as_dict() if self.first_read else None,
             "builder_disk": self.disk.as_dict() if self.disk else None,
             "warnings": self.warnings,
         }
@@ -157,7 +172,11 @@ class Baker:
             registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
         )
         data = self.lock.read()
-        return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        for p in plans:
+            # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
+            p.first_read = first_read(p.pool, p if p.cache_bytes is not None else data.pool(p.pool.name).current)
+        return plans
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
@@ -175,16 +194,17 @@ class Baker:
         base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
         if warning := baked_base_warning(pool, base, base_image):
             plan.warnings.append(warning)
-        plan = self._decide(plan, record_)
-        if plan.action == "bake":
-            self._size_disk(plan, registry, base_image)
-        return plan
-
-    def _size_disk(self, plan: PoolPlan, registry: RegistryClient, base_image: dict[str, Any]) -> None:
-        """Compressed sizes from the manifests (also for the full-disk message); the builder's
-        disk from them when the pool does not set root_volume_size."""
+        # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
+        # the builder's disk and records their total.
         arch = platform_arch(base_image)
         plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
+        """The builder's disk from the compressed sizes when the pool does not set root_volume_size."""
         base_gib = root_volume_gib(base_image)
         if plan.pool.root_volume_size is None and base_gib is not None:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
@@ -199,6 +219,8 @@ class Baker:
         if current and current.fingerprint == fp and current.region == self.region:
             if self._available(current.ami_id):
                 plan.ami_id, plan.copies = current.ami_id, dict(current.copies or {})
+                plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
+                plan.snapshot_gib = current.snapshot_gib
                 # Regions only grow copies here; one that left the list is prune's business.
                 missing = [r for r in plan.pool.distribute.copy_regions(self.region) if r not in plan.copies]
                 if missing:
@@ -285,6 +307,8 @@ class Baker:
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
+            if plan.action == "reuse":
+                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = ami_facts(self.client("ec2"), plan.ami_id or "")
             if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
                 return self._distribute(plan, run_id, started)
             if plan.action == "reuse":
@@ -316,6 +340,7 @@ class Baker:
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, ec2_in=self.ec2_in,
             run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
+            compressed_bytes=plan.compressed_bytes,
         )
 
     def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
@@ -328,6 +353,8 @@ class Baker:
         """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
         st = self._state(plan, run_id)
         st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
+        # The lock entry keeps the AMI's cache figures (from the lock on a copy, AWS on a reuse).
+        st.snapshot_ids, st.snapshot_gib, st.cache_bytes = list(plan.snapshot_ids), plan.snapshot_gib, plan.cache_bytes
         self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
                            pool=plan.pool.name, status="started", data={"run_id": run_id})
         return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)

@@ -54,8 +54,10 @@ def explain(plan: PoolPlan, record: PoolLock) -> tuple[str, ...]:
         out.append(f"runtime {cur.runtime} -> {plan.pool.runtime}")
     if cur.region != plan.region:
         out.append(f"region {cur.region} -> {plan.region}")
+    if cur.prewarm is not None and cur.prewarm != plan.pool.prewarm:
+        out.append(f"prewarm {str(cur.prewarm).lower()} -> {str(plan.pool.prewarm).lower()}")
     if not out and cur.fingerprint != plan.fingerprint:
-        out.append("same base AMI and digests: the recipe version or the GPU settings changed")
+        out.append("same base AMI and digests: the recipe version, the GPU settings or prewarm changed")
     if plan.action == "reuse":
         out.append(found)
     return tuple(out) or (plan.reason,)  # same fingerprint: the lock's AMI is gone

@@ -64,9 +64,11 @@ def tool_amis(ec2: Any, pool: str | None = None) -> list[dict[str, Any]]:
     return list(paginate(ec2, "describe_images", "Images", Owners=["self"], Filters=filters))
 
 
-def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
+def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] = ()) -> dict[str, list[str]]:
     """``{ami: [who uses it]}`` over all launch template versions, launch configurations and
-    non-terminated instances of the region. Raises BakeError when a listing is refused."""
+    non-terminated instances of the region, and, among ``images``, those with a snapshot whose
+    fast snapshot restore is still enabled in some zone (AWS refuses to delete that snapshot).
+    Raises BakeError when a listing is refused."""
     used: dict[str, list[str]] = {}
 
     def add(ami: str | None, who: str) -> None:
@@ -82,6 +84,17 @@ def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
             add(lc.get("ImageId"), f"launch configuration {lc.get('LaunchConfigurationName')}")
         for inst in instances(ec2, [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
             add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
+        images = list(images)
+        if images:
+            zones: dict[str, list[str]] = {}
+            for item in paginate(ec2, "describe_fast_snapshot_restores", "FastSnapshotRestores"):
+                if item.get("State") != "disabled":
+                    zones.setdefault(item["SnapshotId"], []).append(item["AvailabilityZone"])
+            for img in images:
+                for snap in _snapshots(img):
+                    if snap in zones:
+                        add(img["ImageId"], f"fast snapshot restore still enabled on {snap} in "
+                                            f"{', '.join(sorted(zones[snap]))} (disable it first)")
     except ClientError as e:
         raise BakeError(
             f"cannot tell which AMIs are in use ({_refusal_or_error(e)}); "
@@ -93,6 +106,10 @@ def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
 def _refusal_or_error(e: ClientError) -> str:
     reason = why(e)
     return reason if reason != error_code(e) else f"{reason}: {e.response['Error'].get('Message', '')}"
+
+
+def _snapshots(image: dict[str, Any]) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def _created(image: dict[str, Any]) -> str:
@@ -133,8 +150,7 @@ def plan_prune(
         imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.get("CreationDate", ""), i["ImageId"]), reverse=True)
         for rank, img in enumerate(imgs):
             ami = img["ImageId"]
-            snaps = [m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), snaps)
+            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), _snapshots(img))
             if rank < keep:
                 c.reasons.append(f"{rank + 1} of the {keep} newest")
             if ami in protected:
@@ -162,7 +178,7 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
     backing: set[str] = set()
     for img in paginate(ec2, "describe_images", "Images", Owners=["self"]):
         if img["ImageId"] not in gone:
-            backing.update(m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId"))
+            backing.update(_snapshots(img))
     failures: list[str] = []
     for c in removals:
         if cancel:

@@ -229,8 +229,11 @@ class PoolConfig(Strict):
     builder_volume_iops: Annotated[int, Field(ge=0, le=80000)] = 6000
     builder_volume_throughput: Annotated[int, Field(ge=0, le=2000)] = 500
     tags: dict[str, str] = {}
+    # Bake in the boot-time unit that reads the cached images once (docs/first-start.md).
+    prewarm: bool = True
     distribute: Distribution = Distribution()
-    # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
+    # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt,
+    # fast_snapshot_restore).
     rollout: PoolRollout = PoolRollout()
 
     @field_validator("name")
@@ -424,9 +427,30 @@ def parse_config(raw: dict[str, Any], path: Path) -> BakeConfig:
             raise config_error(path, where, e, RegistryAuth) from None
     top = {k: raw[k] for k in ("region", "state", "provider") if k in raw}
     try:
-        return BakeConfig(path=path, pools=built, registries=registries, **top)
+        config = BakeConfig(path=path, pools=built, registries=registries, **top)
     except ValidationError as e:
         raise config_error(path, "", e, BakeConfig) from None
+    _check_zones_in_region(config)
+    return config
+
+
+def _check_zones_in_region(config: BakeConfig) -> None:
+    """Fast snapshot restore zones belong to the file's region (when it names one), where the
+    pool's nodes must live: the lock records the snapshots of the original AMI only, not those of
+    its copies, so a pool launching a copy (node_region elsewhere) cannot name the copy's snapshots."""
+    for name, pool in config.pools.items():
+        fsr = pool.rollout.fast_snapshot_restore
+        if fsr is None or not config.region:
+            continue
+        node = pool.rollout.node_region
+        if node and node != config.region:
+            raise fail(config.path, f"pools.{name}.fast_snapshot_restore",
+                       f"the pool's nodes live in node_region {node!r}, on a copy of the AMI whose snapshots the "
+                       f"lock does not record; fast snapshot restore is for pools whose nodes are in the bake's "
+                       f"region {config.region} (drop node_region or this table)")
+        if wrong := fsr.outside(config.region):
+            raise fail(config.path, f"pools.{name}.fast_snapshot_restore.availability_zones",
+                       f"{', '.join(map(repr, wrong))} {'is' if len(wrong) == 1 else 'are'} not in the region {config.region}")
 
 
 def _pool(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> PoolConfig:

@@ -4,7 +4,7 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from bake import aws, tags
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
@@ -25,6 +25,8 @@ def ami_tags(st: BuildState) -> dict[str, str]:
             tags.KEY_RUNTIME: st.pool.runtime,
         }
     )
+    if st.cache_bytes is not None:
+        base[tags.KEY_CACHE_BYTES] = str(st.cache_bytes)
     if st.gpu_driver_version:
         base[tags.KEY_GPU_DRIVER] = st.gpu_driver_version
     pairs = [(img.ref.original, img.digest) for img in st.images]
@@ -101,7 +103,8 @@ class StepCreateAmi:
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             on_poll=SnapshotProgress(st), ImageIds=[st.ami_id],
         ), self.name)
-        st.snapshot_ids = snapshot_ids(st.ec2, st.ami_id)
+        facts = ami_facts(st.ec2, st.ami_id)
+        st.snapshot_ids, st.snapshot_gib = facts.snapshot_ids, facts.snapshot_gib
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -132,15 +135,28 @@ def remove_ami(ec2: Any, ami_id: str, snapshots: list[str] | None = None) -> int
 
 
 def snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
+    return ami_facts(ec2, ami_id).snapshot_ids
+
+
+class AmiFacts(NamedTuple):
+    snapshot_ids: list[str]  # in mapping order
+    snapshot_gib: int | None  # the sizes of the volumes they were taken of, GiB
+    cache_bytes: int | None  # the bake:cache-bytes tag
+
+
+def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
+    """What the lock records of an AMI beside its id; nothing when the AMI is gone."""
     try:
         images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except Exception as e:
         if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return []
+            return AmiFacts([], None, None)
         raise
-    return [
-        bdm["Ebs"]["SnapshotId"]
-        for img in images
-        for bdm in img.get("BlockDeviceMappings", [])
-        if bdm.get("Ebs", {}).get("SnapshotId")
-    ]
+    ebs = [bdm["Ebs"] for img in images for bdm in img.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
+    cached = tags.from_aws(images[0].get("Tags")).get(tags.KEY_CACHE_BYTES) if images else None
+    sizes = [e.get("VolumeSize") for e in ebs]
+    return AmiFacts(
+        snapshot_ids=[e["SnapshotId"] for e in ebs],
+        snapshot_gib=sum(sizes) if sizes and all(isinstance(s, int) for s in sizes) else None,
+        cache_bytes=int(cached) if cached and cached.isdigit() else None,
+    )

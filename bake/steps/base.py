@@ -55,7 +55,10 @@ class BuildState:
     ami_id: str | None = None
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
+    snapshot_gib: int | None = None
     gpu_driver_version: str | None = None
+    compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
+    cache_bytes: int | None = None  # what the images occupy on the builder's disk
     # The AMI's copies in other regions: every one the lock entry will name, and those this run
     # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
     ec2_in: Callable[[str], Any] | None = None

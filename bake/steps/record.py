@@ -21,6 +21,10 @@ class Built(Protocol):
     base_ami: str
     images: list[ResolvedImage]
     gpu_driver_version: str | None
+    compressed_bytes: int | None
+    cache_bytes: int | None
+    snapshot_ids: list[str]
+    snapshot_gib: int | None
     copies: dict[str, str]
 
 
@@ -34,6 +38,11 @@ def entry_for(built: Built) -> LockEntry:
         built_at=now_iso(),
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
+        compressed_bytes=built.compressed_bytes,
+        cache_bytes=built.cache_bytes,
+        snapshot_ids=list(built.snapshot_ids),
+        snapshot_gib=built.snapshot_gib,
+        prewarm=built.pool.prewarm,
         copies=dict(built.copies) or None,
     )
 

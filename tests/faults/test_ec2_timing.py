@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bakeutil import write_config
-from conftest import BakeRun, assert_nothing_left, fresh_image, step_started
+from support.sandbox_bakes import write_config
+from faultkit import BakeRun, assert_nothing_left, fresh_image, step_started
 from faultproxy import FaultProxy
 
 from bake.sandbox.ec2_clock import Ec2Clock, Timing

@@ -57,7 +57,9 @@ def test_new_base_ami_names_both_and_the_source() -> None:
 def test_runtime_and_recipe() -> None:
     assert explain(plan("bake"), PoolLock(current=entry(runtime="docker"))) == ("runtime docker -> containerd",)
     assert explain(plan("bake"), PoolLock(current=entry())) == (
-        "same base AMI and digests: the recipe version or the GPU settings changed",)
+        "same base AMI and digests: the recipe version, the GPU settings or prewarm changed",)
+    baked_with_prewarm = entry().model_copy(update={"prewarm": False})  # POOL has the default, true
+    assert explain(plan("bake"), PoolLock(current=baked_with_prewarm)) == ("prewarm false -> true",)
 
 
 def test_lost_lock_reuse_and_new_pool() -> None:
