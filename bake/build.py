@@ -25,6 +25,7 @@ from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
+from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient, ResolvedImage
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
@@ -67,6 +68,10 @@ class PoolPlan:
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
+    image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
+    runtime_version: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,7 +82,10 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "images": [{"ref": i.ref.original, "digest": i.digest,
+                        **({"aliases": self.aliases[i.ref.original]} if i.ref.original in self.aliases else {})}
+                       for i in self.images],
+            "notes": self.notes,
         }
 
 
@@ -111,6 +119,7 @@ class Baker:
                 f"{self.config.path}: no region: set `region` in the file, AWS_REGION or AWS_DEFAULT_REGION"
             )
         self._clients: dict[str, Any] = {}
+        self._regions: list[str] | None = None
 
     def client(self, service: str) -> Any:
         # botocore clients are thread-safe; one per service serves every pool.
@@ -133,9 +142,20 @@ class Baker:
         base = resolve_base_ami(pool.base_ami, pool.name, self.client)
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
-        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        refs = [i.ref for i in images]
+        regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
+        aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
+        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu, aliases)
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
+                        notes=_gc_notes(pool, record_))
         return self._decide(plan, record_)
+
+    def regions(self) -> list[str]:
+        """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
+        if self._regions is None:
+            found = self.client("ec2").describe_regions(AllRegions=True)["Regions"]
+            self._regions = sorted(r["RegionName"] for r in found)
+        return self._regions
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         fp, current, pin = plan.fingerprint, record_.current, record_.pinned
@@ -250,7 +270,7 @@ class Baker:
         st = BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})
@@ -268,6 +288,20 @@ class Baker:
         self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
         return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+
+
+def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
+    """Whether the kubelet's image GC may remove this pool's cache, as far as the lock knows."""
+    if pool.runtime != "containerd":
+        return []
+    seen = record_.current.runtime_version if record_.current else None
+    if not seen:
+        return ["the kubelet's image GC spares cached images only on containerd 1.7+ (pinned); "
+                "the bake checks the builder's containerd and says"]
+    name, _, version = seen.partition(" ")
+    if reports_pinned(name, version):
+        return []
+    return [f"the current AMI's {seen} does not report pinned images: {GC_ADVICE}"]
 
 
 def _iso_from_run(run_id: str) -> str:

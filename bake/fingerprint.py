@@ -1,8 +1,8 @@
 """What makes two bakes of a pool interchangeable.
 
 The fingerprint hashes everything that changes the AMI's content: the base AMI, the image
-digests (not tags: a moved tag is a new image), the runtime, the GPU settings and the
-provisioning recipe's version. Same fingerprint, same AMI: the bake is skipped.
+digests (not tags: a moved tag is a new image), the runtime, the GPU settings, the images'
+aliases and the provisioning recipe's version. Same fingerprint, same AMI: the bake is skipped.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ import hashlib
 import json
 
 # Bump when the commands run on the builder change what ends up on the AMI.
-RECIPE_VERSION = "1"
+# 2: every image also named repo@digest and by its image id (the CRI finds it by digest).
+RECIPE_VERSION = "2"
 
 
-def fingerprint(base_ami: str, images: list[tuple[str, str]], runtime: str, gpu: dict | None) -> str:
-    doc = {
+def fingerprint(base_ami: str, images: list[tuple[str, str]], runtime: str, gpu: dict | None,
+                aliases: dict[str, list[str]] | None = None) -> str:
+    doc: dict = {
         "recipe": RECIPE_VERSION,
         "base_ami": base_ami,
         "images": sorted([ref, digest] for ref, digest in images),
         "runtime": runtime,
         "gpu": gpu,
     }
+    if aliases:
+        doc["aliases"] = {ref: sorted(names) for ref, names in aliases.items()}
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()

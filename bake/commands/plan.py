@@ -34,4 +34,9 @@ def run(args: argparse.Namespace, ctx: object) -> int:
             print(f"  AMI          {p.ami_id}")
         for i in p.images:
             print(f"  image        {i.ref.original}  {i.digest}")
+            if i.ref.original in p.aliases:
+                print(f"    aliases    {len(p.aliases[i.ref.original])}: {', '.join(p.aliases[i.ref.original][:3])}"
+                      f"{', …' if len(p.aliases[i.ref.original]) > 3 else ''}")
+        for note in p.notes:
+            print(f"  note         {note}")
     return ExitCode.OK

@@ -33,6 +33,11 @@ class _Model(BaseModel):
 class ImageDigest(_Model):
     ref: str
     digest: str
+    # The CRI's image id (the config's digest), as the bake found it; absent for an AMI
+    # recorded from its tags. The AMI holds the image as ref, NAME@digest, image_id, and each
+    # alias (NAME:TAG, and NAME@digest on containerd).
+    image_id: str | None = None
+    aliases: list[str] | None = None
 
 
 class LockEntry(_Model):
@@ -44,6 +49,8 @@ class LockEntry(_Model):
     built_at: str
     runtime: str = "containerd"
     gpu_driver_version: str | None = None
+    # The builder's runtime as verify saw it ("containerd 1.6.20"): whether the CRI pins images.
+    runtime_version: str | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None

@@ -43,6 +43,10 @@ class BuildState:
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
     gpu_driver_version: str | None = None
+    # image (as listed) -> its aliases (from the plan); -> its id (from the pull); the runtime verify saw
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    image_ids: dict[str, str] = field(default_factory=dict)
+    runtime_version: str | None = None
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 

@@ -21,6 +21,9 @@ class Built(Protocol):
     base_ami: str
     images: list[ResolvedImage]
     gpu_driver_version: str | None
+    aliases: dict[str, list[str]]
+    image_ids: dict[str, str]
+    runtime_version: str | None
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -29,10 +32,12 @@ def entry_for(built: Built) -> LockEntry:
         region=built.region,
         fingerprint=built.fingerprint,
         base_ami=built.base_ami,
-        images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in built.images],
+        images=[ImageDigest(ref=i.ref.original, digest=i.digest, image_id=built.image_ids.get(i.ref.original),
+                            aliases=built.aliases.get(i.ref.original)) for i in built.images],
         built_at=now_iso(),
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
+        runtime_version=built.runtime_version,
     )
 
 
