@@ -56,6 +56,13 @@ def alias_names(image: ImageRef, aliases: list[str]) -> list[str]:
     return out
 
 
+def partition_of(region: str) -> str:
+    for prefix, partition in (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso")):
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
 def ecr_regional_aliases(image: ImageRef, regions: list[str]) -> list[str]:
     """The image's name at every regional ECR endpoint of its partition, and the FIPS ones,
     as amazon-eks-ami tags its cached images (so an AMI copied to another region still
@@ -66,7 +73,9 @@ def ecr_regional_aliases(image: ImageRef, regions: list[str]) -> list[str]:
     account, own_region = ecr
     suffix = ".amazonaws.com.cn" if image.registry.endswith(".cn") else ".amazonaws.com"
     hosts = []
-    for region in sorted(set(regions) | {own_region}):
+    # DescribeRegions answers for the caller's partition (moto answers for all of them).
+    partition = partition_of(own_region)
+    for region in sorted({r for r in regions if partition_of(r) == partition} | {own_region}):
         hosts.append(f"{account}.dkr.ecr.{region}{suffix}")
         if region in ECR_FIPS_REGIONS:
             hosts.append(f"{account}.dkr.ecr-fips.{region}{suffix}")

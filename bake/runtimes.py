@@ -164,7 +164,7 @@ class Docker:
         script = (
             "docker version --format '{{.Server.Version}}' 2>/dev/null || echo; for r in "
             + " ".join(map(shlex.quote, refs))
-            + """; do docker image inspect --format '{{.Id}} {{join .RepoDigests " "}}' "$r" 2>/dev/null || echo; done"""
+            + """; do docker image inspect --format '{{.Id}}{{range .RepoDigests}} {{.}}{{end}}' "$r" 2>/dev/null || echo; done"""
         )
         lines = conn.run(sudo(script), timeout=300, shown=f"docker image inspect x{len(refs)}").stdout.split("\n")
         lines += [""] * (len(refs) + 1 - len(lines))

@@ -147,7 +147,7 @@ def test_docker_commands_pass_hostile_values_as_single_arguments(shell, tmp_path
         docker.pull(conn, image, 30)
         assert _calls(log, "docker")[-1] == ["pull", "--quiet", ref]
         assert docker.lookup(conn, [ref, bad]).images == {ref: None, bad: None}
-        assert _calls(log, "docker")[-2:] == [["image", "inspect", "--format", "{{.Id}} {{join .RepoDigests \" \"}}", r]
+        assert _calls(log, "docker")[-2:] == [["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", r]
                                               for r in (ref, bad)]
         docker.logout(conn, cred.registry)
         assert _calls(log, "docker")[-1] == ["logout", cred.registry]
