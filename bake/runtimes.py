@@ -73,11 +73,15 @@ class Containerd:
     name = "containerd"
     digest_aliases = True
     namespace = "k8s.io"
-    socket = "/run/containerd/containerd.sock"  # the CRI's, as the kubelet is configured on EKS AMIs
     cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
     # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
     # talks plain HTTP to any registry on localhost/127.0.0.1.
     hosts_dir = "/etc/containerd/certs.d"
+
+    def __init__(self, socket: str = "/run/containerd/containerd.sock"):
+        # containerd's socket, where the kubelet's CRI calls go on EKS AMIs; ctr uses it too
+        self.socket = socket
+        self.ctr = f"ctr --address {shlex.quote(socket)} -n {self.namespace}"
 
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
@@ -88,7 +92,7 @@ class Containerd:
         ref = shlex.quote(image.ref.canonical)
         script = (
             'IFS= read -r cred || true; set --; [ -n "$cred" ] && set -- --user "$cred"; '
-            f"exec ctr -n {self.namespace} images pull --hosts-dir {self.hosts_dir} {labels} \"$@\" {ref}"
+            f"exec {self.ctr} images pull --hosts-dir {self.hosts_dir} {labels} \"$@\" {ref}"
         )
         cred = image.credential
         stdin = f"{cred.username}:{cred.password}\n" if cred else "\n"
@@ -99,18 +103,27 @@ class Containerd:
         its aliases; ``ctr images tag`` copies the source's CRI labels to every new name.
         Returns the image id the CRI reports."""
         source = image.ref.canonical
-        deadline = time.monotonic() + self.cri_wait
-        while (found := self.lookup(conn, [source]).images.get(source)) is None:
-            if time.monotonic() > deadline:
-                raise BakeError(f"image {image.ref.original}: the CRI does not report {source} after its pull")
-            time.sleep(0.2)
+        found = self._await(conn, [source]).get(source)
+        if found is None:
+            raise BakeError(f"image {image.ref.original}: the CRI does not report {source} after its pull")
         targets = [r for r in references(image, aliases, found.id, digest_aliases=True) if r != source]
         conn.run(
-            sudo(f"exec ctr -n {self.namespace} images tag --force {shlex.quote(source)} "
+            sudo(f"exec {self.ctr} images tag --force {shlex.quote(source)} "
                  + " ".join(map(shlex.quote, targets))),
             timeout=120, shown=f"ctr images tag {source} (+{len(targets)} references)",
         )
+        self._await(conn, targets)  # verify then judges what the CRI reports
         return found.id
+
+    def _await(self, conn: Connection, refs: list[str]) -> dict[str, Found | None]:
+        """The CRI learns of new names from containerd's events, a moment after ctr returns:
+        ask until it reports every one of ``refs`` or ``cri_wait`` passes."""
+        deadline = time.monotonic() + self.cri_wait
+        while True:
+            images = self.lookup(conn, refs).images
+            if all(images.values()) or time.monotonic() > deadline:
+                return images
+            time.sleep(0.2)
 
     def lookup(self, conn: Connection, refs: list[str]) -> Answer:
         """Ask the CRI on the builder, as the kubelet does: ImageStatus for every reference

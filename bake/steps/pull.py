@@ -114,8 +114,7 @@ class StepVerify:
             st.emit("warn", f"{answer.runtime} {answer.version} does not report pinned images: {GC_ADVICE}",
                     step=self.name)
             return
-        unpinned = [refs[0] for refs in wanted.values() if not answer.images[refs[0]].pinned]  # type: ignore[union-attr]
-        if unpinned:
+        if unpinned := not_pinned(answer, wanted):
             raise BakeError(f"the CRI ({answer.runtime} {answer.version}) does not report pinned for: "
                             f"{', '.join(unpinned)}; the kubelet's image GC could remove them")
         st.emit("step", f"the CRI reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
@@ -123,6 +122,11 @@ class StepVerify:
 
     def cleanup(self, st: BuildState) -> None:
         pass
+
+
+def not_pinned(answer: Answer, wanted: dict[str, list[str]]) -> list[str]:
+    """The images (by their first reference) the CRI does not report pinned."""
+    return [refs[0] for refs in wanted.values() if not (found := answer.images.get(refs[0])) or not found.pinned]
 
 
 def _problems(img: ResolvedImage, refs: list[str], st: BuildState, answer: Answer) -> list[str]:

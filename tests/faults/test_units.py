@@ -171,7 +171,7 @@ def test_containerd_references_and_cri_lookup_pass_values_as_single_arguments(sh
     assert _calls(log, "python3")[0] == ["-", containerd.socket, image.ref.canonical]
     # one `ctr images tag` names it by digest, by id and by every alias (tag and digest forms)
     tag = _calls(log, "ctr")[-1]
-    assert tag[:6] == ["-n", "k8s.io", "images", "tag", "--force", image.ref.canonical]
+    assert tag[:8] == ["--address", containerd.socket, "-n", "k8s.io", "images", "tag", "--force", image.ref.canonical]
     assert image_id in tag and f"{image.ref.registry}/{image.ref.repository}@{image.digest}" in tag
     assert "mirror.example:5000/a__b/c--d:T.a-g_1" in tag and "[::1]:5000/ns/img@sha256:" + "b" * 64 in tag
     assert "docker.io/library/python@sha256:" + "b" * 64 in tag
