@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from bake.model.refs import ImageRef, parse_reference
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 
 # The ECR FIPS endpoints amazon-eks-ami also tags its cached images for
 # (templates/al2/provisioners/install-worker.sh, "Tag ECR fips endpoint for supported regions").

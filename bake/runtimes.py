@@ -17,9 +17,9 @@ from typing import Protocol
 
 from bake import cri
 from bake.errors import BakeError
+from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
 from bake.references import references
-from bake.registry import Credential, ResolvedImage
 from bake.ssh import Connection
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.commands.context import Context
 from bake.errors import BakeError, ExitCode, UsageError
 
 
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
     from bake.progress import PlainReporter
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         print("\nnothing to prune")
         return ExitCode.OK
     with PlainReporter(sys.stderr) as reporter:
-        failures = apply_prune(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
+        failures = apply_prune(ec2, plan, reporter, ctx.cancel)
     if failures:
         raise BakeError("prune could not remove: " + "; ".join(failures))
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")

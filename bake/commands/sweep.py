@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.commands.context import Context
 from bake.errors import BakeError, ExitCode
 
 
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
     from bake.progress import PlainReporter
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     region = common.resolve_region(args.region, config)
     (ec2,) = common.clients(region, "ec2")
 
-    plan = find_leftovers(ec2, older_than, protected_amis=common.lock_ami_ids(lock))
+    plan = find_leftovers(ec2, older_than, protected_amis={ami: str(use) for ami, use in lock.ami_ids().items()})
     headers = ["kind", "id", "name", "pool", "run", "age", "state"]
     if plan.fresh:
         print(f"left alone, started less than {args.older_than} ago (a build may still be running):")
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
         return ExitCode.OK
     with PlainReporter(sys.stderr) as reporter:
-        failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
+        failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)
     if failures:
         raise BakeError("sweep could not remove: " + "; ".join(failures))
     print(f"\nremoved {len(plan.leftovers)} resource(s)")

@@ -7,8 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bake.errors import BakeError
+from bake.model.images import ResolvedImage
 from bake.references import GC_ADVICE, references, reports_pinned
-from bake.registry import ResolvedImage
 from bake.runtimes import TRANSIENT, Answer, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState

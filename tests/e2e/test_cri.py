@@ -17,7 +17,7 @@ from bake.model.lock import LockFile
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.references import name_of, references
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 from bake.steps.base import BuildState
 from bake.steps.pull import StepVerify
 

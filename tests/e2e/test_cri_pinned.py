@@ -14,7 +14,7 @@ import pytest
 
 from bake.model.refs import parse_reference
 from bake.references import references, reports_pinned
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 from bake.runtimes import Containerd
 from bake.ssh import Result, UnexpectedExit
 from bake.steps.pull import not_pinned

@@ -10,7 +10,7 @@ from bake.model.config import PoolConfig
 from bake.model.lock import ImageDigest, LockEntry, PoolLock
 from bake.model.refs import parse_reference
 from bake.references import ecr_regional_aliases, pool_aliases, references, reports_pinned, runtime_version
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 
 D = "sha256:" + "b" * 64
 ID = "sha256:" + "c" * 64
