@@ -12,15 +12,17 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
 from bake import aws, tags
-from bake.base_ami import resolve_base_ami
+from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
+from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
-from bake.fingerprint import fingerprint
+from bake.fingerprint import pool_fingerprint
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
@@ -28,18 +30,27 @@ from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient
+from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
+from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect
+from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
+from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
 
-Action = Literal["bake", "skip", "pinned", "reuse"]
+# copy: the lock's AMI is current, but a region of [pools.NAME.distribute] has no copy of it yet.
+Action = Literal["bake", "skip", "pinned", "reuse", "copy"]
+
+
+# Digest lookups are small HEAD/GET requests: more at once than pulls (pull_concurrency).
+RESOLVE_CONCURRENCY = 16
 
 
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
@@ -54,8 +65,14 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepPull(),
         StepVerify(),
     ]
-    steps += [StepScrub(), StepCreateAmi(), StepRecordLock(lock)]
+    steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
+
+
+def distribute_steps() -> list[Step]:
+    """Copies to the pool's other regions, then sharing (both do nothing for a pool that
+    distributes nothing)."""
+    return [StepCopyAmi(), StepShareAmi()]
 
 
 @dataclass
@@ -67,12 +84,16 @@ class PoolPlan:
     fingerprint: str
     action: Action
     reason: str
-    ami_id: str | None = None  # the AMI a skip or reuse keeps
+    ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
+    copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
     aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
     image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
     runtime_version: str | None = None
+    disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +108,8 @@ class PoolPlan:
                         **({"aliases": self.aliases[i.ref.original]} if i.ref.original in self.aliases else {})}
                        for i in self.images],
             "notes": self.notes,
+            "builder_disk": self.disk.as_dict() if self.disk else None,
+            "warnings": self.warnings,
         }
 
 
@@ -111,6 +134,9 @@ class Baker:
     cancel: CancelToken = field(default_factory=CancelToken)
     session: Any = None
     lock_wait: float = 0.0  # how long to wait for another bake of the same pool
+    keep_on_failure: bool = False  # leave a failed bake's builder, group and key pair (bake.steps.keep)
+    run_root: Path | None = None  # where run directories go (default: .bake-runs beside the lock)
+    run_dir: RunDir | None = None  # this build's, once it has a run id
 
     def __post_init__(self) -> None:
         self.session = self.session or aws.session(self.config.region)
@@ -122,11 +148,15 @@ class Baker:
         self._clients: dict[str, Any] = {}
         self._regions: list[str] | None = None
 
-    def client(self, service: str) -> Any:
-        # botocore clients are thread-safe; one per service serves every pool.
-        if service not in self._clients:
-            self._clients[service] = aws.client(self.session, service, self.region)
-        return self._clients[service]
+    def client(self, service: str, region: str | None = None) -> Any:
+        # botocore clients are thread-safe; one per service and region serves every pool.
+        key = f"{service}@{region or self.region}"
+        if key not in self._clients:
+            self._clients[key] = aws.client(self.session, service, region or self.region)
+        return self._clients[key]
+
+    def ec2_in(self, region: str) -> Any:
+        return self.client("ec2", region)
 
     # --- planning -------------------------------------------------------------------------
 
@@ -140,16 +170,37 @@ class Baker:
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
-        base = resolve_base_ami(pool.base_ami, pool.name, self.client)
-        images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
-        gpu = pool.gpu_settings.model_dump() if pool.gpu else None
+        # The base AMI (SSM, EC2) and the digests (registries) are independent round trips.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-ami") as ex:
+            base_ami = ex.submit(resolve_base_ami, pool.base_ami, pool.name, self.client)
+            try:
+                images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=RESOLVE_CONCURRENCY)
+            except BaseException:
+                base_ami.result()  # a bad base AMI is reported first, as when resolved first
+                raise
+            base = base_ami.result()
         refs = [i.ref for i in images]
         regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
         aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
-        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu, aliases)
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
                         notes=_gc_notes(pool, record_))
-        return self._decide(plan, record_)
+        base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
+        if warning := baked_base_warning(pool, base, base_image):
+            plan.warnings.append(warning)
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, registry, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, registry: RegistryClient, base_image: dict[str, Any]) -> None:
+        """Compressed sizes from the manifests (also for the full-disk message); the builder's
+        disk from them when the pool does not set root_volume_size."""
+        arch = platform_arch(base_image)
+        plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        base_gib = root_volume_gib(base_image)
+        if plan.pool.root_volume_size is None and base_gib is not None:
+            plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
     def regions(self) -> list[str]:
         """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
@@ -167,7 +218,14 @@ class Baker:
             return plan
         if current and current.fingerprint == fp and current.region == self.region:
             if self._available(current.ami_id):
-                plan.action, plan.ami_id = "skip", current.ami_id
+                plan.ami_id, plan.copies = current.ami_id, dict(current.copies or {})
+                # Regions only grow copies here; one that left the list is prune's business.
+                missing = [r for r in plan.pool.distribute.copy_regions(self.region) if r not in plan.copies]
+                if missing:
+                    plan.action = "copy"
+                    plan.reason = f"{current.ami_id} is up to date but has no copy in {', '.join(missing)} yet"
+                    return plan
+                plan.action = "skip"
                 plan.reason = f"up to date: {current.ami_id} has this fingerprint"
                 return plan
             plan.reason = f"the lock's {current.ami_id} is no longer available"
@@ -208,13 +266,16 @@ class Baker:
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
+            for warning in p.warnings:
+                self.reporter.emit("warn", warning, pool=p.pool.name, step="plan")
             if p.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
                 outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
-        todo = [p for p in plans if p.action in ("bake", "reuse")]
+        todo = [p for p in plans if p.action in ("bake", "reuse", "copy")]
         if todo:
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
                 futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
@@ -244,6 +305,8 @@ class Baker:
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
+            if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
+                return self._distribute(plan, run_id, started)
             if plan.action == "reuse":
                 record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
@@ -266,29 +329,48 @@ class Baker:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
-        name = plan.pool.name
-        st = BuildState(
+    def _state(self, plan: PoolPlan, run_id: str) -> BuildState:
+        return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
+            ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
         )
+
+    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        st = self._state(plan, run_id)
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
-                           pool=name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run(steps_for(plan.pool, self.lock), st, started, "bake")
+
+    def _distribute(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
+        st = self._state(plan, run_id)
+        st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
+        self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
+
+    def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:
+        name = st.pool.name
         try:
-            run_steps(steps_for(plan.pool, self.lock), st)
+            run_steps(steps, st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
             msg = str(e) if isinstance(e, BakeError) else (aws.describe_error(e) or f"{type(e).__name__}: {e}")
             if st.cleanup_errors and "cleanup left" not in msg:
                 msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
+            if st.kept:
+                msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
-            return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
+            return PoolOutcome(name, action, error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
-        self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
-                           data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
-        return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+        done = "baked" if action == "bake" else "distributed"
+        self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
+                           data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
+        return PoolOutcome(name, action, st.ami_id, seconds=seconds)
 
 
 def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:

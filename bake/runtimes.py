@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,7 @@ from bake import cri
 from bake.errors import BakeError
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
+from bake.pull_progress import CtrProgressParser, PullProgress
 from bake.references import references
 from bake.ssh import Connection
 
@@ -59,9 +61,11 @@ class Answer:
 class Runtime(Protocol):
     name: str
     digest_aliases: bool  # whether an alias can also be held as ALIAS@DIGEST
+    data_root: str
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None: ...
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None: ...
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str: ...
     def lookup(self, conn: Connection, refs: list[str]) -> Answer: ...
     def logout(self, conn: Connection, registry: str) -> None: ...
@@ -74,6 +78,7 @@ class Containerd:
     digest_aliases = True
     namespace = "k8s.io"
     cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
+    data_root = "/var/lib/containerd"  # content store and snapshots: where a pull needs space
     # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
     # talks plain HTTP to any registry on localhost/127.0.0.1.
     hosts_dir = "/etc/containerd/certs.d"
@@ -86,7 +91,8 @@ class Containerd:
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
         labels = " ".join(f"--label {shlex.quote(label)}" for label in CRI_LABELS)
         # ctr does not normalize names ("python" -> docker.io/library/python:latest); the CRI does.
         ref = shlex.quote(image.ref.canonical)
@@ -96,7 +102,13 @@ class Containerd:
         )
         cred = image.credential
         stdin = f"{cred.username}:{cred.password}\n" if cred else "\n"
-        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}")
+        parser = CtrProgressParser()
+
+        def progress(chunk: bytes) -> None:
+            if on_progress and (found := parser.feed(chunk)):
+                on_progress(found)
+
+        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}", on_stdout=progress)
 
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:
         """Name the pulled image as a kubelet's pull would (repo@digest, the image id) and by
@@ -148,6 +160,7 @@ class Docker:
 
     name = "docker"
     digest_aliases = False  # `docker tag` refuses a target with a digest
+    data_root = "/var/lib/docker"
 
     def login(self, conn: Connection, cred: Credential) -> None:
         conn.run(
@@ -158,7 +171,9 @@ class Docker:
             shown=f"docker login {cred.registry}",
         )
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
+        # docker pull prints no byte counts without a terminal: no progress to report.
         conn.run(f"sudo -n docker pull --quiet {shlex.quote(image.ref.original)}", timeout=timeout)
 
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:

@@ -7,6 +7,8 @@ import sys
 
 from bake.commands.context import Context
 from bake.errors import BakeError, ExitCode, UsageError
+from bake.model.config import BakeConfig
+from bake.model.lock import LockData
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,13 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="really deregister and delete (default: dry run)")
     p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
     p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+    p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
+                                    "region a pool's [distribute] names)")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
-    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
-    from bake.progress import PlainReporter
 
     if args.keep < 0:
         raise UsageError("--keep must be 0 or more")
@@ -41,6 +42,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         sys.stderr.write(f"bake: warning: {lock_file} does not exist: no AMI is protected by the lock\n")
     lock = common.read_lock(lock_file)
     region = common.resolve_region(args.region, config)
+    regions = common.regions(region, config, explicit=bool(args.region))
+    for i, where in enumerate(regions):
+        if len(regions) > 1:
+            print(("\n" if i else "") + f"== {where}")
+        _prune_region(args, ctx, config, lock, where)
+    return ExitCode.OK
+
+
+def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | None, lock: LockData,
+                  region: str) -> None:
+    """One region: its AMIs and copies, checked against that region's templates, configurations
+    and instances (and the lock, which names every region's)."""
+    from bake.lifecycle import common
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
+    from bake.progress import PlainReporter
+
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
     images = tool_amis(ec2)
@@ -54,20 +71,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if not plan.candidates:
         print(f"no AMIs built by this tool in {region}" + (f" for {', '.join(args.pool)}" if args.pool else ""))
-        return ExitCode.OK
+        return
     rows = [[c.pool, c.ami_id, c.created, "remove" if c.remove else "keep", c.why] for c in plan.candidates]
     print(common.table(["pool", "ami", "created", "action", "why"], rows))
     removals = plan.removals
     snaps = sum(len(c.snapshots) for c in removals)
     if not args.yes:
         print(f"\ndry run: would deregister {len(removals)} AMI(s) and delete {snaps} snapshot(s); pass --yes to do it")
-        return ExitCode.OK
+        return
     if not removals:
         print("\nnothing to prune")
-        return ExitCode.OK
+        return
     with PlainReporter(sys.stderr) as reporter:
         failures = apply_prune(ec2, plan, reporter, ctx.cancel)
     if failures:
-        raise BakeError("prune could not remove: " + "; ".join(failures))
+        raise BakeError(f"prune could not remove in {region}: " + "; ".join(failures))
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")
-    return ExitCode.OK

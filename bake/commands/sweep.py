@@ -25,21 +25,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="really remove them (default: dry run)")
     p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
     p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+    p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
+                                    "region a pool's [distribute] names)")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bake.lifecycle import common
+
+    common.parse_duration(args.older_than)  # a bad duration fails before any AWS call
+    config = common.load_optional_config(args.config)
+    lock = common.read_lock(common.lock_path(args.lock, config))
+    region = common.resolve_region(args.region, config)
+    protected = {ami: str(use) for ami, use in lock.ami_ids().items()}
+    regions = common.regions(region, config, explicit=bool(args.region))
+    for i, where in enumerate(regions):
+        if len(regions) > 1:
+            print(("\n" if i else "") + f"== {where}")
+        _sweep_region(args, ctx, where, protected)
+    return ExitCode.OK
+
+
+def _sweep_region(args: argparse.Namespace, ctx: Context, region: str, protected: dict[str, str]) -> None:
+    """One region: a killed bake's copies there carry its run's tags like everything else."""
     from bake.lifecycle import common
     from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
     from bake.progress import PlainReporter
 
     older_than = common.parse_duration(args.older_than)
-    config = common.load_optional_config(args.config)
-    lock = common.read_lock(common.lock_path(args.lock, config))
-    region = common.resolve_region(args.region, config)
     (ec2,) = common.clients(region, "ec2")
-
-    plan = find_leftovers(ec2, older_than, protected_amis={ami: str(use) for ami, use in lock.ami_ids().items()})
+    plan = find_leftovers(ec2, older_than, protected_amis=protected)
     headers = ["kind", "id", "name", "pool", "run", "age", "state"]
     if plan.fresh:
         print(f"left alone, started less than {args.older_than} ago (a build may still be running):")
@@ -47,15 +61,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print()
     if not plan.leftovers:
         print(f"no leftovers older than {args.older_than} in {region}")
-        return ExitCode.OK
+        return
     print(f"leftovers older than {args.older_than} in {region}, in removal order:")
     print(common.table(headers, [describe(r, plan.now) for r in plan.leftovers]))
     if not args.yes:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
-        return ExitCode.OK
+        return
     with PlainReporter(sys.stderr) as reporter:
         failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)
     if failures:
-        raise BakeError("sweep could not remove: " + "; ".join(failures))
+        raise BakeError(f"sweep could not remove in {region}: " + "; ".join(failures))
     print(f"\nremoved {len(plan.leftovers)} resource(s)")
-    return ExitCode.OK

@@ -55,6 +55,14 @@ def error_code(exc: BaseException) -> str:
     return aws.error_code(exc) or ""
 
 
+def why(exc: BaseException) -> str:
+    """What to report for a call that failed: a refusal in full (action, caller, the policy
+    command), else the error code."""
+    from bake.iam.refusal import message
+
+    return message(exc) or error_code(exc)
+
+
 def load_optional_config(path: str | None) -> BakeConfig | None:
     """The config at ``path``; with no --config, ``bake.toml`` if it exists, else None."""
     if path:
@@ -88,6 +96,15 @@ def resolve_region(region: str | None, config: BakeConfig | None) -> str:
     if not found:
         raise UsageError("no AWS region: pass --region, set region in bake.toml, or set AWS_REGION")
     return found
+
+
+def regions(region: str, config: BakeConfig | None, explicit: bool = False) -> list[str]:
+    """Where prune and sweep look: ``region``, then every region a pool's [distribute] names
+    (its copies live there). An explicit --region is that region only."""
+    if explicit or config is None:
+        return [region]
+    copies = {r for pool in config.pools.values() for r in pool.distribute.regions}
+    return [region, *sorted(copies - {region})]
 
 
 def clients(region: str, *services: str) -> list[Any]:

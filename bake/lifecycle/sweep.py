@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from bake import aws, tags
 from bake.cancel import CancelToken
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time, why
 from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
@@ -43,6 +43,7 @@ class Resource:
     pool: str
     created: datetime | None
     detail: str = ""
+    kept: bool = False  # tagged by build --keep-on-failure
 
     def age(self, now: datetime) -> timedelta | None:
         return now - self.created if self.created else None
@@ -59,7 +60,8 @@ class SweepPlan:
 def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any, detail: str = "") -> Resource:
     t = tags.from_aws(tag_list)
     created = parse_time(t.get(tags.KEY_CREATED)) or parse_time(fallback_time)
-    return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail)
+    return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail,
+                    kept=tags.KEY_KEPT in t)
 
 
 def _snapshots_of(image: dict[str, Any]) -> list[str]:
@@ -104,11 +106,16 @@ def find_leftovers(
             found.append(r)
             doomed_images.add(img["ImageId"])
 
-    fresh_runs = {r.run_id for r in found if r.run_id and (r.created is None or now - r.created < older_than)}
+    # A run kept by `build --keep-on-failure` is over: its resources go whatever their age.
+    kept_runs = {r.run_id for r in found if r.run_id and r.kept}
+    fresh_runs = {r.run_id for r in found if r.run_id and r.run_id not in kept_runs
+                  and (r.created is None or now - r.created < older_than)}
     leftovers: list[Resource] = []
     fresh: list[Resource] = []
     for r in found:
-        if r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
+        if r.run_id in kept_runs:
+            leftovers.append(r)
+        elif r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
             fresh.append(r)
         else:
             leftovers.append(r)
@@ -171,7 +178,7 @@ def remove_leftovers(
             aws.wait(ec2, "instance_terminated", cancel=cancel, timeout=wait_timeout, delay=delay,
                      what=f"instances {', '.join(ids)} did not terminate", InstanceIds=ids)
         except ClientError as e:
-            failures.append(f"instances {', '.join(ids)}: {error_code(e)}")
+            failures.append(f"instances {', '.join(ids)}: {why(e)}")
             # Groups and key pairs of a run whose instance did not go are still in use.
             stuck = {r.run_id for r in by_kind["instance"]}
             for kind in ("security-group", "key-pair"):
@@ -190,7 +197,7 @@ def remove_leftovers(
                     cancel.sleep(delay)  # a terminated instance's network interface lingers a while
                     continue
                 if code not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
-                    failures.append(f"security group {r.id}: {code}")
+                    failures.append(f"security group {r.id}: {why(e)}")
             break
 
     # (kind, how to remove one, "already gone" codes, how a failure names it, verb)
@@ -211,7 +218,7 @@ def remove_leftovers(
                 done(r, verb)
             except ClientError as e:
                 if error_code(e) not in gone:
-                    failures.append(f"{label(r)}: {error_code(e)}")
+                    failures.append(f"{label(r)}: {why(e)}")
     return failures
 
 

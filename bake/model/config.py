@@ -18,7 +18,9 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
+from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
+from bake.model.regions import REGIONS
 from bake.model.rollout import PoolRollout, ProviderSettings, StateSettings
 
 DEFAULT_CONFIG = "bake.toml"
@@ -28,6 +30,8 @@ BASE_AMI = re.compile(r"^(ami-[0-9a-z]{8,17}|ssm:/.+|asg:[\w+=,.@/-]{1,255})$")
 SSH_HOST = re.compile(r"^(public_ip|private_ip|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$")
 # A POSIX user name: no shell metacharacters can ever reach a remote command through it.
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# gp3's baseline and ratios (AWS EBS volume types page, checked 2026-11-30; docs/ec2-timing.md).
+GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS = 3000, 125, 500, 0.25
 
 
 class RegistryAuth(Strict):
@@ -43,9 +47,11 @@ class RegistryAuth(Strict):
 class GpuSettings(Strict):
     """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
 
-    # The procedure's floor: "Nvidia GPU driver 410+". A driver major version.
-    min_driver_version: Annotated[int, Field(ge=1)] = 410
-    validate_image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
+    # The lowest driver the validation image runs on: CUDA 12.4 (GA) needs >= 550.54.14 on
+    # Linux x86_64 (NVIDIA's CUDA Toolkit release notes, "CUDA Toolkit and Corresponding Driver
+    # Versions"). A full version ("550.54.14") or a major (550). Change both together.
+    min_driver_version: Annotated[int, Field(ge=1)] | str = "550.54.14"
+    validate_image: str = "nvidia/cuda:12.4.0-base-ubuntu22.04"
     validate_command: str = "nvidia-smi"
     # Programs on the builder, by name on PATH or by path (tests point these at doubles).
     nvidia_smi: str = "nvidia-smi"
@@ -58,11 +64,121 @@ class GpuSettings(Strict):
     # {runtime_path}, {name}. None: `docker run --rm --runtime=nvidia ...` or `ctr run --runc-binary ...`.
     validate_run: str | None = None
 
+    @field_validator("min_driver_version")
+    @classmethod
+    def _min_driver(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and not re.match(r"^\d+(\.\d+)*$", v):
+            raise ValueError(f"{v!r} is not a driver version like '550.54.14' or 550")
+        return v
+
     @field_validator("validate_image")
     @classmethod
     def _validate_image(cls, v: str) -> str:
         parse_reference(v)
         return v
+
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ORGANIZATION_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
+OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
+# A key id, an alias or an ARN of either, as CopyImage's KmsKeyId takes them.
+KMS_KEY = re.compile(
+    r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[\w/+=,.@-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[\w/+=,.@-]{1,250})$"
+)
+SSM_NAME = re.compile(r"^/[a-zA-Z0-9_.\-/]{1,1010}$")
+
+
+ARNS = {
+    "organizations": (ORGANIZATION_ARN, "an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-…)"),
+    "organizational_units": (OU_ARN, "an organizational unit ARN (arn:aws:organizations::ACCOUNT:ou/o-…/ou-…)"),
+}
+
+
+def _unique(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("a value is listed twice")
+    return v
+
+
+class Distribution(Strict):
+    """``[pools.NAME.distribute]``: where a baked AMI goes besides the bake's own region.
+
+    It lives with the AMI side's keys because the bake acts on it (copies, launch and snapshot
+    permissions, recorded in the lock's ``copies``); the stack reads ``ssm_parameter`` and the
+    lock's copies from this same model, as it reads every other table.
+    """
+
+    # Copies of the AMI, one per region (the bake's own region, if listed, is the original).
+    regions: list[str] = []
+    # An encrypted copy per region: { REGION = "key id, alias or ARN" } (the region's own key).
+    kms_key_ids: dict[str, str] = {}
+    # Launch permission on the AMI and every copy; accounts also get create-volume permission on
+    # their snapshots, so they can copy the AMI into their own account.
+    accounts: list[str] = []
+    organizations: list[str] = []
+    organizational_units: list[str] = []
+    # The stack writes the pool's current AMI id there in every region (data type aws:ec2:image).
+    ssm_parameter: str | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        for region in v:
+            if region not in REGIONS:
+                raise ValueError(f"{region!r} is not an AWS Region{suggest(region, REGIONS)}")
+        return _unique(v)
+
+    @field_validator("kms_key_ids")
+    @classmethod
+    def _kms(cls, v: dict[str, str]) -> dict[str, str]:
+        for region, key in v.items():
+            m = KMS_KEY.match(key)
+            if not m:
+                raise ValueError(f"{region} = {key!r} is not a KMS key id, alias or ARN")
+            if m.group("region") and m.group("region") != region:
+                raise ValueError(f"{region} = {key!r} is a key of {m.group('region')}: a copy is "
+                                 f"encrypted with a key of its own region")
+        return v
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, v: list[str]) -> list[str]:
+        for account in v:
+            if not ACCOUNT_ID.match(account):
+                raise ValueError(f"{account!r} is not an AWS account id (12 digits)")
+        return _unique(v)
+
+    @field_validator("organizations", "organizational_units")
+    @classmethod
+    def _arns(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        pattern, what = ARNS[info.field_name or ""]
+        for arn in v:
+            if not pattern.match(arn):
+                raise ValueError(f"{arn!r} is not {what}")
+        return _unique(v)
+
+    @field_validator("ssm_parameter")
+    @classmethod
+    def _ssm(cls, v: str | None) -> str | None:
+        if v is not None and (not SSM_NAME.match(v) or v.lower().startswith(("/aws", "/ssm"))):
+            raise ValueError(f"{v!r} is not an SSM parameter name of your own (/path/NAME; not under /aws or /ssm)")
+        return v
+
+    @model_validator(mode="after")
+    def _keys_of_listed_regions(self) -> Distribution:
+        for region in self.kms_key_ids:
+            if region not in self.regions:
+                raise ValueError(f"kms_key_ids names {region!r}, which is not in regions {self.regions}")
+        return self
+
+    def copy_regions(self, source: str) -> list[str]:
+        """The regions that get a copy when the AMI is baked in ``source``."""
+        return [r for r in self.regions if r != source]
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.accounts or self.organizations or self.organizational_units)
 
 
 # NVIDIA GPU families: p2..p6, g3..g6(e/f/dn/...), gr6. g4ad carries AMD GPUs; inf/trn (Neuron),
@@ -100,6 +216,9 @@ class PoolConfig(Strict):
     # (public_ip), the VPC's CIDR (private_ip); a HOST:PORT tunnel must name its CIDRs.
     ssh_cidrs: list[str] | None = None
     ssh_timeout: Annotated[int, Field(gt=0)] = 600
+    # OpenSSH-style ProxyCommand (%i %h %p %r %%): SSH goes through this program, and the
+    # security group then admits nothing inbound (see bake.model.proxy_command).
+    ssh_proxy_command: str | None = None
     # "auto": verify against cloud-init's fingerprints in the console output when present,
     # else trust on first use; "console": require them; "tofu": never look.
     host_key_policy: Literal["auto", "console", "tofu"] = "auto"
@@ -111,7 +230,13 @@ class PoolConfig(Strict):
     root_volume_size: Annotated[int, Field(ge=1, le=16384)] | None = None
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
+    # The builder's gp3 root volume during the bake only (pulls and unpacking are disk-bound at
+    # gp3's 3,000 IOPS / 125 MiB/s baseline); the AMI records the node's own volume settings.
+    # 0 keeps the baseline. docs/ec2-timing.md justifies the defaults.
+    builder_volume_iops: Annotated[int, Field(ge=0, le=80000)] = 6000
+    builder_volume_throughput: Annotated[int, Field(ge=0, le=2000)] = 500
     tags: dict[str, str] = {}
+    distribute: Distribution = Distribution()
     # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
     rollout: PoolRollout = PoolRollout()
 
@@ -149,6 +274,20 @@ class PoolConfig(Strict):
                 if parse_reference(name).digest:
                     raise ValueError(f"alias {name!r} of {image!r}: no digest (the image's own is added)")
         return v
+    @model_validator(mode="after")
+    def _builder_volume(self) -> PoolConfig:
+        iops, mibs = self.builder_volume_iops, self.builder_volume_throughput
+        if iops and iops < GP3_BASE_IOPS:
+            raise ValueError(f"builder_volume_iops = {iops}: gp3 starts at {GP3_BASE_IOPS} (0 keeps the baseline)")
+        if mibs and mibs < GP3_BASE_MIBS:
+            raise ValueError(f"builder_volume_throughput = {mibs}: gp3 starts at {GP3_BASE_MIBS} MiB/s (0 keeps the baseline)")
+        if mibs and mibs > (iops or GP3_BASE_IOPS) * GP3_MIBS_PER_IOPS:
+            raise ValueError(f"builder_volume_throughput = {mibs} MiB/s needs at least {int(mibs / GP3_MIBS_PER_IOPS)} "
+                             f"builder_volume_iops (gp3 allows 0.25 MiB/s per IOPS)")
+        if iops and self.root_volume_size and iops > self.root_volume_size * GP3_IOPS_PER_GIB:
+            raise ValueError(f"builder_volume_iops = {iops} needs a root volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "
+                             f"(gp3 allows {GP3_IOPS_PER_GIB} IOPS per GiB; root_volume_size = {self.root_volume_size})")
+        return self
 
     @field_validator("ssh_user")
     @classmethod
@@ -174,8 +313,19 @@ class PoolConfig(Strict):
                 raise ValueError(f"{c!r} is not a CIDR block") from None
         return v
 
+    @field_validator("ssh_proxy_command")
+    @classmethod
+    def _proxy_command(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_template(v)
+        return v
+
     @model_validator(mode="after")
     def _tunnel_needs_cidrs(self) -> PoolConfig:
+        if self.ssh_proxy_command is not None:
+            if self.ssh_cidrs is not None:
+                raise ValueError("ssh_cidrs has no use with ssh_proxy_command: the builder's group admits nothing inbound")
+            return self
         if self.ssh_host not in ("public_ip", "private_ip") and self.ssh_cidrs is None:
             raise ValueError("ssh_host is a HOST:PORT tunnel: set ssh_cidrs to who may reach port 22")
         return self
@@ -207,6 +357,15 @@ class BakeConfig(Strict):
     # The rollout side's stack-wide tables.
     state: StateSettings = StateSettings()
     provider: ProviderSettings = ProviderSettings()
+
+    @model_validator(mode="after")
+    def _node_regions_have_the_ami(self) -> BakeConfig:
+        for name, pool in self.pools.items():
+            node = pool.rollout.node_region
+            if node and self.region and node != self.region and node not in pool.distribute.regions:
+                raise ValueError(f"pools.{name}.node_region: {node!r} gets no copy of the AMI (baked in "
+                                 f"{self.region}): add it to [pools.{name}.distribute] regions")
+        return self
 
     def select(self, names: list[str] | None) -> list[PoolConfig]:
         if not names:

@@ -4,11 +4,15 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from bake import aws, tags
+from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
 from bake.steps.base import BuildState
+from bake.steps.instance import fast_builder_disk
 
 STOP_TIMEOUT = 900
+PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their DescribeSnapshots call)
 
 
 def ami_tags(st: BuildState) -> dict[str, str]:
@@ -28,16 +32,56 @@ def ami_tags(st: BuildState) -> dict[str, str]:
     return base
 
 
+def node_volume(st: BuildState) -> dict[str, Any]:
+    """CreateImage's root mapping when the builder's disk was made fast: the AMI records the
+    pool's own volume (gp3 baseline), so nodes launched from it do not pay the builder's IOPS."""
+    if not fast_builder_disk(st.pool) or not st.root_device_name:
+        return {}
+    pool = st.pool
+    # No VolumeSize: CreateImage cannot change it (the AMI keeps the builder's size).
+    ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True,
+                           "Iops": GP3_BASE_IOPS, "Throughput": GP3_BASE_MIBS}
+    return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
+
+
+class SnapshotProgress:
+    """While the AMI is pending: its elapsed time and its snapshots' own progress
+    (DescribeSnapshots' percentage), at most every PROGRESS_EVERY seconds (one call each)."""
+
+    def __init__(self, st: BuildState):
+        self.st = st
+        self.last = -PROGRESS_EVERY
+        self.snapshots: list[str] = []
+
+    def __call__(self, elapsed: float) -> None:
+        if elapsed - self.last < PROGRESS_EVERY:
+            return
+        self.last = elapsed
+        st = self.st
+        data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
+        try:
+            self.snapshots = self.snapshots or snapshot_ids(st.ec2, st.ami_id or "")
+            if self.snapshots:
+                found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
+                percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
+                data["snapshot_progress"] = min(percents) if percents else 0
+        except Exception as e:  # noqa: BLE001 - progress is a display; the wait itself decides
+            if aws.describe_error(e) is None:
+                raise
+        shown = f", snapshots {data['snapshot_progress']}%" if "snapshot_progress" in data else ""
+        st.emit("step", f"AMI {st.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
+
+
 class StepCreateAmi:
     name = "ami"
     title = "creating the AMI"
 
     def run(self, st: BuildState) -> None:
         st.ec2.stop_instances(InstanceIds=[st.instance_id])
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
-        )
+        ), self.name)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
@@ -48,15 +92,16 @@ class StepCreateAmi:
             # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
             # them, and not every EC2 implementation takes snapshot tag specifications here.
             TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
+            **node_volume(st),
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
-            ImageIds=[st.ami_id],
-        )
-        st.snapshot_ids = snapshots_of(st, st.ami_id)
+            on_poll=SnapshotProgress(st), ImageIds=[st.ami_id],
+        ), self.name)
+        st.snapshot_ids = snapshot_ids(st.ec2, st.ami_id)
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -64,24 +109,31 @@ class StepCreateAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or not st.ami_id:
             return
-        snapshots = st.snapshot_ids or snapshots_of(st, st.ami_id)
-        try:
-            st.ec2.deregister_image(ImageId=st.ami_id)
-        except Exception as e:
-            if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                raise
-        for snap in snapshots:
-            try:
-                st.ec2.delete_snapshot(SnapshotId=snap)
-            except Exception as e:
-                if aws.error_code(e) != "InvalidSnapshot.NotFound":
-                    raise
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(snapshots)} snapshot(s)", step=self.name)
+        removed = remove_ami(st.ec2, st.ami_id, st.snapshot_ids)
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {removed} snapshot(s)", step=self.name)
 
 
-def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
+def remove_ami(ec2: Any, ami_id: str, snapshots: list[str] | None = None) -> int:
+    """Deregister ``ami_id`` and delete its snapshots (found first when not given); tolerates
+    either being gone already. Returns how many snapshots were deleted or already gone."""
+    snapshots = snapshots or snapshot_ids(ec2, ami_id)
     try:
-        images = st.ec2.describe_images(ImageIds=[ami_id])["Images"]
+        ec2.deregister_image(ImageId=ami_id)
+    except Exception as e:
+        if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
+            raise
+    for snap in snapshots:
+        try:
+            ec2.delete_snapshot(SnapshotId=snap)
+        except Exception as e:
+            if aws.error_code(e) != "InvalidSnapshot.NotFound":
+                raise
+    return len(snapshots)
+
+
+def snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
+    try:
+        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
     except Exception as e:
         if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
             return []
@@ -92,5 +144,3 @@ def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
         for bdm in img.get("BlockDeviceMappings", [])
         if bdm.get("Ebs", {}).get("SnapshotId")
     ]
-
-

@@ -8,14 +8,17 @@ one failed cleanup never skips the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
+from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
@@ -36,9 +39,19 @@ class BuildState:
     # filled in by the steps, each id recorded as soon as AWS returns it
     key_name: str | None = None
     private_key: Any = None  # paramiko.PKey, in memory only
+    private_key_pem: str | None = None  # kept in memory only with --keep-on-failure
     security_group_id: str | None = None
     instance_id: str | None = None
+    root_device_name: str | None = None  # the builder's root device, as the base AMI names it
     conn: Any = None  # bake.ssh.Connection
+    host_key_check: Any = None  # bake.ssh.HostKeyCheck: the host key it accepted
+    ssh_address: tuple[str, int] | None = None
+    proxy_argv: list[str] | None = None
+    run_dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
+    keep_on_failure: bool = False
+    kept: bool = False  # the builder, group and key pair were left for debugging
+    root_volume_gib: int | None = None  # the builder's disk when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes
     ami_id: str | None = None
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
@@ -47,11 +60,20 @@ class BuildState:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     image_ids: dict[str, str] = field(default_factory=dict)
     runtime_version: str | None = None
+    # The AMI's copies in other regions: every one the lock entry will name, and those this run
+    # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
+    ec2_in: Callable[[str], Any] | None = None
+    copies: dict[str, str] = field(default_factory=dict)
+    started_copies: dict[str, str] = field(default_factory=dict)
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+
+    def waited(self, stats: WaitStats, step: str) -> None:
+        """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
+        self.emit("wait", f"{stats.name} after {stats.seconds:.1f}s ({stats.calls} poll(s))", step=step, data=stats.as_data())
 
 
 class Step(Protocol):
@@ -62,25 +84,38 @@ class Step(Protocol):
     def cleanup(self, st: BuildState) -> None: ...
 
 
+# What ``build --keep-on-failure`` leaves after a failure: the steps whose undo is skipped.
+KEPT_STEPS = frozenset({"key-pair", "security-group", "instance"})
+
+
 def _undo(step: Step, st: BuildState) -> None:
+    if st.kept and step.name in KEPT_STEPS:
+        return
     handle = st.cancel.cleaning(f"{st.pool.name}: {step.title} (undo)")
     try:
         step.cleanup(st)
     except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
-        msg = f"{step.name}: {e}"
+        msg = f"{step.name}: {aws.describe_error(e) or e}"
         st.cleanup_errors.append(msg)
         st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
     finally:
         st.cancel.cleaned(handle)
 
 
-def run_steps(steps: list[Step], st: BuildState) -> None:
+def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildState, Exception], None] | None = None) -> None:
+    """Run ``steps``; ``on_failure`` runs after a step failed (not on an interrupt), before any
+    undo: it may set ``st.kept`` to leave the builder, group and key pair for debugging."""
     with ExitStack() as stack:
         for step in steps:
             st.cancel.check()
             stack.callback(_undo, step, st)
             st.emit("step", step.title, step=step.name, status="started")
-            step.run(st)
+            try:
+                step.run(st)
+            except Exception as e:
+                if on_failure is not None:
+                    on_failure(st, e)
+                raise
     if st.cleanup_errors:
         raise BakeError(
             f"pool {st.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "

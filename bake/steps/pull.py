@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bake.disk import needed_bytes
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
+from bake.pull_progress import PullProgress, human
 from bake.references import GC_ADVICE, references, reports_pinned
 from bake.runtimes import TRANSIENT, Answer, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
@@ -15,6 +19,35 @@ from bake.steps.base import BuildState
 
 PULL_TIMEOUT = 3600.0
 BACKOFF = 2.0
+PROGRESS_EVERY = 1.0
+# What containerd and dockerd say when a write fails with ENOSPC. Never worth a retry.
+DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
+
+
+def free_bytes(st: BuildState, path: str) -> int | None:
+    """Space left for ``path`` on the builder (``df``), or None when it cannot be asked."""
+    try:
+        out = st.conn.run(f"df -P -B1 {shlex.quote(path)}", warn=True, timeout=60).stdout
+        return int(out.splitlines()[-1].split()[3])
+    except (BakeError, IndexError, ValueError):
+        return None
+
+
+def disk_full(st: BuildState, runtime: Runtime, image: ResolvedImage, reason: str) -> BakeError:
+    name = image.ref.original
+    free = free_bytes(st, runtime.data_root)
+    compressed = st.image_sizes.get(name)
+    need = f"about {gib(needed_bytes(compressed))} ({gib(compressed)} compressed)" if compressed else "unknown"
+    size = st.pool.root_volume_size or st.root_volume_gib
+    return BakeError(
+        f"image {name}: the builder's disk is full: {reason.strip().splitlines()[-1] if reason.strip() else 'ENOSPC'}; "
+        f"free on {runtime.data_root}: {gib(free) if free is not None else 'unknown'}, this image needs {need}"
+        f"{f' of a {size} GiB root volume' if size else ''}; raise root_volume_size in bake.toml"
+    )
+
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**30:.2f} GiB"
 
 
 def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event) -> None:
@@ -26,10 +59,11 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
             return
         started = time.monotonic()
         st.emit("image", "pulling", image=name, status="started")
+        progress = ProgressEvents(st, name)
         try:
-            runtime.pull(st.conn, image, PULL_TIMEOUT)
+            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
             st.image_ids[name] = runtime.add_references(st.conn, image, st.aliases.get(name, []))
-            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done")
+            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
         except ConnectionLost as e:
             reason, transient = str(e), True
@@ -39,6 +73,8 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
                 raise BakeError(f"image {name}: {e}; reconnecting failed: {again}") from None
         except UnexpectedExit as e:
             reason = e.result.tail(600) or str(e)
+            if DISK_FULL.search(reason):
+                raise disk_full(st, runtime, image, reason) from None
             transient = bool(TRANSIENT.search(reason))
         if not transient or attempt == attempts:
             raise BakeError(
@@ -49,6 +85,33 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
         st.cancel.sleep(delay)
+
+
+class ProgressEvents:
+    """A pulling image's bytes done of its total and its rate, as ``image`` events with status
+    ``progress``, at most one every PROGRESS_EVERY seconds (ctr redraws ten times a second)."""
+
+    def __init__(self, st: BuildState, name: str):
+        self.st, self.name = st, name
+        self.last = 0.0
+        self.latest: PullProgress | None = None
+
+    def final(self) -> dict[str, int | None]:
+        """The last figures ctr printed (the whole image), for the ``done`` event."""
+        p = self.latest
+        return {"bytes": p.done, "total": p.total} if p else {}
+
+    def __call__(self, p: PullProgress) -> None:
+        if p.total is None:  # ctr has not listed the layers' sizes yet: the registry's figure
+            p.total = self.st.image_sizes.get(self.name)
+        self.latest = p
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        of = f" of {human(p.total)}" if p.total else ""
+        self.st.emit("image", f"pulling: {human(p.done)}{of}, {human(p.rate)}/s", image=self.name, status="progress",
+                     data={"bytes": p.done, "total": p.total, "rate": round(p.rate)})
 
 
 class StepPull:

@@ -24,6 +24,7 @@ class Built(Protocol):
     aliases: dict[str, list[str]]
     image_ids: dict[str, str]
     runtime_version: str | None
+    copies: dict[str, str]
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -38,13 +39,17 @@ def entry_for(built: Built) -> LockEntry:
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
         runtime_version=built.runtime_version,
+        copies=dict(built.copies) or None,
     )
 
 
 def record(lock: LockFile, pool: str, entry: LockEntry) -> None:
     def change(old: PoolLock) -> PoolLock:
         if old.current and old.current.ami_id == entry.ami_id:
-            return old
+            # The same AMI (a pool that only gained copies): the entry keeps its history and
+            # time, and names its copies.
+            copies = {**(old.current.copies or {}), **(entry.copies or {})} or None
+            return old.model_copy(update={"current": old.current.model_copy(update={"copies": copies})})
         promoted = old.promoted(entry)
         # A pin lapses when the pool is built anew (its images changed since the rollback).
         return promoted.model_copy(update={"pinned": None})

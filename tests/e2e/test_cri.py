@@ -21,8 +21,9 @@ from bake.model.images import ResolvedImage
 from bake.steps.base import BuildState
 from bake.steps.pull import StepVerify
 
-from bakeutil import clean_after, run_bake, write_config  # noqa: F401 (fixture)
 from criclient import CriClient
+from support.cli import run_bake
+from support.sandbox_bakes import write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
 

@@ -5,9 +5,9 @@ commands against it, as root on this host (what `sudo` does on a builder)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,9 @@ from bake.runtimes import Containerd
 from bake.ssh import Result, UnexpectedExit
 from bake.steps.pull import not_pinned
 
-from bakeutil import ROOT
 from criclient import CriClient
+from support.ci import unavailable
+from support.cli import ROOT
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -31,8 +32,10 @@ class RootShell:
     """Connection.run's contract on this host: the builder's commands, run locally as root."""
 
     def run(self, command: str, *, stdin: str | None = None, warn: bool = False, timeout: float = 60,
-            shown: str | None = None) -> Result:
+            shown: str | None = None, on_stdout: Callable[[bytes], None] | None = None) -> Result:
         p = subprocess.run(["sh", "-c", command], input=stdin or "", capture_output=True, text=True, timeout=timeout)
+        if on_stdout and p.stdout:
+            on_stdout(p.stdout.encode())  # one chunk: what Connection.run streams as it arrives
         res = Result(command, p.stdout, p.stderr, p.returncode)
         if p.returncode and not warn:
             raise UnexpectedExit(res, shown)
@@ -42,9 +45,7 @@ class RootShell:
 @pytest.fixture(scope="module")
 def containerd17(sandbox, tmp_path_factory):
     if not CONTAINERD17.exists():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{CONTAINERD17} is missing: `bash scripts/dev.sh setup` fetches it", pytrace=False)
-        pytest.skip(f"{CONTAINERD17} is missing: run `bash scripts/dev.sh setup`")
+        unavailable(f"{CONTAINERD17} is missing: `bash scripts/dev.sh setup` fetches it")
     d = tmp_path_factory.mktemp("containerd17")
     sock = d / "containerd.sock"
     (d / "config.toml").write_text(
