@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,16 @@ from bake.model.refs import parse_reference
 from bake.references import references, reports_pinned
 from bake.model.images import ResolvedImage
 from bake.runtimes import Containerd
-from bake.ssh import Result, UnexpectedExit
 from bake.steps.pull import not_pinned
 
 from criclient import CriClient
 from support.ci import unavailable
 from support.cli import ROOT
+from support.local_shell import LocalShell
 
 pytestmark = [pytest.mark.sandbox]
 
 CONTAINERD17 = ROOT / ".tools/containerd-1.7/usr/bin/containerd"
-
-
-class RootShell:
-    """Connection.run's contract on this host: the builder's commands, run locally as root."""
-
-    def run(self, command: str, *, stdin: str | None = None, warn: bool = False, timeout: float = 60,
-            shown: str | None = None, on_stdout: Callable[[bytes], None] | None = None) -> Result:
-        p = subprocess.run(["sh", "-c", command], input=stdin or "", capture_output=True, text=True, timeout=timeout)
-        if on_stdout and p.stdout:
-            on_stdout(p.stdout.encode())  # one chunk: what Connection.run streams as it arrives
-        res = Result(command, p.stdout, p.stderr, p.returncode)
-        if p.returncode and not warn:
-            raise UnexpectedExit(res, shown)
-        return res
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +55,7 @@ def containerd17(sandbox, tmp_path_factory):
 def test_containerd_17_reports_every_baked_reference_pinned(sandbox, containerd17):
     digest = sandbox.push_image("env/cri-pinned", "v1", size_mb=1)
     image = ResolvedImage(parse_reference(f"{sandbox.info.registry}/env/cri-pinned:v1"), digest, None)
-    runtime, conn = Containerd(containerd17), RootShell()
+    runtime, conn = Containerd(containerd17), LocalShell()
     runtime.pull(conn, image, 120)
     image_id = runtime.add_references(conn, image, ["mirror.example.com/env/cri-pinned:v1"])
     wanted = {image.ref.original: references(image, ["mirror.example.com/env/cri-pinned:v1"], image_id,
@@ -100,4 +85,4 @@ def test_an_image_without_the_pinned_label_is_named_by_the_pinned_check(sandbox,
     image = ResolvedImage(parse_reference(ref), digest, None)
     runtime = Containerd(containerd17)
     wanted = {ref: references(image, [], None, digest_aliases=True)[:1]}
-    assert not_pinned(runtime.lookup(RootShell(), wanted[ref]), wanted) == [image.ref.canonical]
+    assert not_pinned(runtime.lookup(LocalShell(), wanted[ref]), wanted) == [image.ref.canonical]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -30,11 +29,11 @@ from bake.proxy import ProxyProcess
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.runtimes import Containerd, Docker, sudo
-from bake.ssh import Result, UnexpectedExit
 from bake.steps import security_group
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
 from bake.steps.security_group import StepSecurityGroup
+from support.local_shell import LocalShell
 
 RECORDER = """#!/bin/sh
 # record argv (one JSON list per call) and stdin, as the real tool would receive them
@@ -61,26 +60,6 @@ exec "$@"
 """
 
 
-class LocalShell:
-    """Connection.run's contract, executed by a local sh with the fake tools first on PATH."""
-
-    def __init__(self, bin_dir: Path, log: Path):
-        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-        self.commands: list[str] = []
-
-    def run(self, command: str, *, stdin: str | None = None, warn: bool = False, timeout: float = 60,
-            shown: str | None = None, on_stdout=None) -> Result:  # noqa: ANN001 - Connection.run's hook
-        self.commands.append(command)
-        p = subprocess.run(["sh", "-c", command], input=stdin or "", capture_output=True, text=True,
-                           env=self.env, timeout=timeout)
-        if on_stdout and p.stdout:
-            on_stdout(p.stdout.encode())  # one chunk: what Connection.run streams as it arrives
-        res = Result(command, p.stdout, p.stderr, p.returncode)
-        if p.returncode and not warn:
-            raise UnexpectedExit(res, shown)
-        return res
-
-
 @pytest.fixture
 def shell(tmp_path):
     bin_dir, log = tmp_path / "bin", tmp_path / "log"
@@ -92,7 +71,8 @@ def shell(tmp_path):
     (bin_dir / "python3").write_text(FAKE_PYTHON3.format(python=sys.executable))
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    return LocalShell(bin_dir, log), log
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
+    return LocalShell(env), log  # the fake tools first on PATH
 
 
 def _calls(log: Path, name: str) -> list[list[str]]:
