@@ -29,6 +29,7 @@ from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
+from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
@@ -89,6 +90,10 @@ class PoolPlan:
     ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
     copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
+    image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
+    runtime_version: str | None = None
     disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
     image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
     warnings: list[str] = field(default_factory=list)
@@ -110,11 +115,13 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original)}
+            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original),
+                        **({"aliases": self.aliases[i.ref.original]} if i.ref.original in self.aliases else {})}
                        for i in self.images],
             "compressed_bytes": self.compressed_bytes,
             "cache_bytes": self.cache_bytes,
             "first_read": self.first_read.as_dict() if self.first_read else None,
+            "notes": self.notes,
             "builder_disk": self.disk.as_dict() if self.disk else None,
             "warnings": self.warnings,
         }
@@ -153,6 +160,7 @@ class Baker:
                 f"{self.config.path}: no region: set `region` in the file, AWS_REGION or AWS_DEFAULT_REGION"
             )
         self._clients: dict[str, Any] = {}
+        self._regions: list[str] | None = None
 
     def client(self, service: str, region: str | None = None) -> Any:
         # botocore clients are thread-safe; one per service and region serves every pool.
@@ -189,8 +197,12 @@ class Baker:
                 base_ami.result()  # a bad base AMI is reported first, as when resolved first
                 raise
             base = base_ami.result()
-        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images])
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        refs = [i.ref for i in images]
+        regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
+        aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
+                        notes=_gc_notes(pool, record_))
         base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
         if warning := baked_base_warning(pool, base, base_image):
             plan.warnings.append(warning)
@@ -208,6 +220,13 @@ class Baker:
         base_gib = root_volume_gib(base_image)
         if plan.pool.root_volume_size is None and base_gib is not None:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
+
+    def regions(self) -> list[str]:
+        """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
+        if self._regions is None:
+            found = self.client("ec2").describe_regions(AllRegions=True)["Regions"]
+            self._regions = sorted(r["RegionName"] for r in found)
+        return self._regions
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         fp, current, pin = plan.fingerprint, record_.current, record_.pinned
@@ -337,8 +356,8 @@ class Baker:
         return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, ec2_in=self.ec2_in,
-            run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
+            ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
             compressed_bytes=plan.compressed_bytes,
         )
@@ -378,6 +397,20 @@ class Baker:
         self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
         return PoolOutcome(name, action, st.ami_id, seconds=seconds)
+
+
+def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
+    """Whether the kubelet's image GC may remove this pool's cache, as far as the lock knows."""
+    if pool.runtime != "containerd":
+        return []
+    seen = record_.current.runtime_version if record_.current else None
+    if not seen:
+        return ["the kubelet's image GC spares cached images only on containerd 1.7+ (pinned); "
+                "the bake checks the builder's containerd and says"]
+    name, _, version = seen.partition(" ")
+    if reports_pinned(name, version):
+        return []
+    return [f"the current AMI's {seen} does not report pinned images: {GC_ADVICE}"]
 
 
 def _iso_from_run(run_id: str) -> str:

@@ -198,6 +198,13 @@ class PoolConfig(Strict):
     name: str
     base_ami: str
     images: Annotated[list[str], Field(min_length=1)]
+    # Other names the pods use for an image (a mirror, a pull-through cache), keyed by the image
+    # as listed in `images`: NAME[:TAG], the image's tag when none. The bake adds NAME:TAG and
+    # NAME@DIGEST (see bake/references.py).
+    aliases: dict[str, list[str]] = {}
+    # ECR images also under every regional ECR name of the partition (and the FIPS ones), as
+    # the EKS AMI tags its cached images: a copied AMI still matches pods in another region.
+    ecr_regional_aliases: bool = False
     instance_type: str = "m5.large"
     runtime: Literal["containerd", "docker"] = "containerd"
     gpu: bool = False
@@ -259,6 +266,17 @@ class PoolConfig(Strict):
             raise ValueError("an image is listed twice")
         return v
 
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        images = info.data.get("images") or []
+        for image, names in v.items():
+            if image not in images:
+                raise ValueError(f"{image!r} is not one of this pool's images{suggest(image, images)}")
+            for name in names:
+                if parse_reference(name).digest:
+                    raise ValueError(f"alias {name!r} of {image!r}: no digest (the image's own is added)")
+        return v
     @model_validator(mode="after")
     def _builder_volume(self) -> PoolConfig:
         iops, mibs = self.builder_volume_iops, self.builder_volume_throughput

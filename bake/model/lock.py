@@ -34,6 +34,11 @@ class _Model(BaseModel):
 class ImageDigest(_Model):
     ref: str
     digest: str
+    # The CRI's image id (the config's digest), as the bake found it; absent for an AMI
+    # recorded from its tags. The AMI holds the image as ref, NAME@digest, image_id, and each
+    # alias (NAME:TAG, and NAME@digest on containerd).
+    image_id: str | None = None
+    aliases: list[str] | None = None
 
 
 class LockEntry(_Model):
@@ -53,6 +58,8 @@ class LockEntry(_Model):
     snapshot_ids: list[str] = Field(default_factory=list)
     snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
     prewarm: bool | None = None  # the boot-time prewarm unit is baked in
+    # The builder's runtime as verify saw it ("containerd 1.6.20"): whether the CRI pins images.
+    runtime_version: str | None = None
     # The AMI's copies in other regions ([pools.NAME.distribute] regions): { REGION: AMI_ID }.
     # None (not written) for a pool that distributes nothing.
     copies: dict[str, str] | None = None

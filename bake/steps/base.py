@@ -59,6 +59,10 @@ class BuildState:
     gpu_driver_version: str | None = None
     compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
     cache_bytes: int | None = None  # what the images occupy on the builder's disk
+    # image (as listed) -> its aliases (from the plan); -> its id (from the pull); the runtime verify saw
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    image_ids: dict[str, str] = field(default_factory=dict)
+    runtime_version: str | None = None
     # The AMI's copies in other regions: every one the lock entry will name, and those this run
     # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
     ec2_in: Callable[[str], Any] | None = None

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from support.sandbox_bakes import write_config
 from faultkit import BakeRun, assert_nothing_left, fresh_image, step_started
 from faultproxy import FaultProxy
+from support.sandbox_bakes import write_config
 
 from bake.sandbox.ec2_clock import Ec2Clock, Timing
 
@@ -39,7 +39,7 @@ def ec2_shaped(sandbox, tmp_path) -> Iterator[Callable[..., tuple[Ec2Clock, Faul
         cfg = write_config(tmp_path / "bake.toml", sandbox, {"cpu": {
             "images": [fresh_image(sandbox, size_mb=IMAGE_MB)], "ssh_host": f"127.0.0.1:{clock.ssh_port}", **pool}})
         env = {**os.environ, **sandbox.env(), "AWS_ENDPOINT_URL": proxy.url}
-        run = BakeRun(["--config", str(cfg)], env, timeout)
+        run = BakeRun(["--config", str(cfg)], env, timeout, proxy)
         started.append((clock, proxy, run))
         return clock, proxy, run
 
