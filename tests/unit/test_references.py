@@ -108,5 +108,5 @@ def test_plan_says_when_the_kubelets_image_gc_may_remove_the_cache():
 
 def test_aliases_change_the_fingerprint():
     base = fingerprint("ami-0", [("python:3.12", D)], "containerd", None)
-    assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, {}) == base
-    assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, {"python:3.12": ["m/p:3.12"]}) != base
+    assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, aliases={}) == base
+    assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, aliases={"python:3.12": ["m/p:3.12"]}) != base
