@@ -119,11 +119,16 @@ class Containerd:
         if found is None:
             raise BakeError(f"image {image.ref.original}: the CRI does not report {source} after its pull")
         targets = [r for r in references(image, aliases, found.id, digest_aliases=True) if r != source]
-        conn.run(
-            sudo(f"exec {self.ctr} images tag --force {shlex.quote(source)} "
-                 + " ".join(map(shlex.quote, targets))),
-            timeout=120, shown=f"ctr images tag {source} (+{len(targets)} references)",
-        )
+        command = sudo(f"exec {self.ctr} images tag --force {shlex.quote(source)} " + " ".join(map(shlex.quote, targets)))
+        shown = f"ctr images tag {source} (+{len(targets)} references)"
+        # Two bakes sharing one containerd (the sandbox's builders all do) may name the same
+        # image at once: containerd then answers "already exists" for a name the other created.
+        for _ in range(2):
+            if conn.run(command, timeout=120, shown=shown, warn=True).ok:
+                break
+            time.sleep(0.5)
+        else:
+            conn.run(command, timeout=120, shown=shown)
         self._await(conn, targets)  # verify then judges what the CRI reports
         return found.id
 

@@ -31,9 +31,11 @@ class RemoteFile:
     content: str
 
     def command(self) -> str:
-        """A script that writes stdin to ``path`` (atomically: a temporary file, then a rename)."""
+        """A script that writes stdin to ``path`` (atomically: a temporary file, then a rename).
+        The temporary name carries the shell's pid: two bakes sharing one host (the sandbox's
+        builders all do) must not rename each other's file away."""
         path = shlex.quote(self.path)
-        tmp = shlex.quote(self.path + ".tmp")
+        tmp = shlex.quote(self.path + ".tmp") + ".$$"
         directory = shlex.quote(self.path.rpartition("/")[0])
         return f"set -e; mkdir -p {directory}; cat > {tmp}; chmod {self.mode} {tmp}; mv -f {tmp} {path}"
 
