@@ -13,8 +13,8 @@ def _snapshot(ec2) -> str:  # noqa: ANN001
     return ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
 
 
-def test_enable_describe_disable_keep_state(aws) -> None:  # noqa: ANN001
-    ec2 = aws.ec2
+def test_enable_describe_disable_keep_state(moto_server_aws) -> None:  # noqa: ANN001
+    ec2 = moto_server_aws.ec2
     a, b = _snapshot(ec2), _snapshot(ec2)
     out = ec2.enable_fast_snapshot_restores(AvailabilityZones=["us-east-1a", "us-east-1b"], SourceSnapshotIds=[a, b])
     assert out["Unsuccessful"] == []
@@ -38,8 +38,8 @@ def test_enable_describe_disable_keep_state(aws) -> None:  # noqa: ANN001
     assert len(enabled["FastSnapshotRestores"]) == 3
 
 
-def test_bad_zone_is_unsuccessful_and_unknown_snapshot_is_an_error(aws) -> None:  # noqa: ANN001
-    ec2 = aws.ec2
+def test_bad_zone_is_unsuccessful_and_unknown_snapshot_is_an_error(moto_server_aws) -> None:  # noqa: ANN001
+    ec2 = moto_server_aws.ec2
     snap = _snapshot(ec2)
     out = ec2.enable_fast_snapshot_restores(AvailabilityZones=["us-west-2a"], SourceSnapshotIds=[snap])
     assert out["Successful"] == []
@@ -49,10 +49,11 @@ def test_bad_zone_is_unsuccessful_and_unknown_snapshot_is_an_error(aws) -> None:
     assert e.value.response["Error"]["Code"] == "InvalidSnapshot.NotFound"
 
 
-def test_prune_keeps_an_ami_whose_snapshot_has_fast_snapshot_restore(aws, tmp_path) -> None:  # noqa: ANN001
-    from lifecycle_helpers import bake_ami, iso, run_bake
+def test_prune_keeps_an_ami_whose_snapshot_has_fast_snapshot_restore(moto_server_aws, tmp_path) -> None:  # noqa: ANN001
+    from lifecycle_helpers import bake_ami, iso
+    from support.cli import run_bake
 
-    ec2 = aws.ec2
+    ec2 = moto_server_aws.ec2
     old, older = bake_ami(ec2, "general", iso(3 * 86400)), bake_ami(ec2, "general", iso(4 * 86400))
     newest = bake_ami(ec2, "general", iso(86400))
     ec2.enable_fast_snapshot_restores(AvailabilityZones=["us-east-1b", "us-east-1a"], SourceSnapshotIds=old[1])
