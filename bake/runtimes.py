@@ -67,6 +67,7 @@ class Runtime(Protocol):
     def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
              on_progress: Callable[[PullProgress], None] | None = None) -> None: ...
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str: ...
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]: ...
     def lookup(self, conn: Connection, refs: list[str]) -> Answer: ...
     def logout(self, conn: Connection, registry: str) -> None: ...
 
@@ -109,6 +110,13 @@ class Containerd:
                 on_progress(found)
 
         conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}", on_stdout=progress)
+
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]:
+        """The manifest digest the pulled tag names in containerd (`ctr images ls`' DIGEST)."""
+        source = image.ref.canonical
+        out = conn.run(sudo(f"exec {self.ctr} images ls {shlex.quote('name==' + source)}"), timeout=120,
+                       shown=f"ctr images ls {source}").stdout
+        return {cols[2] for cols in map(str.split, out.splitlines()[1:]) if len(cols) >= 3 and cols[0] == source}
 
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:
         """Name the pulled image as a kubelet's pull would (repo@digest, the image id) and by
@@ -180,6 +188,12 @@ class Docker:
              on_progress: Callable[[PullProgress], None] | None = None) -> None:
         # docker pull prints no byte counts without a terminal: no progress to report.
         conn.run(f"sudo -n docker pull --quiet {shlex.quote(image.ref.original)}", timeout=timeout)
+
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]:
+        """The digests dockerd records for the pulled tag's image (its RepoDigests)."""
+        res = conn.run(sudo("exec docker image inspect --format '{{range .RepoDigests}}{{.}} {{end}}' "
+                            + shlex.quote(image.ref.original)), timeout=120, shown=f"docker image inspect {image.ref.original}")
+        return {r.rpartition("@")[2] for r in res.stdout.split() if "@" in r}
 
     def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:
         """dockerd records repo@digest on a pull by tag (`docker image inspect repo@digest`

@@ -62,6 +62,11 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         progress = ProgressEvents(st, name)
         try:
             runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
+            # A tag re-pushed after it was resolved: the pull fetched other content than the lock
+            # will record. Refuse before naming it repo@digest, which would make it look right.
+            if (pulled := runtime.pulled_digests(st.conn, image)) and image.digest not in pulled:
+                raise BakeError(f"the runtime does not hold the resolved digests: {name} (want {image.digest}, "
+                                f"found {', '.join(sorted(pulled))}); the tag moved after it was resolved: build again")
             st.image_ids[name] = runtime.add_references(st.conn, image, st.aliases.get(name, []))
             st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
