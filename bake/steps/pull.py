@@ -50,7 +50,19 @@ def gib(n: int | None) -> str:
     return "?" if n is None else f"{n / 2**30:.2f} GiB"
 
 
-def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event) -> None:
+def name_for_kubelet(st: BuildState, runtime: Runtime, image: ResolvedImage) -> None:
+    # A tag re-pushed after it was resolved: the pull fetched other content than the lock
+    # will record. Refuse before naming it repo@digest, which would make it look right.
+    if (pulled := runtime.pulled_digests(st.conn, image)) and image.digest not in pulled:
+        raise BakeError(f"the runtime does not hold the resolved digests: {image.ref.original} (want {image.digest}, "
+                        f"found {', '.join(sorted(pulled))}); the tag moved after it was resolved: build again")
+    st.image_ids[image.ref.original] = runtime.add_references(st.conn, image, st.aliases.get(image.ref.original, []))
+
+
+def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event, *,
+             cached: bool = True) -> None:
+    """Pull one image; a ``cached`` one is held to its resolved digest and named as the
+    kubelet will ask for it (an image only used during the bake, like the GPU check's, is not)."""
     name = image.ref.original
     attempts = st.pool.pull_retries + 1
     for attempt in range(1, attempts + 1):
@@ -62,12 +74,8 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         progress = ProgressEvents(st, name)
         try:
             runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
-            # A tag re-pushed after it was resolved: the pull fetched other content than the lock
-            # will record. Refuse before naming it repo@digest, which would make it look right.
-            if (pulled := runtime.pulled_digests(st.conn, image)) and image.digest not in pulled:
-                raise BakeError(f"the runtime does not hold the resolved digests: {name} (want {image.digest}, "
-                                f"found {', '.join(sorted(pulled))}); the tag moved after it was resolved: build again")
-            st.image_ids[name] = runtime.add_references(st.conn, image, st.aliases.get(name, []))
+            if cached:
+                name_for_kubelet(st, runtime, image)
             st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
         except ConnectionLost as e:
