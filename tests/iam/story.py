@@ -94,7 +94,8 @@ def _lock_amis(p: IamProject) -> set[str]:
     if not p.lock.exists():
         return set()
     data = json.loads(p.lock.read_text())
-    return {e["ami_id"] for pool in data["pools"].values() for e in [pool.get("current") or {}, *pool.get("history", [])] if e}
+    entries = [e for pool in data["pools"].values() for e in [pool.get("current") or {}, *pool.get("history", [])] if e]
+    return {ami for e in entries for ami in [e["ami_id"], *(e.get("copies") or {}).values()]}
 
 
 Use = Callable[[str, str], Outcome]  # (policy, user name) -> what happened
