@@ -9,8 +9,9 @@ the sandbox cannot show it (a registry or KMS call moto does not see).
 Roles:
 - ``plan``: read only; ``bake plan``, ``bake review``, ``bake adopt``, ``python main.py`` and
   ``terraform plan``: what a pull request from a fork may run.
-- ``bake``: ``bake build``.
-- ``deploy``: ``terraform apply`` / ``cdktf deploy`` of the stack, imports included.
+- ``bake``: ``bake build``, its copies to other regions and their sharing ([distribute]).
+- ``deploy``: ``terraform apply`` / ``cdktf deploy`` of the stack, imports included, with the
+  SSM parameters and fast snapshot restores it makes.
 - ``lifecycle``: ``bake prune`` and ``bake sweep``. (``bake rollback`` edits the lock only and
   needs no AWS permission.)
 """
