@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bake import aws, tags
+from bake import aws, resources, tags
+from bake.errors import BakeError
 from bake.steps.base import BuildState
 
 STOP_TIMEOUT = 900
@@ -56,7 +57,7 @@ class StepCreateAmi:
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             ImageIds=[st.ami_id],
         )
-        st.snapshot_ids = snapshots_of(st, st.ami_id)
+        st.snapshot_ids = resources.image_snapshot_ids(st.ec2, st.ami_id)
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -64,33 +65,8 @@ class StepCreateAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or not st.ami_id:
             return
-        snapshots = st.snapshot_ids or snapshots_of(st, st.ami_id)
-        try:
-            st.ec2.deregister_image(ImageId=st.ami_id)
-        except Exception as e:
-            if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                raise
-        for snap in snapshots:
-            try:
-                st.ec2.delete_snapshot(SnapshotId=snap)
-            except Exception as e:
-                if aws.error_code(e) != "InvalidSnapshot.NotFound":
-                    raise
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(snapshots)} snapshot(s)", step=self.name)
-
-
-def snapshots_of(st: BuildState, ami_id: str) -> list[str]:
-    try:
-        images = st.ec2.describe_images(ImageIds=[ami_id])["Images"]
-    except Exception as e:
-        if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return []
-        raise
-    return [
-        bdm["Ebs"]["SnapshotId"]
-        for img in images
-        for bdm in img.get("BlockDeviceMappings", [])
-        if bdm.get("Ebs", {}).get("SnapshotId")
-    ]
-
-
+        removal = resources.deregister_image_and_snapshots(st.ec2, st.ami_id, st.snapshot_ids or None)
+        if removal.failures:
+            raise BakeError("; ".join(removal.failures))
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(removal.snapshots)} snapshot(s)",
+                step=self.name)
