@@ -10,15 +10,16 @@ from __future__ import annotations
 import secrets
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from filelock import FileLock, Timeout
 
-from bake import aws, tags
+from bake import aws, resources, tags
 from bake.base_ami import resolve_base_ami
 from bake.cancel import CancelToken
+from bake.decision import Action, decide
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
@@ -36,9 +37,6 @@ from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
-
-Action = Literal["bake", "skip", "pinned", "reuse"]
-
 
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
     """The whole procedure, in order; each step undoes itself (see bake.steps.base)."""
@@ -122,11 +120,13 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
-        registry = RegistryClient(
-            registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
-        )
         data = self.lock.read()
-        return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        # The resolved images carry the credentials the pulls need, so the client's HTTP
+        # sessions close once planning is done.
+        with RegistryClient(
+            registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
+        ) as registry:
+            return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
@@ -138,49 +138,15 @@ class Baker:
         return self._decide(plan, record_)
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
-        fp, current, pin = plan.fingerprint, record_.current, record_.pinned
-        if pin and pin.fingerprint == fp:
-            plan.action, plan.ami_id = "pinned", pin.ami_id
-            plan.reason = (f"pinned to {pin.ami_id} by {pin.reason} at {pin.at}; "
-                           f"`python -m bake rollback {plan.pool.name} --unpin` releases it")
-            return plan
-        if current and current.fingerprint == fp and current.region == self.region:
-            if self._available(current.ami_id):
-                plan.action, plan.ami_id = "skip", current.ami_id
-                plan.reason = f"up to date: {current.ami_id} has this fingerprint"
-                return plan
-            plan.reason = f"the lock's {current.ami_id} is no longer available"
-        found = self._find_by_fingerprint(plan.pool.name, fp)
-        if found:
-            plan.action, plan.ami_id = "reuse", found
-            plan.reason = f"{found} already has this fingerprint (tag {tags.KEY_FINGERPRINT}); recording it"
-            return plan
-        if not plan.reason:
-            plan.reason = "new pool" if not current else "base AMI, images or recipe changed"
-        if pin:
-            plan.reason += f"; the pin on {pin.ami_id} lapses (the images changed since it was set)"
-        return plan
-
-    def _available(self, ami_id: str) -> bool:
-        try:
-            images = self.client("ec2").describe_images(ImageIds=[ami_id])["Images"]
-        except Exception as e:
-            if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"):
-                return False
-            raise
-        return bool(images) and images[0].get("State") == "available"
-
-    def _find_by_fingerprint(self, pool: str, fp: str) -> str | None:
-        images = self.client("ec2").describe_images(
-            Owners=["self"],
-            Filters=[
-                {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
-                {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
-                {"Name": "state", "Values": ["available"]},
-            ],
-        )["Images"]
-        images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
-        return images[0]["ImageId"] if images else None
+        """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag."""
+        ec2 = self.client("ec2")
+        current = record_.current
+        d = decide(
+            plan.pool.name, plan.fingerprint, self.region, record_,
+            lock_ami_available=current is not None and resources.image_available(ec2, current.ami_id),
+            ami_with_fingerprint=find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
+        )
+        return replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id)
 
     # --- building -------------------------------------------------------------------------
 
@@ -268,6 +234,20 @@ class Baker:
         self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
         return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+
+
+def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:
+    """The pool's newest available AMI tagged with the fingerprint (a lost lock is rebuilt from it)."""
+    images = ec2.describe_images(
+        Owners=["self"],
+        Filters=[
+            {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
+            {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
+            {"Name": "state", "Values": ["available"]},
+        ],
+    )["Images"]
+    images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
+    return images[0]["ImageId"] if images else None
 
 
 def _iso_from_run(run_id: str) -> str:
