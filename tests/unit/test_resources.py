@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from bake import resources
 from bake.cancel import CancelToken
@@ -13,14 +12,9 @@ from bake.errors import BakeError, Cancelled
 
 
 @pytest.fixture
-def ec2(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        import boto3
-
-        yield boto3.client("ec2", region_name="us-east-1")
+def ec2(in_process_ec2):
+    """In-process moto: tests/unit/conftest.py."""
+    return in_process_ec2
 
 
 def error(code: str, op: str) -> ClientError:
