@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bake.errors import BakeError, ExitCode, UsageError
+from bake.commands._common import add_account_args, remove_or_fail
+from bake.errors import ExitCode, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,15 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=int, default=3, metavar="N", help="AMIs to keep per pool (default: %(default)s)")
     p.add_argument("--pool", action="append", metavar="NAME", help="only this pool (repeatable)")
     p.add_argument("--yes", action="store_true", help="really deregister and delete (default: dry run)")
-    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
-    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+    add_account_args(p)
 
 
 def run(args: argparse.Namespace, ctx: object) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
-    from bake.progress import PlainReporter
 
     if args.keep < 0:
         raise UsageError("--keep must be 0 or more")
@@ -64,9 +62,6 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     if not removals:
         print("\nnothing to prune")
         return ExitCode.OK
-    with PlainReporter(sys.stderr) as reporter:
-        failures = apply_prune(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
-    if failures:
-        raise BakeError("prune could not remove: " + "; ".join(failures))
+    remove_or_fail("prune", lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))  # type: ignore[attr-defined]
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")
     return ExitCode.OK

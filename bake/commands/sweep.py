@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from bake.errors import BakeError, ExitCode
+from bake.commands._common import add_account_args, remove_or_fail
+from bake.errors import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,15 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--older-than", default="2h", metavar="DURATION",
                    help="only runs started longer ago than this: 90m, 2h, 1d (default: %(default)s)")
     p.add_argument("--yes", action="store_true", help="really remove them (default: dry run)")
-    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
-    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+    add_account_args(p)
 
 
 def run(args: argparse.Namespace, ctx: object) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
-    from bake.progress import PlainReporter
 
     older_than = common.parse_duration(args.older_than)
     config = common.load_optional_config(args.config)
@@ -52,9 +49,6 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     if not args.yes:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
         return ExitCode.OK
-    with PlainReporter(sys.stderr) as reporter:
-        failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)  # type: ignore[attr-defined]
-    if failures:
-        raise BakeError("sweep could not remove: " + "; ".join(failures))
+    remove_or_fail("sweep", lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))  # type: ignore[attr-defined]
     print(f"\nremoved {len(plan.leftovers)} resource(s)")
     return ExitCode.OK
