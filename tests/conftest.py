@@ -47,3 +47,18 @@ def sandbox() -> Iterator[object]:
 def ec2(sandbox):  # noqa: ANN001, ANN201
     """A boto3 EC2 client against the sandbox's moto server."""
     return sandbox.client("ec2")
+
+
+@pytest.fixture
+def in_process_ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An EC2 client against moto in this process (``mock_aws``, us-east-1): unit level only;
+    the ``ec2`` fixture is the sandbox's moto server."""
+    from moto import mock_aws
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        import boto3
+
+        yield boto3.client("ec2", region_name="us-east-1")

@@ -13,7 +13,7 @@ from bake.errors import BakeError, Cancelled
 
 @pytest.fixture
 def ec2(in_process_ec2):
-    """In-process moto: tests/unit/conftest.py."""
+    """In-process moto (tests/conftest.py)."""
     return in_process_ec2
 
 
