@@ -2,7 +2,8 @@
 """Synthesize the node-pool stack: ``python main.py`` (or ``cdktf synth``) -> cdktf.out/stacks/nodepools.
 
 Reads bake.toml and amis.lock.json from the working directory (override with BAKE_CONFIG and
-BAKE_LOCK), validates every pool's rollout settings, reads each ``user_data_file``, and only then
+BAKE_LOCK) (``load_config`` validates the whole file, rollout tables included), reads each
+``user_data_file``, and only then
 loads cdktf and builds the stack: the constructs do no I/O. Errors print one line and exit non-zero.
 """
 
@@ -17,23 +18,21 @@ for p in (ROOT, ROOT / "constructs"):  # the source roots, as in pyproject (neve
     if str(p) not in sys.path:
         sys.path.append(str(p))
 
-from bake.errors import BakeError  # noqa: E402
+from bake.errors import BakeError, ConfigError  # noqa: E402
 from bake.model.config import load_config  # noqa: E402
 from bake.model.lock import LockFile  # noqa: E402
-from bake.model.rollout import user_data_path  # noqa: E402
+from bake.model.stack import STACK_ID  # noqa: E402
 from nodepools import tfenv  # noqa: E402
-from nodepools.props import STACK_ID, StackProps, rollouts_of, stack_props  # noqa: E402
+from nodepools.props import StackProps, stack_props  # noqa: E402
 
 
 def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:
     """All the I/O: config, lock, user data files. Raises BakeError subclasses."""
     config = load_config(config_path)
-    rollouts = rollouts_of(config)
     user_data: dict[str, str] = {}
-    for name, rollout in rollouts.items():
-        path = user_data_path(config, rollout.launch_template)
-        if path is not None and rollout.launch != "none":
-            from bake.errors import ConfigError
+    for name, pool in config.pools.items():
+        path = pool.rollout.launch_template.user_data_path(config.path)
+        if path is not None and pool.rollout.launch != "none":
             try:
                 # Bytes, then decode: text mode would turn CRLF into LF; user data passes as is.
                 user_data[name] = path.read_bytes().decode("utf-8")
@@ -46,7 +45,7 @@ def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:
                     f"{config.path}: pools.{name}.launch_template.user_data_file: {path} is not UTF-8 text"
                 ) from None
     lock = LockFile(lock_path).read()
-    return stack_props(config, lock, rollouts, user_data)
+    return stack_props(config, lock, user_data)
 
 
 def main() -> int:

@@ -42,7 +42,6 @@ from tomlkit.items import Table
 from bake import aws
 from bake.errors import ConfigError, UsageError
 from bake.model.config import POOL_NAME, parse_config
-from bake.model.rollout import rollout_settings
 
 USER_DATA_DIR = "userdata"
 # Launch template data keys this tool copies; any other key the source sets is reported, not copied.
@@ -213,7 +212,7 @@ def _validate(path: Path, raw: dict[str, Any], pool: str, table: Table, has_imag
     probe = {"pools": {pool: plain}, **({"defaults": defaults} if defaults else {})}
     try:
         config = parse_config(probe, path)
-        rollout_settings(config, config.pools[pool])
+        config.rollout_of(pool)
     except ConfigError as e:
         raise AdoptError(f"cannot record this group as pool {pool!r}: {e}") from None
 

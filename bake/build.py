@@ -23,10 +23,11 @@ from bake.decision import Action, decide
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
+from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
-from bake.registry import RegistryClient, ResolvedImage
+from bake.registry import RegistryClient
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect

@@ -2,48 +2,38 @@
 library errors into messages and exit codes (see ``bake.errors.ExitCode``).
 
 Each subcommand lives in ``bake/commands/NAME.py`` with ``add_parser(subparsers)`` and
-``run(args, ctx) -> int``; this file only wires them.
+``run(args, ctx) -> int`` (``bake.commands.context.Command``); this file only wires them.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sys
-from dataclasses import dataclass, field
 from types import FrameType
 
-from bake.cancel import CancelToken
+from bake.commands import adopt, build, plan, prune, review, rollback, sandbox, sweep
+from bake.commands.context import Command, Context
 from bake.errors import BakeError, Cancelled, ExitCode
 
-COMMANDS = ["build", "plan", "rollback", "adopt", "review", "prune", "sweep", "sandbox"]
+# Each module imports its library inside run(): `--help` loads none of them.
+COMMANDS: dict[str, Command] = {
+    "build": build, "plan": plan, "rollback": rollback, "adopt": adopt,
+    "review": review, "prune": prune, "sweep": sweep, "sandbox": sandbox,
+}
 DEFAULT_COMMAND = "build"
 
 
-@dataclass
-class Context:
-    cancel: CancelToken = field(default_factory=CancelToken)
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(
         prog="python -m bake",
         description="Bake container images into EKS node AMIs and record them in amis.lock.json.",
         epilog="Exit codes: 0 done, 1 a bake failed, 2 usage or config error, 130 interrupted, 143 terminated.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, object] = {}
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"bake.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"bake.commands.{name}":
-                continue  # not built yet
-            raise
-        mod.add_parser(sub)  # type: ignore[attr-defined]
-        modules[name] = mod
-    return parser, modules
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser, COMMANDS
 
 
 def _install_signals(ctx: Context) -> None:
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context()
     _install_signals(ctx)
     try:
-        return int(modules[args.command].run(args, ctx))  # type: ignore[attr-defined]
+        return int(modules[args.command].run(args, ctx))
     except Cancelled as e:
         sys.stderr.write(f"bake: interrupted ({signal.Signals(e.signum).name}); cleanup done\n")
         return int(e.exit_code)

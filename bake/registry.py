@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -35,6 +34,7 @@ import requests
 from bake.cancel import CancelToken
 from bake.errors import BakeError, ExitCode
 from bake.model.config import RegistryAuth
+from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import DOCKER_HUB, ImageRef
 from bake.progress import NullReporter, Reporter
 
@@ -51,27 +51,6 @@ ECR_REFRESH_MARGIN = 300.0  # seconds: renew an ECR token this long before it ex
 ECR_FALLBACK_TTL = 3600.0  # seconds, when ECR's expiresAt is missing or already past
 TOKEN_DEFAULT_TTL = 60.0  # seconds, as the token spec says when expires_in is absent
 RETRY_AFTER_MAX = 60.0
-
-
-@dataclass(frozen=True)
-class Credential:
-    """A user name and password for one registry. Never shown by repr or str."""
-
-    registry: str
-    username: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ResolvedImage:
-    ref: ImageRef
-    digest: str
-    credential: Credential | None  # what the builder needs to pull it; None: anonymous
-
-    @property
-    def pinned(self) -> str:
-        """``REGISTRY/REPOSITORY@DIGEST``: the reference that pulls exactly this image."""
-        return f"{self.ref.registry}/{self.ref.repository}@{self.digest}"
 
 
 class RegistryError(BakeError):

@@ -3,10 +3,12 @@
 Input: ``terraform show -json PLAN`` and the lock file before (the PR's base) and after.
 Output: Markdown for a sticky PR comment (found again by ``MARKER``), or the same as JSON.
 
-Pools are tied to plan resources robustly, in this order: a launch template / configuration
-whose ``image_id`` (before or after) is an AMI the lock names for the pool; an address or
-name containing the pool's name as a whole word (the longest such pool wins); a resource whose
-configuration references one already tied (an ASG using a pool's launch template).
+Pools are tied to plan resources in this order: a launch template / configuration whose
+``image_id`` (before or after) is an AMI the lock names for the pool; the pool's own address in
+this tool's stack (``aws_autoscaling_group.cpu``: the scheme of ``bake.model.stack``, exactly);
+for a plan of another layout, an address or name containing the pool's name as a whole word
+(the longest such pool wins); a resource whose configuration references one already tied (an
+ASG using a pool's launch template).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 from bake.errors import UsageError
 from bake.model.lock import LockData, LockEntry
 from bake.model.refs import parse_reference
+from bake.model.stack import AUTOSCALING_GROUP, EKS_NODE_GROUP, LAUNCH_CONFIGURATION, LAUNCH_TEMPLATE, pool_addresses
 
 MARKER = "<!-- eks-image-bake:review -->"
 COUNTED = ("create", "update", "replace", "destroy", "import")
-IMAGE_TYPES = {"aws_launch_template", "aws_launch_configuration", "aws_instance"}
-GROUP_TYPES = {"aws_autoscaling_group"}
-NODEGROUP_TYPES = {"aws_eks_node_group"}
+IMAGE_TYPES = {LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION, "aws_instance"}
+GROUP_TYPES = {AUTOSCALING_GROUP}
+NODEGROUP_TYPES = {EKS_NODE_GROUP}
 
 
 # ---------------------------------------------------------------------------- plan
@@ -206,17 +209,6 @@ def _pool_word(pool: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(pool)}(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-def _lock_amis(lock: LockData) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, rec in lock.pools.items():
-        for e in [rec.current, *rec.history]:
-            if e:
-                out.setdefault(e.ami_id, name)
-        if rec.pinned:
-            out.setdefault(rec.pinned.ami_id, name)
-    return out
-
-
 def _image_id(values: dict[str, Any] | None) -> str | None:
     v = (values or {}).get("image_id")
     return v if isinstance(v, str) and v else None
@@ -229,7 +221,7 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
     pools = sorted(set(base.pools) | set(head.pools))
 
     # 1. image ids the lock names; the pool whose lock changed wins over its history.
-    by_ami = {**_lock_amis(base), **_lock_amis(head)}
+    by_ami = {ami: use.pool for lock in (base, head) for ami, use in lock.ami_ids().items()}
     for name in pools:
         for e in (base.pool(name).current, head.pool(name).current):
             if e:
@@ -240,7 +232,12 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
                 if ami in by_ami:
                     c.pool = by_ami[ami]
                     break
-    # 2. the pool's name as a word of the address or the resource's name.
+    # 2. the pool's own addresses in this tool's stack.
+    stack = pool_addresses(pools)
+    for c in changes:
+        if not c.pool:
+            c.pool = stack.get(c.config_address)
+    # 3. another layout: the pool's name as a word of the address or the resource's name.
     words = sorted(((p, _pool_word(p)) for p in pools), key=lambda x: -len(x[0]))
     for c in changes:
         if c.pool:
@@ -248,7 +245,7 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
         values = c.after or c.before or {}
         text = " ".join([c.address, *(str(values.get(k) or "") for k in ("name", "name_prefix", "node_group_name"))])
         c.pool = next((p for p, rx in words if rx.search(text)), None)
-    # 3. configuration references to a resource already tied to a pool.
+    # 4. configuration references to a resource already tied to a pool.
     tied = {c.config_address: c.pool for c in changes if c.pool}
     for c in changes:
         if not c.pool:

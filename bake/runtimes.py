@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Protocol
 
-from bake.registry import Credential, ResolvedImage
+from bake.model.images import Credential, ResolvedImage
 from bake.ssh import Connection
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);

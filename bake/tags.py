@@ -6,11 +6,13 @@ lock file be rebuilt from the AMIs' fingerprints. AWS limits: 50 tags, keys 128,
 
 from __future__ import annotations
 
+from bake.model.stack import POOL_TAG
+
 TOOL = "eks-image-bake"
 
 KEY_TOOL = "bake:tool"
 KEY_RUN = "bake:run-id"
-KEY_POOL = "bake:pool"
+KEY_POOL = POOL_TAG  # the stack tags its launch templates and groups with it too
 KEY_ROLE = "bake:role"  # builder | key-pair | security-group | ami
 KEY_CREATED = "bake:created-at"  # ISO 8601 UTC, when the run started
 KEY_FINGERPRINT = "bake:fingerprint"

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
 from bake.errors import BakeError
+from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
 from bake.model.lock import DEFAULT_LOCK_NAME, LockFile
 from bake.progress import Reporter
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from bake.commands.context import Context
 from bake.model.config import DEFAULT_CONFIG
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "adopt",
         help="write a pool that records a live Auto Scaling group's settings into bake.toml",
@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE", help="the config file (default: %(default)s)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.adopt import adopt
 
     a = adopt(args.config, args.asg_name, pool=args.pool, launch=args.launch, images=args.images)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bake.commands._common import add_config_args, load
+from bake.commands.context import Context
 from bake.errors import ExitCode
 from bake.progress import make_reporter
 
@@ -20,12 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="wait this long for another bake of the same pool to finish (default: fail at once)")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.build import Baker
 
     config, lock = load(args)
     with make_reporter(args.json) as reporter:
-        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait)  # type: ignore[attr-defined]
+        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait)
         outcomes = baker.build(args.pool, parallel=max(1, args.parallel))
         failed = [o for o in outcomes if not o.ok]
         summary = {

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from bake.commands._common import add_config_args, load
+from bake.commands.context import Context
 from bake.errors import ExitCode
 from bake.progress import NullReporter
 
@@ -17,12 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.build import Baker
 
     config, lock = load(args)
     with NullReporter() as reporter:
-        plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)  # type: ignore[attr-defined]
+        plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)
     if args.json:
         print(json.dumps({"pools": [p.as_dict() for p in plans]}, indent=2))
         return ExitCode.OK

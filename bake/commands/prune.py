@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from bake.commands._common import add_account_args, remove_or_fail
+from bake.commands.context import Context
 from bake.errors import ExitCode, UsageError
 
 
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_account_args(p)
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
 
@@ -62,6 +63,6 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     if not removals:
         print("\nnothing to prune")
         return ExitCode.OK
-    remove_or_fail("prune", lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))  # type: ignore[attr-defined]
+    remove_or_fail("prune", lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")
     return ExitCode.OK

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from bake.commands.context import Context
 from bake.errors import ExitCode, UsageError
 
 
@@ -37,7 +38,7 @@ def _read_lock(path: str | None):  # noqa: ANN202
     return LockFile(path).read()
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.review import build_review, render_json, render_markdown
 
     try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from bake.commands._common import add_config_args, load
+from bake.commands.context import Context
 from bake.rollback import rollback, unpin
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "rollback",
         help="make an earlier AMI of a pool current again (and pin it), or --unpin",
@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     add_config_args(p)
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     config, lock = load(args)
     config.select([args.pool])  # an unknown pool is a usage error naming the pools there are
     if args.unpin:

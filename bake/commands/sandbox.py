@@ -9,12 +9,12 @@ import argparse
 import shlex
 import sys
 import time
-from typing import Any
 
+from bake.commands.context import Context
 from bake.errors import ExitCode
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sandbox",
         help="run the local sandbox (moto, registries, containerd/dockerd, an SSH builder) the demo and tests use",
@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
                    help="size of each sample image (default 10, env BAKE_SANDBOX_IMAGE_MB)")
 
 
-def run(args: argparse.Namespace, ctx: Any) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.sandbox import Sandbox  # only this command pays for the sandbox's imports
 
     sandbox = Sandbox(image_count=args.images, image_mb=args.image_mb)

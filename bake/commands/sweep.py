@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bake.commands._common import add_account_args, remove_or_fail
+from bake.commands.context import Context
 from bake.errors import ExitCode
 
 
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_account_args(p)
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
     from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     region = common.resolve_region(args.region, config)
     (ec2,) = common.clients(region, "ec2")
 
-    plan = find_leftovers(ec2, older_than, protected_amis=common.lock_ami_ids(lock))
+    plan = find_leftovers(ec2, older_than, protected_amis={ami: str(use) for ami, use in lock.ami_ids().items()})
     headers = ["kind", "id", "name", "pool", "run", "age", "state"]
     if plan.fresh:
         print(f"left alone, started less than {args.older_than} ago (a build may still be running):")
@@ -49,6 +50,6 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     if not args.yes:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
         return ExitCode.OK
-    remove_or_fail("sweep", lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))  # type: ignore[attr-defined]
+    remove_or_fail("sweep", lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))
     print(f"\nremoved {len(plan.leftovers)} resource(s)")
     return ExitCode.OK

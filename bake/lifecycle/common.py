@@ -76,19 +76,6 @@ def read_lock(path: Path) -> LockData:
     return LockFile(path).read()
 
 
-def lock_ami_ids(lock: LockData) -> dict[str, str]:
-    """Every AMI the lock names (current, history, pin), with where: ``{ami: "POOL current"}``."""
-    out: dict[str, str] = {}
-    for pool, rec in lock.pools.items():
-        if rec.pinned:
-            out.setdefault(rec.pinned.ami_id, f"{pool} pinned")
-        if rec.current:
-            out.setdefault(rec.current.ami_id, f"{pool} current")
-        for i, entry in enumerate(rec.history):
-            out.setdefault(entry.ami_id, f"{pool} history #{i + 1}")
-    return out
-
-
 def resolve_region(region: str | None, config: BakeConfig | None) -> str:
     """--region, else the config's region, else the AWS chain (AWS_REGION, profile...)."""
     if region:

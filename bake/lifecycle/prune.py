@@ -114,11 +114,11 @@ def plan_prune(
         by_pool.setdefault(t[tags.KEY_POOL], []).append(img)
 
     protected: dict[str, str] = {}
-    for name, rec in lock.pools.items():
-        if rec.current:
-            protected.setdefault(rec.current.ami_id, f"lock: current of {name}")
-        if rec.pinned:
-            protected.setdefault(rec.pinned.ami_id, f"lock: pinned in {name}")
+    for ami, use in lock.ami_uses():
+        if use.role == "current":
+            protected.setdefault(ami, f"lock: current of {use.pool}")
+        elif use.role == "pinned":
+            protected.setdefault(ami, f"lock: pinned in {use.pool}")
     out: list[Candidate] = []
     for pool in sorted(by_pool):
         rec = lock.pool(pool)

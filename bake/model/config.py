@@ -1,22 +1,25 @@
-"""``bake.toml``: the pools, their images and how to build them.
+"""``bake.toml``: the pools, their images, how to build them and how to roll them out.
 
-Validation is pydantic's; this module turns its errors into messages that name the file,
-the pool and the key, with the nearest spelling for an unknown key.
+One pass reads the whole file into typed models: the AMI side's keys here, the rollout side's
+tables (``bake.model.rollout``) inside them. Validation is pydantic's; ``bake.model.base`` turns
+its errors into messages that name the file, the pool and the key, with the nearest spelling
+for an unknown key. The keys a table may hold are its model's fields: there is no other list.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bake.errors import ConfigError
+from bake.model.base import Strict, check_keys, config_error, fail, suggest
 from bake.model.refs import parse_reference
+from bake.model.rollout import PoolRollout, ProviderSettings, StateSettings
 
 DEFAULT_CONFIG = "bake.toml"
 
@@ -27,11 +30,7 @@ SSH_HOST = re.compile(r"^(public_ip|private_ip|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class RegistryAuth(_Strict):
+class RegistryAuth(Strict):
     """Credentials for a non-ECR registry, read from the environment at run time.
 
     The config names environment variables, never secrets: bake.toml is committed.
@@ -41,7 +40,7 @@ class RegistryAuth(_Strict):
     password_env: str
 
 
-class GpuSettings(_Strict):
+class GpuSettings(Strict):
     """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
 
     # The procedure's floor: "Nvidia GPU driver 410+". A driver major version.
@@ -77,7 +76,7 @@ def is_nvidia_instance_type(instance_type: str) -> bool:
     return "." in instance_type and bool(NVIDIA_FAMILY.match(family)) and family not in NOT_NVIDIA_FAMILIES
 
 
-class PoolConfig(_Strict):
+class PoolConfig(Strict):
     """One node pool: what to bake (base AMI, images, runtime) and how (builder settings)."""
 
     name: str
@@ -106,9 +105,8 @@ class PoolConfig(_Strict):
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
     tags: dict[str, str] = {}
-    # The rollout side's settings (launch template / configuration / node group, ASG).
-    # Opaque to the AMI side; validated by bake.model.rollout.
-    rollout: dict[str, Any] = {}
+    # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
+    rollout: PoolRollout = PoolRollout()
 
     @field_validator("name")
     @classmethod
@@ -182,13 +180,14 @@ class PoolConfig(_Strict):
         return host.strip("[]"), int(port)
 
 
-class BakeConfig(_Strict):
+class BakeConfig(Strict):
     path: Path
     region: str | None = None
     pools: dict[str, PoolConfig]
     registries: dict[str, RegistryAuth] = {}
-    # The rollout side's stack-wide settings (state backend, provider tags).
-    rollout: dict[str, Any] = {}
+    # The rollout side's stack-wide tables.
+    state: StateSettings = StateSettings()
+    provider: ProviderSettings = ProviderSettings()
 
     def select(self, names: list[str] | None) -> list[PoolConfig]:
         if not names:
@@ -197,30 +196,35 @@ class BakeConfig(_Strict):
         if missing:
             raise ConfigError(
                 f"{self.path}: no pool named {', '.join(map(repr, missing))}"
-                f"{_suggest(missing[0], self.pools)}; pools: {', '.join(self.pools) or '(none)'}"
+                f"{suggest(missing[0], self.pools)}; pools: {', '.join(self.pools) or '(none)'}"
             )
         return [self.pools[n] for n in names]
 
+    # What only the rollout stack requires (a bake needs neither).
+    def stack_region(self) -> str:
+        """The one region the stack deploys to."""
+        if not self.region:
+            raise ConfigError(f"{self.path}: region: missing (the stack deploys to one region; "
+                              f'add region = "us-east-1")')
+        return self.region
 
-# Keys a pool table may hold, and those that belong to the rollout side.
-ROLLOUT_POOL_KEYS = frozenset({"launch", "asg", "launch_template", "nodegroup", "adopt"})
-POOL_KEYS = frozenset(PoolConfig.model_fields) - {"name", "rollout"}
-TOP_KEYS = frozenset({"region", "defaults", "pools", "registries", "state", "provider"})
+    def rollout_of(self, name: str) -> PoolRollout:
+        """A pool's rollout settings, for the stack: a pool that has none is an error there."""
+        rollout = self.pools[name].rollout
+        if not rollout.configured:
+            where = f"pools.{name}"
+            raise ConfigError(
+                f"{self.path}: {where}: no rollout settings: add a [{where}.asg] table with subnet_ids "
+                f'or availability_zones (or set launch = "none" to bake this pool without rolling it out)'
+            )
+        return rollout
 
 
-def _suggest(word: str, choices: Any) -> str:
-    near = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
-def _fail(path: Path, where: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {where}: {message}" if where else f"{path}: {message}")
-
-
-def _check_keys(path: Path, where: str, table: dict[str, Any], allowed: frozenset[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise _fail(path, where, f"unknown key {key!r}{_suggest(key, allowed)}")
+# The keys each level of the file may hold, from the models.
+AMI_POOL_KEYS = frozenset(PoolConfig.model_fields) - {"name", "rollout"}
+ROLLOUT_POOL_KEYS = frozenset(PoolRollout.model_fields)
+POOL_KEYS = AMI_POOL_KEYS | ROLLOUT_POOL_KEYS
+TOP_KEYS = frozenset(BakeConfig.model_fields) - {"path"} | {"defaults"}
 
 
 def load_config(path: str | Path) -> BakeConfig:
@@ -239,71 +243,47 @@ def load_config(path: str | Path) -> BakeConfig:
 
 
 def parse_config(raw: dict[str, Any], path: Path) -> BakeConfig:
-    _check_keys(path, "", raw, TOP_KEYS)
+    check_keys(path, "", raw, TOP_KEYS)
     defaults = raw.get("defaults", {})
     pools = raw.get("pools")
     if not isinstance(defaults, dict):
-        raise _fail(path, "defaults", "must be a table")
+        raise fail(path, "defaults", "must be a table")
     if not isinstance(pools, dict) or not pools:
-        raise _fail(path, "", "no pools: add at least one [pools.NAME] table")
-    _check_keys(path, "defaults", defaults, POOL_KEYS | ROLLOUT_POOL_KEYS)
-
-    built: dict[str, PoolConfig] = {}
-    for name, table in pools.items():
-        where = f"pools.{name}"
-        if not isinstance(table, dict):
-            raise _fail(path, where, "must be a table")
-        _check_keys(path, where, table, POOL_KEYS | ROLLOUT_POOL_KEYS)
-        merged = {**defaults, **table}
-        ami_side = {k: v for k, v in merged.items() if k in POOL_KEYS}
-        rollout = {k: v for k, v in merged.items() if k in ROLLOUT_POOL_KEYS}
-        try:
-            built[name] = PoolConfig(name=name, rollout=rollout, **ami_side)
-        except ValidationError as e:
-            raise _from_validation(path, where, e, table, defaults) from None
-        except ValueError as e:  # an image reference rejected outside pydantic's wrapping
-            raise _fail(path, where, str(e)) from None
+        raise fail(path, "", "no pools: add at least one [pools.NAME] table")
+    check_keys(path, "defaults", defaults, POOL_KEYS)
+    built = {name: _pool(path, name, table, defaults) for name, table in pools.items()}
 
     registries: dict[str, RegistryAuth] = {}
     for host, table in (raw.get("registries") or {}).items():
+        where = f"registries.{host}"
+        if not isinstance(table, dict):
+            raise fail(path, where, "must be a table")
         try:
             registries[host] = RegistryAuth(**table)
-        except (ValidationError, TypeError) as e:
-            raise _fail(path, f"registries.{host}", _first_message(e)) from None
-    region = raw.get("region")
-    if region is not None and not isinstance(region, str):
-        raise _fail(path, "region", "must be a string")
-    rollout = {k: raw[k] for k in ("state", "provider") if k in raw}
-    return BakeConfig(path=path, region=region, pools=built, registries=registries, rollout=rollout)
+        except ValidationError as e:
+            raise config_error(path, where, e, RegistryAuth) from None
+    top = {k: raw[k] for k in ("region", "state", "provider") if k in raw}
+    try:
+        return BakeConfig(path=path, pools=built, registries=registries, **top)
+    except ValidationError as e:
+        raise config_error(path, "", e, BakeConfig) from None
 
 
-def _first_message(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        return f"{loc}: {_clean(err['msg'])}" if loc else _clean(err["msg"])
-    return str(e)
-
-
-def _clean(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
-
-
-def _from_validation(
-    path: Path, where: str, e: ValidationError, table: dict[str, Any], defaults: dict[str, Any]
-) -> ConfigError:
-    err = e.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    key = loc[0] if loc else ""
+def _pool(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> PoolConfig:
+    where = f"pools.{name}"
+    if not isinstance(table, dict):
+        raise fail(path, where, "must be a table")
+    check_keys(path, where, table, POOL_KEYS)
+    merged = {**defaults, **table}
     # A value inherited from [defaults] is reported there, where the user has to fix it.
-    origin = where if key in table or key not in defaults else "defaults"
-    if err["type"] == "missing":
-        return _fail(path, where, f"missing required key {key!r}")
-    if err["type"] == "extra_forbidden":
-        parent = loc[:-1]
-        return _fail(path, ".".join([origin, *parent]), f"unknown key {loc[-1]!r}")
-    got = err.get("input")
-    detail = _clean(err["msg"])
-    if err["type"].endswith("_type") or err["type"] in ("literal_error",):
-        detail = f"{detail} (got {got!r})"
-    return _fail(path, ".".join([origin, *loc]), detail)
+    origin = {k: "defaults" for k in defaults if k not in table}
+    try:
+        rollout = PoolRollout(**{k: v for k, v in merged.items() if k in ROLLOUT_POOL_KEYS})
+    except ValidationError as e:
+        raise config_error(path, where, e, PoolRollout, origin) from None
+    try:
+        return PoolConfig(name=name, rollout=rollout, **{k: v for k, v in merged.items() if k in AMI_POOL_KEYS})
+    except ValidationError as e:
+        raise config_error(path, where, e, PoolConfig, origin) from None
+    except ValueError as e:  # an image reference rejected outside pydantic's wrapping
+        raise fail(path, where, str(e)) from None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -70,12 +71,40 @@ class PoolLock(_Model):
         return PoolLock(current=entry, history=history[:HISTORY_MAX], pinned=self.pinned)
 
 
+class AmiUse(NamedTuple):
+    """Where the lock names an AMI: ``cpu current``, ``cpu pinned``, ``cpu history #2``."""
+
+    pool: str
+    role: Literal["current", "pinned", "history"]
+    index: int = 0  # in history: 0 is the newest
+
+    def __str__(self) -> str:
+        return f"{self.pool} history #{self.index + 1}" if self.role == "history" else f"{self.pool} {self.role}"
+
+
 class LockData(_Model):
     version: int = LOCK_VERSION
     pools: dict[str, PoolLock] = Field(default_factory=dict)
 
     def pool(self, name: str) -> PoolLock:
         return self.pools.get(name) or PoolLock()
+
+    def ami_uses(self) -> Iterator[tuple[str, AmiUse]]:
+        """Every place the lock names an AMI: per pool, current, pin, then history newest first."""
+        for name, rec in self.pools.items():
+            if rec.current:
+                yield rec.current.ami_id, AmiUse(name, "current")
+            if rec.pinned:
+                yield rec.pinned.ami_id, AmiUse(name, "pinned")
+            for i, entry in enumerate(rec.history):
+                yield entry.ami_id, AmiUse(name, "history", i)
+
+    def ami_ids(self) -> dict[str, AmiUse]:
+        """Every AMI the lock names, with the first place that names it."""
+        out: dict[str, AmiUse] = {}
+        for ami, use in self.ami_uses():
+            out.setdefault(ami, use)
+        return out
 
 
 def now_iso() -> str:

@@ -1,10 +1,13 @@
-"""The rollout side's settings in ``bake.toml``: how each pool's AMI reaches its nodes.
+"""The rollout side's tables in ``bake.toml``: how each pool's AMI reaches its nodes.
 
-``PoolConfig.rollout`` holds a pool's ``launch``, ``asg``, ``launch_template``, ``nodegroup`` and
-``adopt`` keys; ``BakeConfig.rollout`` the top-level ``[state]`` and ``[provider]`` tables. They
-stay opaque dicts on the AMI side; the stack (``main.py``) validates them here with
-:func:`rollout_settings` / :func:`stack_settings`, and errors name the file, the pool and the key
-like ``bake.model.config`` does.
+``PoolRollout`` is a pool's ``launch``, ``asg``, ``launch_template``, ``nodegroup`` and ``adopt``
+keys (``PoolConfig.rollout``); ``StateSettings`` and ``ProviderSettings`` are the top-level
+``[state]`` and ``[provider]`` tables (``BakeConfig.state``/``.provider``). ``load_config``
+validates them with the rest of the file, in one pass: ``bake build`` refuses a bad rollout key
+before anything launches, and the stack takes these models as they are.
+
+A new rollout key is one field on its table's class here; a new pool table is one field on
+``PoolRollout`` (its keys are the pool keys the config accepts).
 
 Pure data: no cdktf, no boto3, no file reads (``user_data_file`` is read by ``main.py``).
 """
@@ -14,21 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from bake.errors import ConfigError
-from bake.model.config import BakeConfig, PoolConfig
+from bake.model.base import Strict
 
 VolumeType = Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"]
 Count = Annotated[int, Field(ge=0, le=10000)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class InstanceRefresh(_Strict):
+class InstanceRefresh(Strict):
     """``[pools.NAME.asg.instance_refresh]``: replace instances when the launch template changes."""
 
     strategy: Literal["Rolling"] = "Rolling"
@@ -52,7 +50,7 @@ class InstanceRefresh(_Strict):
         return v
 
 
-class AsgSettings(_Strict):
+class AsgSettings(Strict):
     """``[pools.NAME.asg]``: the Auto Scaling group (template and configuration modes)."""
 
     name: str | None = None  # default: the pool's name
@@ -95,7 +93,7 @@ class AsgSettings(_Strict):
         return self
 
 
-class BlockDevice(_Strict):
+class BlockDevice(Strict):
     """``[[pools.NAME.launch_template.block_devices]]``: an EBS volume besides the root one."""
 
     device_name: str
@@ -108,7 +106,7 @@ class BlockDevice(_Strict):
     delete_on_termination: bool = True
 
 
-class LaunchTemplateSettings(_Strict):
+class LaunchTemplateSettings(Strict):
     """``[pools.NAME.launch_template]``: the instances' settings (every launch mode reads it)."""
 
     instance_type: str | None = None  # default: the pool's instance_type
@@ -132,14 +130,21 @@ class LaunchTemplateSettings(_Strict):
             raise ValueError("set user_data or user_data_file, not both")
         return self
 
+    def user_data_path(self, config_path: Path) -> Path | None:
+        """Where ``user_data_file`` points, relative to bake.toml's folder (read by the caller)."""
+        if self.user_data_file is None:
+            return None
+        p = Path(self.user_data_file)
+        return p if p.is_absolute() else config_path.parent / p
 
-class Taint(_Strict):
+
+class Taint(Strict):
     key: str
     value: str | None = None
     effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"]
 
 
-class NodegroupSettings(_Strict):
+class NodegroupSettings(Strict):
     """``[pools.NAME.nodegroup]``: an EKS managed node group with the baked AMI."""
 
     cluster_name: str
@@ -169,7 +174,7 @@ class NodegroupSettings(_Strict):
         return self
 
 
-class Adopt(_Strict):
+class Adopt(Strict):
     """``[pools.NAME.adopt]``, written by ``python -m bake adopt``: the live Auto Scaling group
     this pool took over. The stack imports the group (a Terraform import block: a no-op once it
     is in the state) and switches it to the pool's own launch template or configuration."""
@@ -191,8 +196,9 @@ class Adopt(_Strict):
         return self
 
 
-class PoolRollout(_Strict):
-    """One pool's rollout keys, validated. ``launch = "none"``: baked but not rolled out here."""
+class PoolRollout(Strict):
+    """One pool's rollout keys (each field is a key of ``[pools.NAME]``). ``launch = "none"``:
+    baked but not rolled out here. No key at all: a pool only baked (the stack refuses it)."""
 
     launch: Literal["template", "configuration", "nodegroup", "none"] = "template"
     asg: AsgSettings | None = None
@@ -203,6 +209,8 @@ class PoolRollout(_Strict):
 
     @model_validator(mode="after")
     def _mode_tables(self) -> PoolRollout:
+        if not self.configured:
+            return self
         if self.launch in ("template", "configuration") and self.asg is None:
             raise ValueError(
                 f'launch = "{self.launch}" needs an [asg] table with subnet_ids or availability_zones'
@@ -222,8 +230,13 @@ class PoolRollout(_Strict):
                                  f"(another name would replace the group)")
         return self
 
+    @property
+    def configured(self) -> bool:
+        """Whether bake.toml set any rollout key for this pool."""
+        return bool(self.model_fields_set)
 
-class StateSettings(_Strict):
+
+class StateSettings(Strict):
     """``[state]``: where Terraform keeps the stack's state."""
 
     backend: Literal["local", "s3"] = "local"
@@ -254,7 +267,7 @@ class StateSettings(_Strict):
         return self
 
 
-class ProviderSettings(_Strict):
+class ProviderSettings(Strict):
     """``[provider]``: the AWS provider block (no endpoints: AWS_ENDPOINT_URL does that)."""
 
     default_tags: dict[str, str] = {}
@@ -262,54 +275,3 @@ class ProviderSettings(_Strict):
     profile: str | None = None
 
 
-class StackSettings(_Strict):
-    region: str
-    state: StateSettings = StateSettings()
-    provider: ProviderSettings = ProviderSettings()
-
-
-def _message(e: ValidationError) -> tuple[str, str]:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return loc.rpartition(".")[0], f"unknown key {loc.rpartition('.')[2]!r}"
-    if err["type"] == "missing":
-        return loc.rpartition(".")[0], f"missing required key {loc.rpartition('.')[2]!r}"
-    if err["type"].endswith("_type") or err["type"] == "literal_error":
-        msg = f"{msg} (got {err.get('input')!r})"
-    return loc, msg
-
-
-def rollout_settings(config: BakeConfig, pool: PoolConfig) -> PoolRollout:
-    """Validate one pool's rollout keys; a ConfigError names the file, the pool and the key."""
-    where = f"pools.{pool.name}"
-    if not pool.rollout:
-        raise ConfigError(
-            f"{config.path}: {where}: no rollout settings: add a [{where}.asg] table with subnet_ids "
-            f'or availability_zones (or set launch = "none" to bake this pool without rolling it out)'
-        )
-    try:
-        return PoolRollout.model_validate(pool.rollout)
-    except ValidationError as e:
-        loc, msg = _message(e)
-        raise ConfigError(f"{config.path}: {where}{'.' + loc if loc else ''}: {msg}") from None
-
-
-def stack_settings(config: BakeConfig) -> StackSettings:
-    """Validate the top-level ``region``, ``[state]`` and ``[provider]`` for the stack."""
-    if not config.region:
-        raise ConfigError(f"{config.path}: region: missing (the stack deploys to one region; add region = \"us-east-1\")")
-    try:
-        return StackSettings.model_validate({"region": config.region, **config.rollout})
-    except ValidationError as e:
-        loc, msg = _message(e)
-        raise ConfigError(f"{config.path}: {loc}: {msg}" if loc else f"{config.path}: {msg}") from None
-
-
-def user_data_path(config: BakeConfig, settings: LaunchTemplateSettings) -> Path | None:
-    """Where ``user_data_file`` points, relative to bake.toml's folder (read by the caller)."""
-    if settings.user_data_file is None:
-        return None
-    p = Path(settings.user_data_file)
-    return p if p.is_absolute() else Path(config.path).parent / p

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
+from bake.model.images import ResolvedImage
 from bake.progress import Reporter
-from bake.registry import ResolvedImage
 
 
 @dataclass

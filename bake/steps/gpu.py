@@ -20,8 +20,8 @@ import threading
 
 from bake import gpu
 from bake.gpu import GpuError
+from bake.model.images import ResolvedImage
 from bake.model.refs import parse_reference
-from bake.registry import ResolvedImage
 from bake.runtimes import runtime_for, sudo
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one

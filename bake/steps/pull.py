@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bake.errors import BakeError
-from bake.registry import ResolvedImage
+from bake.model.images import ResolvedImage
 from bake.runtimes import TRANSIENT, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from bake.model.config import PoolConfig
+from bake.model.images import ResolvedImage
 from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
-from bake.registry import ResolvedImage
 from bake.steps.base import BuildState
 
 

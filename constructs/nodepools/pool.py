@@ -1,14 +1,14 @@
 """``NodePool``: one pool's launch template (or launch configuration) and its group.
 
 Construct ids are part of the Terraform addresses and never change: every resource's logical
-id is the pool's name (``aws_launch_template.general``, ``aws_autoscaling_group.general``), so a
-new AMI shows in the plan as an update of those same addresses.
+id is the pool's name (``aws_launch_template.general``, ``aws_autoscaling_group.general``, the
+scheme of ``bake.model.stack``, which ``bake review`` reads too), so a new AMI shows in the plan
+as an update of those same addresses.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 
 from cdktf import TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
@@ -42,14 +42,8 @@ from cdktf_cdktf_provider_aws.launch_template import (
 )
 from constructs import Construct
 
+from bake.model.stack import logical_id
 from nodepools.props import InstanceProps, NodePoolProps
-
-_TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-def logical_id(pool: str) -> str:
-    """The Terraform resource name for a pool (names may start with a digit; HCL's may not)."""
-    return pool if _TF_NAME.match(pool) else f"_{pool}"
 
 
 def _b64(text: str | None) -> str | None:

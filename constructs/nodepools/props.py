@@ -2,6 +2,8 @@
 
 Pure: no cdktf, no boto3, no file reads. ``main.py`` loads the config and the lock, reads any
 ``user_data_file``, and hands the results to :func:`stack_props`; the constructs only declare.
+The settings come typed and validated from ``bake.model`` (``load_config`` checks every rollout
+table): nothing here checks them again.
 """
 
 from __future__ import annotations
@@ -13,20 +15,8 @@ from typing import Literal
 from bake.errors import UsageError
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.lock import LockData
-from bake.model.rollout import (
-    Adopt,
-    AsgSettings,
-    BlockDevice,
-    NodegroupSettings,
-    PoolRollout,
-    ProviderSettings,
-    StateSettings,
-    rollout_settings,
-    stack_settings,
-)
-
-STACK_ID = "nodepools"
-POOL_TAG = "bake:pool"
+from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
+from bake.model.stack import POOL_TAG
 
 Launch = Literal["template", "configuration", "nodegroup"]
 
@@ -67,12 +57,6 @@ class NodePoolProps:
     # only; the pool's own tags go to the launch template and the instances).
     adopt: Adopt | None = None
 
-    def __post_init__(self) -> None:
-        if self.launch in ("template", "configuration") and self.asg is None:
-            raise ValueError(f"pool {self.name}: launch={self.launch!r} needs asg settings")
-        if self.launch == "nodegroup" and self.nodegroup is None:
-            raise ValueError(f"pool {self.name}: launch='nodegroup' needs nodegroup settings")
-
 
 @dataclass(frozen=True)
 class StackProps:
@@ -82,8 +66,7 @@ class StackProps:
     provider: ProviderSettings = ProviderSettings()
 
 
-def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_id: str,
-               user_data: str | None) -> NodePoolProps:
+def pool_props(pool: PoolConfig, rollout: PoolRollout, ami_id: str, user_data: str | None) -> NodePoolProps:
     """One pool's props; the AMI side's keys are the defaults of the launch template's."""
     lt = rollout.launch_template
     tags = {**pool.tags, POOL_TAG: pool.name}
@@ -108,36 +91,31 @@ def pool_props(config: BakeConfig, pool: PoolConfig, rollout: PoolRollout, ami_i
                          asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt)
 
 
-def stack_props(config: BakeConfig, lock: LockData, rollouts: Mapping[str, PoolRollout],
-                user_data: Mapping[str, str]) -> StackProps:
-    """The whole stack's props. ``rollouts``: every pool's validated settings (see
-    :func:`rollouts_of`); ``user_data``: the text of each pool's ``user_data_file``, read by the caller.
-    Raises MissingAmiError naming every pool without a baked AMI and the command that bakes it."""
-    stack = stack_settings(config)
+def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]) -> StackProps:
+    """The whole stack's props. ``user_data``: the text of each pool's ``user_data_file``, read by
+    the caller. Raises ConfigError for a pool without rollout settings or a config without a
+    region, MissingAmiError naming every pool without a baked AMI and the command that bakes it."""
+    region = config.stack_region()
     pools: list[NodePoolProps] = []
     missing: list[str] = []
     for name, pool in config.pools.items():
-        rollout = rollouts[name]
+        rollout = config.rollout_of(name)
         if rollout.launch == "none":
             continue
         entry = lock.pool(name).current
         if entry is None:
             missing.append(name)
             continue
-        if entry.region != stack.region:
+        if entry.region != region:
             raise MissingAmiError(
                 f"pool {name!r}: its AMI {entry.ami_id} is in {entry.region}, the stack deploys to "
-                f"{stack.region}; bake it there: python -m bake build --pool {name}"
+                f"{region}; bake it there: python -m bake build --pool {name}"
             )
-        pools.append(pool_props(config, pool, rollout, entry.ami_id, user_data.get(name)))
+        pools.append(pool_props(pool, rollout, entry.ami_id, user_data.get(name)))
     if missing:
         cmds = "; ".join(f"python -m bake build --pool {n}" for n in missing)
         raise MissingAmiError(
             f"no baked AMI in the lock file for pool{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(repr, missing))}: bake first ({cmds})"
         )
-    return StackProps(region=stack.region, pools=tuple(pools), state=stack.state, provider=stack.provider)
-
-
-def rollouts_of(config: BakeConfig) -> dict[str, PoolRollout]:
-    return {name: rollout_settings(config, pool) for name, pool in config.pools.items()}
+    return StackProps(region=region, pools=tuple(pools), state=config.state, provider=config.provider)

@@ -13,7 +13,6 @@ from bakeutil import run_bake
 from conftest import PRE_EXISTING, USER_DATA, make_legacy_group
 
 from bake.model.config import load_config
-from bake.model.rollout import rollout_settings
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -102,7 +101,7 @@ def test_adopt_with_images_and_a_launch_template_source(sandbox, tmp_path: Path,
     assert (tmp_path / "userdata" / "gpu-less.txt").read_bytes() == USER_DATA
     # With images the config is complete: both sides load it.
     loaded = load_config(cfg)
-    rollout = rollout_settings(loaded, loaded.pools["gpu-less"])
+    rollout = loaded.rollout_of("gpu-less")
     assert rollout.adopt is not None and rollout.asg is not None and rollout.asg.name == name
 
 

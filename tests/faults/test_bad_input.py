@@ -65,6 +65,19 @@ def test_invalid_values(sandbox, bake, proxy, tmp_path, extra, needles):
     _expect_usage_error(bake, proxy, cfg, str(cfg), *needles)
 
 
+@pytest.mark.parametrize("table,needles", [
+    ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\n[pools.cpu.launch_template]\nvolume_initialisation_rate = 400\n",
+     ["pools.cpu.launch_template: unknown key 'volume_initialisation_rate'"]),
+    ("[pools.cpu.asg]\nsubnet_ids = ['subnet-a']\nmin_size = 3\nmax_size = 2\n",
+     ["pools.cpu.asg: min_size 3 is above max_size 2"]),
+    ("[state]\nbackend = 's3'\n", ["state: backend = \"s3\" needs bucket and key"]),
+])
+def test_invalid_rollout_tables_fail_the_build_before_anything_launches(sandbox, bake, proxy, tmp_path, table, needles):
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text(_pool(sandbox) + table)
+    _expect_usage_error(bake, proxy, cfg, str(cfg), *needles)
+
+
 def _payloads(marker: Path) -> list[str]:
     return [f"x; touch {marker}", f"x && touch {marker}", f"$(touch {marker})", f"`touch {marker}`",
             f"x | touch {marker}", f"x\ntouch {marker}", f"x' ; touch {marker} ; '"]

@@ -19,9 +19,9 @@ from moto import mock_aws
 from bake.cancel import CancelToken
 from bake.errors import UsageError
 from bake.model.config import PoolConfig
+from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
-from bake.registry import Credential, ResolvedImage
 from bake.runtimes import Containerd, Docker, sudo
 from bake.ssh import Result, UnexpectedExit
 from bake.steps import security_group

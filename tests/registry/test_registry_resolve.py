@@ -18,7 +18,8 @@ from bake.errors import Cancelled, ExitCode
 from bake.model.config import RegistryAuth
 from bake.model.refs import parse_reference
 from bake.progress import MASK, NullReporter
-from bake.registry import Credential, CredentialEnvError, RegistryClient, RegistryError, ResolvedImage
+from bake.model.images import Credential, ResolvedImage
+from bake.registry import CredentialEnvError, RegistryClient, RegistryError
 from bake.sandbox.process import free_port
 from bake.sandbox.registry import LocalRegistry, write_htpasswd
 

@@ -166,6 +166,21 @@ def test_counts_imports_destroys_modules_and_longest_pool_name() -> None:
     assert "data.aws_ami.x" not in md
 
 
+def test_the_stacks_own_addresses_tie_exactly() -> None:
+    # The stack names each pool's resources logical_id(pool) (bake.model.stack). A group whose
+    # name contains another pool's longer name is still its own pool's; so is a digit-led pool.
+    plan = {"format_version": "1.2", "resource_changes": [
+        _rc("aws_autoscaling_group.gpu", "aws_autoscaling_group", ["update"], {"name": "gpu-large-spare"},
+            {"name": "gpu-large-spare"}),
+        _rc("aws_eks_node_group._1gpu", "aws_eks_node_group", ["update"], {"node_group_name": "gpu"},
+            {"node_group_name": "gpu"}),
+    ]}
+    lock = LockData(pools={p: PoolLock(current=entry("ami-0000000" + str(i), "ami-b", []))
+                           for i, p in enumerate(("gpu", "gpu-large", "1gpu"))})
+    pools = {c.address: c.pool for c in build_review(plan, lock, lock).changes}
+    assert pools == {"aws_autoscaling_group.gpu": "gpu", "aws_eks_node_group._1gpu": "1gpu"}
+
+
 def test_lock_moves_but_plan_does_not_warns() -> None:
     plan = {"format_version": "1.2", "resource_changes": []}
     base = LockData(pools={"web": PoolLock(current=entry("ami-00000001", "ami-b", []))})

@@ -12,8 +12,7 @@ from rollout_helpers import PYTHON, ROOT, base_env
 from bake.errors import ConfigError
 from bake.model.config import load_config
 from bake.model.lock import ImageDigest, LockData, LockEntry, PoolLock
-from bake.model.rollout import rollout_settings, stack_settings
-from nodepools.props import MissingAmiError, rollouts_of, stack_props
+from nodepools.props import MissingAmiError, stack_props
 
 HEAD = """
 region = "us-east-1"
@@ -30,10 +29,13 @@ def cfg(tmp_path: Path, body: str):  # noqa: ANN201
 
 
 def err(tmp_path: Path, body: str) -> str:
-    c = cfg(tmp_path, body)
+    """The error of loading the file, or else of the stack's own requirements (a region, each
+    pool's rollout settings)."""
     with pytest.raises(ConfigError) as e:
-        rollouts_of(c)
-        stack_settings(c)
+        c = cfg(tmp_path, body)
+        c.stack_region()
+        for name in c.pools:
+            c.rollout_of(name)
     return str(e.value)
 
 
@@ -45,6 +47,11 @@ def entry(ami: str, region: str = "us-east-1") -> LockEntry:
 
 @pytest.mark.parametrize("body, expected", [
     ("[pools.a.asg]\nmin_size = 1\nmax_size = 2\nsubnet_ids = ['s']\nmin_sise = 1\n", "pools.a.asg: unknown key 'min_sise'"),
+    ("[pools.a.asg]\nsubnet_ids = ['s']\n[pools.a.asg.instance_refresh]\nmin_healthy_percent = 90\n",
+     "pools.a.asg.instance_refresh: unknown key 'min_healthy_percent' (did you mean 'min_healthy_percentage'?)"),
+    ("[pools.a.launch_template]\n[[pools.a.launch_template.block_devices]]\ndevice_nam = 'x'\n[pools.a.asg]\nsubnet_ids = ['s']\n",
+     "pools.a.launch_template.block_devices.0: unknown key 'device_nam' (did you mean 'device_name'?)"),
+    ("[defaults.asg]\nmax_size = 'two'\nsubnet_ids = ['s']\n[pools.a]\n", "defaults.asg.max_size"),
     ("[pools.a.asg]\nmin_size = 3\nmax_size = 2\nsubnet_ids = ['s']\n", "pools.a.asg: min_size 3 is above max_size 2"),
     ("[pools.a.asg]\nmax_size = 2\n", "pools.a.asg: set exactly one of subnet_ids or availability_zones"),
     ("[pools.a.asg]\nmax_size = 'two'\nsubnet_ids = ['s']\n", "pools.a.asg.max_size"),
@@ -89,7 +96,7 @@ def test_ami_side_keys_are_the_defaults(tmp_path: Path) -> None:
         launch = "none"
     """)
     lock = LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa")), "b": PoolLock(current=entry("ami-bbbbbbbb"))})
-    props = stack_props(c, lock, rollouts_of(c), {})
+    props = stack_props(c, lock, {})
     a, b = props.pools  # "skip" is baked but not rolled out
     assert (a.instance.instance_type, a.instance.root_volume_size, a.instance.security_group_ids,
             a.instance.iam_instance_profile, a.ami_id) == ("c6i.xlarge", 60, ("sg-1",), "nodes", "ami-aaaaaaaa")
@@ -101,19 +108,19 @@ def test_ami_side_keys_are_the_defaults(tmp_path: Path) -> None:
 def test_missing_lock_entry_and_wrong_region(tmp_path: Path) -> None:
     c = cfg(tmp_path, "[pools.a.asg]\nsubnet_ids = ['s']\n[pools.b.asg]\nsubnet_ids = ['s']\n")
     with pytest.raises(MissingAmiError, match=r"'b'.*python -m bake build --pool b"):
-        stack_props(c, LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa"))}), rollouts_of(c), {})
+        stack_props(c, LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa"))}), {})
     lock = LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa")), "b": PoolLock(current=entry("ami-bbbbbbbb", "eu-west-1"))})
     with pytest.raises(MissingAmiError, match="eu-west-1"):
-        stack_props(c, lock, rollouts_of(c), {})
+        stack_props(c, lock, {})
 
 
 def test_region_is_required(tmp_path: Path) -> None:
     p = tmp_path / "bake.toml"
     p.write_text(HEAD.replace('region = "us-east-1"', "") + "[pools.a.asg]\nsubnet_ids = ['s']\n")
     c = load_config(p)
-    rollout_settings(c, c.pools["a"])
+    c.rollout_of("a")
     with pytest.raises(ConfigError, match="region"):
-        stack_settings(c)
+        c.stack_region()
 
 
 def _main(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:

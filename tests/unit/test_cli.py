@@ -20,8 +20,9 @@ def bake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_every_command_is_built_and_documented_in_the_readme():
-    parser, modules = cli.build_parser()
-    assert sorted(modules) == sorted(cli.COMMANDS), "a command module is missing"
+    files = {f.stem for f in (ROOT / "bake" / "commands").glob("*.py")} - {"__init__", "_common", "context"}
+    assert files == set(cli.COMMANDS), "a module of bake/commands/ is not wired into the CLI"
+    assert all(module.__name__ == f"bake.commands.{name}" for name, module in cli.COMMANDS.items())
     readme = (ROOT / "README.md").read_text()
     table = re.findall(r"^\| `(\w+)", readme, flags=re.MULTILINE)
     for name in cli.COMMANDS:
@@ -50,6 +51,26 @@ def test_config_errors_exit_2_with_the_file_named(tmp_path):
     assert not (tmp_path / "amis.lock.json").exists()
     r = bake("plan", "--config", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_build_and_plan_refuse_an_unknown_rollout_key(tmp_path):
+    # The rollout tables are part of the file `bake build` validates: a key the stack would
+    # refuse fails here, before anything is resolved or launched, not later at synthesis.
+    # (A misspelling: the key itself may become valid, the test must not change meaning then.)
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text('region = "us-east-1"\n[pools.cpu]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["python"]\n'
+                   '[pools.cpu.asg]\nsubnet_ids = ["subnet-a"]\n'
+                   "[pools.cpu.launch_template]\nvolume_initialisation_rate = 400\n")
+    for command in ("build", "plan"):
+        r = bake(command, "--config", str(cfg))
+        assert r.returncode == 2, (command, r.stderr)
+        assert f"{cfg}: pools.cpu.launch_template: unknown key 'volume_initialisation_rate'" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "amis.lock.json").exists()
+    cfg.write_text(cfg.read_text().replace("volume_initialisation_rate = 400", "root_volume_sise = 40"))
+    r = bake("plan", "--config", str(cfg))
+    assert r.returncode == 2
+    assert "pools.cpu.launch_template: unknown key 'root_volume_sise' (did you mean 'root_volume_size'?)" in r.stderr
 
 
 def test_default_command_is_build(tmp_path):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from bake.errors import LockFileError
-from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock
+from bake.model.lock import AmiUse, ImageDigest, LockData, LockEntry, LockFile, Pin, PoolLock
 
 
 def entry(ami: str, fp: str = "sha256:x") -> LockEntry:
@@ -25,6 +25,21 @@ def test_promote_moves_current_to_history_newest_first(tmp_path):
     assert [e.ami_id for e in data.pools["cpu"].history] == ["ami-2", "ami-1"]
     raw = json.loads((tmp_path / "amis.lock.json").read_text())
     assert raw["version"] == 1 and raw["pools"]["cpu"]["current"]["images"][0]["ref"] == "python:3"
+
+
+def test_ami_ids_names_every_ami_once_with_where_the_lock_names_it():
+    lock = LockData(pools={
+        "cpu": PoolLock(current=entry("ami-2"), history=[entry("ami-1"), entry("ami-0")],
+                        pinned=Pin(ami_id="ami-2", reason="rollback", at="2026-01-02T00:00:00Z")),
+        "gpu": PoolLock(current=entry("ami-9"), history=[entry("ami-1")]),
+        "new": PoolLock(),
+    })
+    ids = lock.ami_ids()
+    assert ids == {"ami-2": AmiUse("cpu", "current"), "ami-1": AmiUse("cpu", "history", 0),
+                   "ami-0": AmiUse("cpu", "history", 1), "ami-9": AmiUse("gpu", "current")}
+    assert [str(ids[a]) for a in ("ami-2", "ami-0")] == ["cpu current", "cpu history #2"]
+    assert ("ami-2", AmiUse("cpu", "pinned")) in list(lock.ami_uses())
+    assert ("ami-1", AmiUse("gpu", "history", 0)) in list(lock.ami_uses())
 
 
 def test_concurrent_updates_of_different_pools_lose_nothing(tmp_path):

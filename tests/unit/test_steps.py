@@ -103,7 +103,7 @@ def test_ami_kept_when_succeeded(ec2):
 
 def test_ami_tags_stay_within_aws_limits(ec2):
     from bake.model.refs import parse_reference
-    from bake.registry import ResolvedImage
+    from bake.model.images import ResolvedImage
 
     st = state(ec2)
     st.images = [ResolvedImage(parse_reference(f"quay.io/org/img-{i}:v1"), "sha256:" + "c" * 64, None) for i in range(80)]
