@@ -11,7 +11,8 @@ error or one line of a sweep's report.
 Adding a resource (a fast snapshot restore, an AMI copy in another region): its "not found"
 codes go into ``NOT_FOUND``; its removal goes in a section of its own below, built on
 ``_unless_gone`` (and on ``bake.aws.wait`` when it has to wait); then the step that creates it
-calls that removal in its ``cleanup``, and ``bake.lifecycle.sweep`` lists it in ``KINDS``.
+calls that removal in its ``cleanup``, and ``bake.lifecycle.sweep`` finds it by its tags (a
+kind in ``KINDS``) and removes it with the same function.
 """
 
 from __future__ import annotations
