@@ -28,7 +28,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(
         prog="python -m bake",
         description="Bake container images into EKS node AMIs and record them in amis.lock.json.",
-        epilog="Exit codes: 0 done, 1 a bake failed, 2 usage or config error, 130 interrupted, 143 terminated.",
+        epilog=("Exit codes: 0 done, 1 a bake failed, 2 usage or config error, 4 `plan --check`: the lock is not "
+                "current, 130 interrupted, 143 terminated."),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS.values():

@@ -12,6 +12,9 @@ class ExitCode(enum.IntEnum):
     OK = 0
     BAKE_FAILED = 1
     USAGE = 2
+    # `plan --check`: a pool would bake or reuse, so amis.lock.json is not what a build would
+    # record and the rollout needs a new pull request.
+    NOT_CURRENT = 4
     INTERRUPTED = 130  # SIGINT, 128 + 2
     TERMINATED = 143  # SIGTERM, 128 + 15
 

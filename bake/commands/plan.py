@@ -1,4 +1,7 @@
-"""``python -m bake plan``: what build would do, without launching anything."""
+"""``python -m bake plan``: what build would do, without launching anything.
+
+``--check`` makes it a gate for the pipeline: exit 4 when any pool would bake or reuse.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +15,46 @@ from bake.progress import NullReporter
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="show the resolved base AMI, image digests, fingerprint and bake/skip per pool")
+    p = sub.add_parser(
+        "plan", help="show the resolved base AMI, image digests, fingerprint and bake/skip per pool",
+        epilog="Exit codes: 0 (with --check: every pool current), 1 failed, 2 usage or config error, "
+               "4 (--check only) a pool would bake or reuse.",
+    )
     add_config_args(p)
     p.add_argument("--pool", action="append", metavar="NAME", help="only this pool (repeatable)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="exit 4 when any pool would bake or reuse (a tag moved, a new base AMI, a lost lock "
+                        "entry), naming the pools and why; 0 when every pool is skipped or pinned")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.build import Baker
+    from bake.check import check, summary
 
     config, lock = load(args)
     with NullReporter() as reporter:
         plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)
+    checks = check(plans, lock.read())
+    stale = args.check and not all(c.current for c in checks)
+    code = ExitCode.NOT_CURRENT if stale else ExitCode.OK
     if args.json:
-        print(json.dumps({"pools": [p.as_dict() for p in plans]}, indent=2))
-        return ExitCode.OK
-    for p in plans:
+        doc: dict = {"pools": [{**c.plan.as_dict(), "changes": list(c.changes)} for c in checks]}
+        if args.check:
+            doc["current"] = not stale
+        print(json.dumps(doc, indent=2))
+        return code
+    for c in checks:
+        p = c.plan
         print(f"pool {p.pool.name}: {p.action.upper()} ({p.reason})")
+        for change in c.changes:
+            print(f"  changed      {change}")
         print(f"  base AMI     {p.base_ami}  (from {p.pool.base_ami})")
         print(f"  fingerprint  {p.fingerprint}")
         if p.ami_id:
             print(f"  AMI          {p.ami_id}")
         for i in p.images:
             print(f"  image        {i.ref.original}  {i.digest}")
-    return ExitCode.OK
+    if args.check:
+        print(summary(checks))
+    return code

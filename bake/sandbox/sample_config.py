@@ -49,11 +49,9 @@ def _asg() -> tomlkit.items.Table:
     return asg
 
 
-def render(layout: Layout, images: list[str], ecr_images: list[str]) -> str:
-    doc = tomlkit.document()
-    doc.add(tomlkit.comment("Written by `python -m bake sandbox up`: the sandbox's demo config. Rewritten on every up."))
-    doc["region"] = REGION
-    builder = {
+def _builder(layout: Layout) -> dict:
+    """The AMI side's keys that reach the sandbox's builder."""
+    return {
         "base_ami": f"ssm:{BASE_AMI_PARAMETER}",
         "instance_type": "m5.large",
         "ssh_host": layout.ssh_host,
@@ -63,23 +61,44 @@ def render(layout: Layout, images: list[str], ecr_images: list[str]) -> str:
         # AMI's snapshot size); an explicit size keeps the demo's rollout runnable there.
         "root_volume_size": 20,
     }
-    pools = tomlkit.table(is_super_table=True)
-    cpu = tomlkit.table()
-    cpu.update({**builder, "runtime": "containerd", "images": _lines([*images, *ecr_images])})
-    cpu["launch_template"] = _launch_template()
-    cpu["asg"] = _asg()
-    legacy = tomlkit.table()
-    legacy.update({**builder, "runtime": "docker", "images": _lines(images[:2]), "launch": "configuration"})
-    legacy["launch_template"] = _launch_template()
-    legacy["asg"] = _asg()
-    pools["cpu"] = cpu
-    pools["legacy"] = legacy
-    doc["pools"] = pools
-    # The demo's Terraform state lives with the sandbox, whose moto holds the resources.
+
+
+def _pool(layout: Layout, images: list[str], **keys: object) -> tomlkit.items.Table:
+    pool = tomlkit.table()
+    pool.update({**_builder(layout), **keys, "images": _lines(images)})
+    pool["launch_template"] = _launch_template()
+    pool["asg"] = _asg()
+    return pool
+
+
+def _document(pools: dict[str, tomlkit.items.Table], state_path: Path, comment: str) -> str:
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(comment))
+    doc["region"] = REGION
+    table = tomlkit.table(is_super_table=True)
+    table.update(pools)
+    doc["pools"] = table
     state = tomlkit.table()
-    state.update({"backend": "local", "path": str(layout.root / "terraform.tfstate")})
+    state.update({"backend": "local", "path": str(state_path)})
     doc["state"] = state
     return tomlkit.dumps(doc)
+
+
+def render(layout: Layout, images: list[str], ecr_images: list[str]) -> str:
+    pools = {
+        "cpu": _pool(layout, [*images, *ecr_images], runtime="containerd"),
+        "legacy": _pool(layout, images[:2], runtime="docker", launch="configuration"),
+    }
+    # The demo's Terraform state lives with the sandbox, whose moto holds the resources.
+    return _document(pools, layout.root / "terraform.tfstate",
+                     "Written by `python -m bake sandbox up`: the sandbox's demo config. Rewritten on every up.")
+
+
+def render_pool(layout: Layout, name: str, images: list[str], state_path: Path) -> str:
+    """A config of one containerd pool rolled out through a launch template, with its own
+    Terraform state: what the pipeline rehearsal (and a test) starts a project from."""
+    return _document({name: _pool(layout, images, runtime="containerd")}, state_path,
+                     f"pool {name}: the sandbox's builder, a launch template and a small ASG")
 
 
 def write(layout: Layout, images: list[str], ecr_images: list[str]) -> Path:
