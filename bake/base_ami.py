@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bake import resources
+from bake import resources, tags
 from bake.errors import UsageError
 
 
@@ -64,3 +64,20 @@ def ami_of_asg(name: str, pool: str, ec2: Any, autoscaling: Any) -> str:
     if not ami:
         raise UsageError(f"pool {pool}: the launch template of {name} (version {version}) names no AMI")
     return ami
+
+
+def baked_base_warning(pool: Any, ami: str, image: dict[str, Any]) -> str | None:
+    """``asg:NAME`` after the first rollout names this tool's own AMI: a bake on it layers the new
+    images over the last bake's. Say so, and name the base that AMI was baked on."""
+    if not pool.base_ami.startswith("asg:"):
+        return None
+    found = tags.from_aws(image.get("Tags"))
+    if found.get(tags.KEY_TOOL) != tags.TOOL:
+        return None
+    origin = found.get(tags.KEY_BASE_AMI)
+    instead = (f"the EKS AMI it was baked on, base_ami = {origin!r}, or its SSM parameter" if origin else
+               "the EKS AMI's SSM parameter, base_ami = \"ssm:/aws/service/eks/optimized-ami/VERSION/"
+               "amazon-linux-2023/x86_64/standard/recommended/image_id\"")
+    return (f"pool {pool.name}: base_ami = {pool.base_ami!r} resolves to {ami}, which this tool baked "
+            f"(pool {found.get(tags.KEY_POOL, '?')}): the bake would layer its images over that bake's. "
+            f"Use {instead}")

@@ -12,14 +12,16 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
 from bake import aws, resources, tags
-from bake.base_ami import resolve_base_ami
+from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.decision import Action, decide
+from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import fingerprint
 from bake.model.config import BakeConfig, PoolConfig
@@ -28,11 +30,14 @@ from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
 from bake.registry import RegistryClient
+from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
+from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
+from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
@@ -66,6 +71,9 @@ class PoolPlan:
     reason: str
     ami_id: str | None = None  # the AMI a skip or reuse keeps
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +85,8 @@ class PoolPlan:
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
             "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "builder_disk": self.disk.as_dict() if self.disk else None,
+            "warnings": self.warnings,
         }
 
 
@@ -101,6 +111,9 @@ class Baker:
     cancel: CancelToken = field(default_factory=CancelToken)
     session: Any = None
     lock_wait: float = 0.0  # how long to wait for another bake of the same pool
+    keep_on_failure: bool = False  # leave a failed bake's builder, group and key pair (bake.steps.keep)
+    run_root: Path | None = None  # where run directories go (default: .bake-runs beside the lock)
+    run_dir: RunDir | None = None  # this build's, once it has a run id
 
     def __post_init__(self) -> None:
         self.session = self.session or aws.session(self.config.region)
@@ -136,7 +149,22 @@ class Baker:
         gpu = pool.gpu_settings.model_dump() if pool.gpu else None
         fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
-        return self._decide(plan, record_)
+        base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
+        if warning := baked_base_warning(pool, base, base_image):
+            plan.warnings.append(warning)
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, registry, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, registry: RegistryClient, base_image: dict[str, Any]) -> None:
+        """Compressed sizes from the manifests (also for the full-disk message); the builder's
+        disk from them when the pool does not set root_volume_size."""
+        arch = platform_arch(base_image)
+        plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        base_gib = root_volume_gib(base_image)
+        if plan.pool.root_volume_size is None and base_gib is not None:
+            plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag."""
@@ -154,8 +182,11 @@ class Baker:
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
         run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
+            for warning in p.warnings:
+                self.reporter.emit("warn", warning, pool=p.pool.name, step="plan")
             if p.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
@@ -218,17 +249,21 @@ class Baker:
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
         )
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
                            pool=name, status="started", data={"run_id": run_id})
         try:
-            run_steps(steps_for(plan.pool, self.lock), st)
+            run_steps(steps_for(plan.pool, self.lock), st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
             msg = str(e) if isinstance(e, BakeError) else (aws.describe_error(e) or f"{type(e).__name__}: {e}")
             if st.cleanup_errors and "cleanup left" not in msg:
                 msg += f" (and cleanup failed: {'; '.join(st.cleanup_errors)})"
+            if st.kept:
+                msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
             return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started

@@ -57,10 +57,15 @@ def parse_query(output: str) -> list[Gpu]:
     return gpus
 
 
-def check_driver(gpus: list[Gpu], minimum: int) -> str:
-    """The driver version to record; GpuError if any GPU's driver is below ``minimum`` (a major)."""
-    lowest = min(gpus, key=lambda g: tuple(int(p) for p in g.driver_version.split(".")))
-    if lowest.major < minimum:
+def _driver_tuple(v: int | str) -> tuple[int, ...]:
+    return tuple(int(p) for p in str(v).split("."))
+
+
+def check_driver(gpus: list[Gpu], minimum: int | str) -> str:
+    """The driver version to record; GpuError if any GPU's driver is below ``minimum`` (a full
+    version such as "550.54.14", or a major such as 550)."""
+    lowest = min(gpus, key=lambda g: _driver_tuple(g.driver_version))
+    if _driver_tuple(lowest.driver_version) < _driver_tuple(minimum):
         raise GpuError(
             f"NVIDIA driver {lowest.driver_version} ({lowest.name}) is below the pool's minimum {minimum} "
             f"(gpu_settings.min_driver_version); use a base AMI with a newer driver"

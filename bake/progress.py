@@ -132,7 +132,7 @@ class LiveReporter(Reporter):
                 self._images[(ev.pool, ev.image)] = ev.message
             else:
                 self._pools[ev.pool] = ev.message
-        elif ev.kind in ("warn", "run.done"):
+        elif ev.kind in ("warn", "run.done", "run.dir"):
             self._console.print(ev.message)
         self._live.update(self._render())
 

@@ -189,9 +189,34 @@ class RegistryClient:
         self.reporter.add_secret(values[1])
         return Credential(registry=ref.registry, username=values[0], password=values[1])
 
-    def manifest_url(self, ref: ImageRef) -> str:
+    def manifest_url(self, ref: ImageRef, reference: str | None = None) -> str:
         scheme = "http" if ref.registry in self.insecure else "https"
-        return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{ref.reference}"
+        return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{reference or ref.reference}"
+
+    def compressed_size(self, image: ResolvedImage, arch: str) -> int:
+        """Bytes a pull of ``image`` downloads on a linux/``arch`` builder: its manifest's layers
+        and config (for an index, the platform's manifest; without one, the largest)."""
+        ref = image.ref
+
+        def manifest(digest: str) -> dict[str, Any]:
+            resp = self._send(ref, "GET", self.manifest_url(ref, digest))
+            if resp.status_code != 200:
+                raise self._error(ref, resp)
+            try:
+                return dict(resp.json())
+            except ValueError:
+                raise RegistryError(ref.original, f"manifest {digest} is not JSON") from None
+
+        def size(m: dict[str, Any]) -> int:
+            return sum(int(x.get("size", 0)) for x in m.get("layers", [])) + int(m.get("config", {}).get("size", 0))
+
+        body = manifest(image.digest)
+        entries = body.get("manifests")
+        if not entries:
+            return size(body)
+        linux = [e for e in entries if e.get("platform", {}).get("os", "linux") == "linux"]
+        match = [e for e in linux if e.get("platform", {}).get("architecture") == arch]
+        return max(size(manifest(e["digest"])) for e in (match[:1] or linux or entries))
 
     def close(self) -> None:
         with self._lock:

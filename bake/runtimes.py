@@ -35,6 +35,7 @@ def sudo(script: str) -> str:
 
 class Runtime(Protocol):
     name: str
+    data_root: str
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
     def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None: ...
@@ -47,6 +48,7 @@ class Containerd:
 
     name = "containerd"
     namespace = "k8s.io"
+    data_root = "/var/lib/containerd"  # content store and snapshots: where a pull needs space
     # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
     # talks plain HTTP to any registry on localhost/127.0.0.1.
     hosts_dir = "/etc/containerd/certs.d"
@@ -87,6 +89,7 @@ class Docker:
     """Pulls with the Docker CLI, for pools whose nodes still run dockerd."""
 
     name = "docker"
+    data_root = "/var/lib/docker"
 
     def login(self, conn: Connection, cred: Credential) -> None:
         conn.run(

@@ -20,6 +20,7 @@ import paramiko
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
+from bake.proxy import ProxyProcess
 
 OUTPUT_TAIL = 1500
 
@@ -64,6 +65,7 @@ class HostKeyCheck(paramiko.MissingHostKeyPolicy):
         self.expected = expected
         self.on_trust = on_trust
         self.seen: str | None = None
+        self.seen_key: paramiko.PKey | None = None  # for a kept builder's known_hosts
 
     def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
         fp = fingerprint_sha256(key)
@@ -78,7 +80,7 @@ class HostKeyCheck(paramiko.MissingHostKeyPolicy):
                 )
         else:
             self.on_trust(fp)
-        self.seen = fp
+        self.seen, self.seen_key = fp, key
 
 
 class Connection:
@@ -90,12 +92,19 @@ class Connection:
         pkey: paramiko.PKey,
         host_key_check: HostKeyCheck,
         cancel: CancelToken,
+        proxy: Callable[[], ProxyProcess] | None = None,
+        log: Callable[[Result, str], None] | None = None,
     ):
+        """``proxy`` starts a fresh ssh_proxy_command process per connection; ``log`` receives
+        every command's result and shown form (the run directory's record)."""
         self.host, self.port, self.user = host, port, user
         self.pkey = pkey
         self.host_key_check = host_key_check
         self.cancel = cancel
+        self.proxy = proxy
+        self.log = log
         self._client: paramiko.SSHClient | None = None
+        self._sock: ProxyProcess | None = None
         self._lock = threading.Lock()
         self._reconnecting = threading.Lock()
 
@@ -114,6 +123,12 @@ class Connection:
             except (OSError, paramiko.SSHException, EOFError) as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             if time.monotonic() + delay > deadline:
+                if self.proxy:
+                    raise BakeError(
+                        f"cannot reach {self.user}@{self.host}:{self.port} through ssh_proxy_command within "
+                        f"{timeout:.0f}s (last error: {last}); check the proxy's own access (SSM agent and "
+                        "instance profile, or the Instance Connect endpoint)"
+                    )
                 raise BakeError(
                     f"cannot reach {self.user}@{self.host}:{self.port} over SSH within {timeout:.0f}s "
                     f"(last error: {last}); check ssh_host, ssh_cidrs and the subnet's route"
@@ -126,6 +141,7 @@ class Connection:
     def _connect_once(self) -> None:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(self.host_key_check)
+        sock = self.proxy() if self.proxy else None
         try:
             client.connect(
                 self.host,
@@ -137,17 +153,26 @@ class Connection:
                 timeout=10,
                 banner_timeout=15,
                 auth_timeout=15,
+                sock=sock,
             )
-        except BaseException:
+        except BaseException as e:
             client.close()
+            if sock is not None:
+                said = sock.error_tail()
+                sock.close()
+                if said and isinstance(e, (OSError, paramiko.SSHException, EOFError)):
+                    raise paramiko.SSHException(f"{e or type(e).__name__} (the proxy said: {said})") from None
             raise
         transport = client.get_transport()
         assert transport is not None
         transport.set_keepalive(15)
         with self._lock:
             old, self._client = self._client, client
+            old_sock, self._sock = self._sock, sock
         if old:
             old.close()
+        if old_sock:
+            old_sock.close()
 
     @property
     def alive(self) -> bool:
@@ -219,6 +244,8 @@ class Connection:
         except (socket.error, paramiko.SSHException, EOFError) as e:
             raise ConnectionLost(f"SSH connection lost while running {shown or command}: {e}") from None
         result = Result(command, out.decode(errors="replace"), err.decode(errors="replace"), code)
+        if self.log:
+            self.log(result, shown or command)
         if code != 0 and not warn:
             raise UnexpectedExit(result, shown)
         return result
@@ -226,8 +253,11 @@ class Connection:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            sock, self._sock = self._sock, None
         if client:
             client.close()
+        if sock:
+            sock.close()
 
     def __enter__(self) -> Connection:
         return self

@@ -20,6 +20,7 @@ KEY_BASE_AMI = "bake:base-ami"
 KEY_RUNTIME = "bake:runtime"
 KEY_IMAGE_PREFIX = "bake:image:"  # bake:image:N = "REF@DIGEST" (truncated to 256)
 KEY_GPU_DRIVER = "bake:gpu-driver"
+KEY_KEPT = "bake:kept-at"  # build --keep-on-failure left this run's builder: sweep removes it at any age
 
 TAG_VALUE_MAX = 256
 TAGS_MAX = 50

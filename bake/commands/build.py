@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from bake.commands._common import add_config_args, load
 from bake.commands.context import Context
@@ -19,6 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="pools baked at once (default: %(default)s)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another bake of the same pool to finish (default: fail at once)")
+    p.add_argument("--keep-on-failure", action="store_true",
+                   help="leave a failed bake's builder, security group and key pair running for debugging, "
+                        "write its private key (0600) to the run directory and print how to log in; "
+                        "`sweep --yes` removes them. An interrupt still removes everything")
+    p.add_argument("--run-dir", metavar="DIR", type=Path,
+                   help="parent of the run directories (default: .bake-runs beside the lock file)")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -26,8 +33,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     config, lock = load(args)
     with make_reporter(args.json) as reporter:
-        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait)
-        outcomes = baker.build(args.pool, parallel=max(1, args.parallel))
+        baker = Baker(config, lock, reporter, cancel=ctx.cancel, lock_wait=args.wait,
+                      keep_on_failure=args.keep_on_failure, run_root=args.run_dir)
+        try:
+            outcomes = baker.build(args.pool, parallel=max(1, args.parallel))
+        finally:
+            _name_run_dir(baker, reporter)
         failed = [o for o in outcomes if not o.ok]
         summary = {
             "pools": [
@@ -41,6 +52,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             state = "FAILED" if o.error else o.action
             print(f"{o.pool}\t{state}\t{o.ami_id or '-'}", file=sys.stdout)
     return ExitCode.BAKE_FAILED if failed else ExitCode.OK
+
+
+def _name_run_dir(baker: object, reporter: object) -> None:
+    run_dir = getattr(baker, "run_dir", None)
+    if run_dir is not None and run_dir.has_output():
+        reporter.emit("run.dir", f"remote output and kept keys of this run: {run_dir.path}",  # type: ignore[attr-defined]
+                      data={"run_dir": str(run_dir.path)})
 
 
 def _summary_line(outcomes: list) -> str:

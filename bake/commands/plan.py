@@ -54,7 +54,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if p.ami_id:
             print(f"  AMI          {p.ami_id}")
         for i in p.images:
-            print(f"  image        {i.ref.original}  {i.digest}")
+            size = f"  ({p.image_sizes[i.ref.original] / 2**20:.0f} MiB compressed)" if i.ref.original in p.image_sizes else ""
+            print(f"  image        {i.ref.original}  {i.digest}{size}")
+        if p.disk:
+            print(f"  builder disk {p.disk.gib} GiB = {p.disk.reason}")
+        elif p.action == "bake" and p.pool.root_volume_size is not None:
+            print(f"  builder disk {p.pool.root_volume_size} GiB (root_volume_size)")
+        for w in p.warnings:
+            print(f"  WARNING      {w}")
     if args.check:
         print(summary(checks))
     return code

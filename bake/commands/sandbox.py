@@ -22,10 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(BAKE_SANDBOX_DIR); ports: BAKE_SANDBOX_MOTO_PORT (45000), BAKE_SANDBOX_SSH_PORT (45022), "
         "BAKE_SANDBOX_REGISTRY_PORT (45443); the ECR look-alike is on 127.0.0.1:443.",
     )
-    p.add_argument("action", choices=["up", "down", "env", "status", "path", "restart-runtime"],
+    p.add_argument("action", choices=["up", "down", "env", "status", "path", "restart-runtime", "relay"],
                    help="up: start (idempotent); down: stop and remove; env: print exports for eval; "
                         "status: each component; path: the state dir; restart-runtime docker|containerd: "
-                        "what `systemctl restart` is on a builder (GPU tests, see docs/gpu.md)")
+                        "what `systemctl restart` is on a builder (GPU tests, see docs/gpu.md); "
+                        "relay --target ID: an ssh_proxy_command to a running builder, as SSM's "
+                        "AWS-StartSSHSession (pool: ssh_proxy_command = \"python -m bake sandbox relay --target %%i\")")
+    p.add_argument("--target", metavar="INSTANCE_ID", help="for relay: the builder's instance id (%%i)")
     p.add_argument("runtime", nargs="?", choices=["docker", "containerd"], help="for restart-runtime")
     p.add_argument("--images", type=int, default=None, metavar="N",
                    help="number of sample images (default 8, env BAKE_SANDBOX_IMAGES)")
@@ -34,6 +37,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action == "relay":
+        from bake.sandbox.relay import relay
+
+        if not args.target:
+            sys.stderr.write("sandbox: relay needs --target INSTANCE_ID\n")
+            return int(ExitCode.USAGE)
+        return relay(args.target)
     from bake.sandbox import Sandbox  # only this command pays for the sandbox's imports
 
     sandbox = Sandbox(image_count=args.images, image_mb=args.image_mb)

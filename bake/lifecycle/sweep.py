@@ -45,6 +45,7 @@ class Resource:
     pool: str
     created: datetime | None
     detail: str = ""
+    kept: bool = False  # tagged by build --keep-on-failure
 
     def age(self, now: datetime) -> timedelta | None:
         return now - self.created if self.created else None
@@ -61,7 +62,8 @@ class SweepPlan:
 def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any, detail: str = "") -> Resource:
     t = tags.from_aws(tag_list)
     created = parse_time(t.get(tags.KEY_CREATED)) or parse_time(fallback_time)
-    return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail)
+    return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail,
+                    kept=tags.KEY_KEPT in t)
 
 
 def find_leftovers(
@@ -102,11 +104,16 @@ def find_leftovers(
             found.append(r)
             doomed_images.add(img["ImageId"])
 
-    fresh_runs = {r.run_id for r in found if r.run_id and (r.created is None or now - r.created < older_than)}
+    # A run kept by `build --keep-on-failure` is over: its resources go whatever their age.
+    kept_runs = {r.run_id for r in found if r.run_id and r.kept}
+    fresh_runs = {r.run_id for r in found if r.run_id and r.run_id not in kept_runs
+                  and (r.created is None or now - r.created < older_than)}
     leftovers: list[Resource] = []
     fresh: list[Resource] = []
     for r in found:
-        if r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
+        if r.run_id in kept_runs:
+            leftovers.append(r)
+        elif r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
             fresh.append(r)
         else:
             leftovers.append(r)

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
+from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
 from bake.model.rollout import PoolRollout, ProviderSettings, StateSettings
 
@@ -43,9 +44,11 @@ class RegistryAuth(Strict):
 class GpuSettings(Strict):
     """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
 
-    # The procedure's floor: "Nvidia GPU driver 410+". A driver major version.
-    min_driver_version: Annotated[int, Field(ge=1)] = 410
-    validate_image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
+    # The lowest driver the validation image runs on: CUDA 12.4 (GA) needs >= 550.54.14 on
+    # Linux x86_64 (NVIDIA's CUDA Toolkit release notes, "CUDA Toolkit and Corresponding Driver
+    # Versions"). A full version ("550.54.14") or a major (550). Change both together.
+    min_driver_version: Annotated[int, Field(ge=1)] | str = "550.54.14"
+    validate_image: str = "nvidia/cuda:12.4.0-base-ubuntu22.04"
     validate_command: str = "nvidia-smi"
     # Programs on the builder, by name on PATH or by path (tests point these at doubles).
     nvidia_smi: str = "nvidia-smi"
@@ -57,6 +60,13 @@ class GpuSettings(Strict):
     # The validation's command line, run through sudo; placeholders {image}, {command},
     # {runtime_path}, {name}. None: `docker run --rm --runtime=nvidia ...` or `ctr run --runc-binary ...`.
     validate_run: str | None = None
+
+    @field_validator("min_driver_version")
+    @classmethod
+    def _min_driver(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and not re.match(r"^\d+(\.\d+)*$", v):
+            raise ValueError(f"{v!r} is not a driver version like '550.54.14' or 550")
+        return v
 
     @field_validator("validate_image")
     @classmethod
@@ -93,6 +103,9 @@ class PoolConfig(Strict):
     # (public_ip), the VPC's CIDR (private_ip); a HOST:PORT tunnel must name its CIDRs.
     ssh_cidrs: list[str] | None = None
     ssh_timeout: Annotated[int, Field(gt=0)] = 600
+    # OpenSSH-style ProxyCommand (%i %h %p %r %%): SSH goes through this program, and the
+    # security group then admits nothing inbound (see bake.model.proxy_command).
+    ssh_proxy_command: str | None = None
     # "auto": verify against cloud-init's fingerprints in the console output when present,
     # else trust on first use; "console": require them; "tofu": never look.
     host_key_policy: Literal["auto", "console", "tofu"] = "auto"
@@ -155,8 +168,19 @@ class PoolConfig(Strict):
                 raise ValueError(f"{c!r} is not a CIDR block") from None
         return v
 
+    @field_validator("ssh_proxy_command")
+    @classmethod
+    def _proxy_command(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_template(v)
+        return v
+
     @model_validator(mode="after")
     def _tunnel_needs_cidrs(self) -> PoolConfig:
+        if self.ssh_proxy_command is not None:
+            if self.ssh_cidrs is not None:
+                raise ValueError("ssh_cidrs has no use with ssh_proxy_command: the builder's group admits nothing inbound")
+            return self
         if self.ssh_host not in ("public_ip", "private_ip") and self.ssh_cidrs is None:
             raise ValueError("ssh_host is a HOST:PORT tunnel: set ssh_cidrs to who may reach port 22")
         return self

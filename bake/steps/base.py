@@ -8,6 +8,7 @@ one failed cleanup never skips the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,9 +37,18 @@ class BuildState:
     # filled in by the steps, each id recorded as soon as AWS returns it
     key_name: str | None = None
     private_key: Any = None  # paramiko.PKey, in memory only
+    private_key_pem: str | None = None  # kept in memory only with --keep-on-failure
     security_group_id: str | None = None
     instance_id: str | None = None
     conn: Any = None  # bake.ssh.Connection
+    host_key_check: Any = None  # bake.ssh.HostKeyCheck: the host key it accepted
+    ssh_address: tuple[str, int] | None = None
+    proxy_argv: list[str] | None = None
+    run_dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
+    keep_on_failure: bool = False
+    kept: bool = False  # the builder, group and key pair were left for debugging
+    root_volume_gib: int | None = None  # the builder's disk when root_volume_size is unset
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes
     ami_id: str | None = None
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
@@ -58,7 +68,13 @@ class Step(Protocol):
     def cleanup(self, st: BuildState) -> None: ...
 
 
+# What ``build --keep-on-failure`` leaves after a failure: the steps whose undo is skipped.
+KEPT_STEPS = frozenset({"key-pair", "security-group", "instance"})
+
+
 def _undo(step: Step, st: BuildState) -> None:
+    if st.kept and step.name in KEPT_STEPS:
+        return
     handle = st.cancel.cleaning(f"{st.pool.name}: {step.title} (undo)")
     try:
         step.cleanup(st)
@@ -70,13 +86,20 @@ def _undo(step: Step, st: BuildState) -> None:
         st.cancel.cleaned(handle)
 
 
-def run_steps(steps: list[Step], st: BuildState) -> None:
+def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildState, Exception], None] | None = None) -> None:
+    """Run ``steps``; ``on_failure`` runs after a step failed (not on an interrupt), before any
+    undo: it may set ``st.kept`` to leave the builder, group and key pair for debugging."""
     with ExitStack() as stack:
         for step in steps:
             st.cancel.check()
             stack.callback(_undo, step, st)
             st.emit("step", step.title, step=step.name, status="started")
-            step.run(st)
+            try:
+                step.run(st)
+            except Exception as e:
+                if on_failure is not None:
+                    on_failure(st, e)
+                raise
     if st.cleanup_errors:
         raise BakeError(
             f"pool {st.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+from functools import partial
+
 from bake.errors import BakeError, UsageError
+from bake.model.proxy_command import expand, shown
+from bake.proxy import ProxyProcess
 from bake.ssh import Connection, HostKeyCheck, console_fingerprints
 from bake.steps.base import BuildState
 
@@ -12,11 +16,15 @@ CONSOLE_POLL = 10.0
 
 
 def builder_address(st: BuildState) -> tuple[str, int]:
+    """(host, port) to connect to; with ssh_proxy_command only %h and %p, so the instance's
+    private address or, failing that, its id stands in when it has no public one."""
     if endpoint := st.pool.ssh_endpoint:
         return endpoint
     inst = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
     key = "PublicIpAddress" if st.pool.ssh_host == "public_ip" else "PrivateIpAddress"
     address = inst.get(key)
+    if st.pool.ssh_proxy_command:
+        return address or inst.get("PrivateIpAddress") or st.instance_id, 22
     if not address:
         raise UsageError(
             f"pool {st.pool.name}: builder {st.instance_id} has no {key}; use a subnet that assigns "
@@ -59,12 +67,22 @@ class StepConnect:
         def on_trust(fp: str) -> None:
             st.emit("warn", f"no host key fingerprints on the console: trusting {fp} on first use for this run", step=self.name)
 
-        st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, HostKeyCheck(expected, on_trust), st.cancel)
+        proxy = None
+        via = ""
+        if template := st.pool.ssh_proxy_command:
+            argv = expand(template, instance_id=st.instance_id, host=host, port=port, user=st.pool.ssh_user)
+            st.proxy_argv = argv
+            via = f" through {shown(argv)}"
+            proxy = partial(ProxyProcess, argv)
+        st.host_key_check = HostKeyCheck(expected, on_trust)
+        st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, st.host_key_check, st.cancel,
+                             proxy=proxy, log=st.run_dir.logger(st) if st.run_dir else None)
         st.conn.open(
             st.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),
         )
-        st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}", step=self.name)
+        st.ssh_address = (host, port)
+        st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}{via}", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         if st.conn is not None:

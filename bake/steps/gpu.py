@@ -1,7 +1,8 @@
 """GPU pools (``gpu = true``): the procedure's GPU part, after connect and before the pulls.
 
 1. ``StepGpuDriver``: ``nvidia-smi`` must answer with a driver at or above the pool's floor
-   (410 by default, the procedure's "driver 410+"); its version goes into the AMI's tags and
+   (550.54.14 by default: what the CUDA 12.4 validation image needs; docs/gpu.md); its version
+   goes into the AMI's tags and
    the lock (``st.gpu_driver_version``).
 2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default (Docker: daemon.json;
    containerd: nvidia-ctk, or config.toml merged here), then the runtime restarts. Before the

@@ -9,13 +9,15 @@ from bake.steps.base import BuildState
 
 
 def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]:
-    """The root volume's size, type and encryption, when the pool sets any of them."""
+    """The root volume's size, type and encryption: the pool's, else sized from the images
+    (``bake.disk``, decided while planning)."""
     pool = st.pool
-    if pool.root_volume_size is None and pool.kms_key_id is None:
+    size = pool.root_volume_size if pool.root_volume_size is not None else st.root_volume_gib
+    if size is None and pool.kms_key_id is None:
         return []
     ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True}
-    if pool.root_volume_size is not None:
-        ebs["VolumeSize"] = pool.root_volume_size
+    if size is not None:
+        ebs["VolumeSize"] = size
     if pool.kms_key_id:
         ebs["Encrypted"] = True
         ebs["KmsKeyId"] = pool.kms_key_id

@@ -12,14 +12,21 @@ from bake import resources, tags
 from bake.steps.base import BuildState
 
 
-def generate_ed25519() -> tuple[paramiko.PKey, str]:
-    """(private key for paramiko, OpenSSH public key line). The private key never hits a disk."""
+def generate_ed25519_pem() -> tuple[paramiko.PKey, str, str]:
+    """(private key for paramiko, OpenSSH public key line, OpenSSH private key text), in memory.
+    The text reaches a disk only when ``build --keep-on-failure`` leaves a failed builder."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     ).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode()
+    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), public.decode(), pem
+
+
+def generate_ed25519() -> tuple[paramiko.PKey, str]:
+    """(private key for paramiko, OpenSSH public key line). The private key never hits a disk."""
+    pkey, public, _ = generate_ed25519_pem()
+    return pkey, public
 
 
 class StepKeyPair:
@@ -27,8 +34,9 @@ class StepKeyPair:
     title = "creating a temporary key pair"
 
     def run(self, st: BuildState) -> None:
-        pkey, public = generate_ed25519()
+        pkey, public, pem = generate_ed25519_pem()
         st.private_key = pkey
+        st.private_key_pem = pem if st.keep_on_failure else None
         # The name is ours, so it is recorded before the call: an interrupt mid-call is undone.
         st.key_name = f"bake-{st.pool.name}-{st.run_id}"
         st.ec2.import_key_pair(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bake.disk import needed_bytes
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
 from bake.runtimes import TRANSIENT, Runtime, runtime_for
@@ -14,6 +17,34 @@ from bake.steps.base import BuildState
 
 PULL_TIMEOUT = 3600.0
 BACKOFF = 2.0
+# What containerd and dockerd say when a write fails with ENOSPC. Never worth a retry.
+DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
+
+
+def free_bytes(st: BuildState, path: str) -> int | None:
+    """Space left for ``path`` on the builder (``df``), or None when it cannot be asked."""
+    try:
+        out = st.conn.run(f"df -P -B1 {shlex.quote(path)}", warn=True, timeout=60).stdout
+        return int(out.splitlines()[-1].split()[3])
+    except (BakeError, IndexError, ValueError):
+        return None
+
+
+def disk_full(st: BuildState, runtime: Runtime, image: ResolvedImage, reason: str) -> BakeError:
+    name = image.ref.original
+    free = free_bytes(st, runtime.data_root)
+    compressed = st.image_sizes.get(name)
+    need = f"about {gib(needed_bytes(compressed))} ({gib(compressed)} compressed)" if compressed else "unknown"
+    size = st.pool.root_volume_size or st.root_volume_gib
+    return BakeError(
+        f"image {name}: the builder's disk is full: {reason.strip().splitlines()[-1] if reason.strip() else 'ENOSPC'}; "
+        f"free on {runtime.data_root}: {gib(free) if free is not None else 'unknown'}, this image needs {need}"
+        f"{f' of a {size} GiB root volume' if size else ''}; raise root_volume_size in bake.toml"
+    )
+
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**30:.2f} GiB"
 
 
 def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event) -> None:
@@ -37,6 +68,8 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
                 raise BakeError(f"image {name}: {e}; reconnecting failed: {again}") from None
         except UnexpectedExit as e:
             reason = e.result.tail(600) or str(e)
+            if DISK_FULL.search(reason):
+                raise disk_full(st, runtime, image, reason) from None
             transient = bool(TRANSIENT.search(reason))
         if not transient or attempt == attempts:
             raise BakeError(

@@ -51,7 +51,10 @@ class StepSecurityGroup:
 
     def run(self, st: BuildState) -> None:
         vpc_id, vpc_blocks = vpc_of(st)
-        if st.pool.ssh_cidrs is not None:
+        proxied = st.pool.ssh_proxy_command is not None
+        if proxied:
+            cidrs = []  # SSH arrives through the proxy's own channel (SSM, an endpoint): nothing inbound
+        elif st.pool.ssh_cidrs is not None:
             cidrs = st.pool.ssh_cidrs
         elif st.pool.ssh_host == "private_ip":
             cidrs = vpc_blocks
@@ -60,7 +63,8 @@ class StepSecurityGroup:
         group_name = f"bake-{st.pool.name}-{st.run_id}"
         resp = st.ec2.create_security_group(
             GroupName=group_name,
-            Description=f"eks-image-bake builder for pool {st.pool.name}, run {st.run_id}: SSH only",
+            Description=f"eks-image-bake builder for pool {st.pool.name}, run {st.run_id}: "
+                        + ("nothing inbound" if proxied else "SSH only"),
             VpcId=vpc_id,
             TagSpecifications=[
                 {
@@ -70,6 +74,9 @@ class StepSecurityGroup:
             ],
         )
         st.security_group_id = resp["GroupId"]
+        if proxied:
+            st.emit("step", f"security group {st.security_group_id} admits nothing inbound (ssh_proxy_command)", step=self.name)
+            return
         v4 = [c for c in cidrs if ":" not in c]
         v6 = [c for c in cidrs if ":" in c]
         st.ec2.authorize_security_group_ingress(

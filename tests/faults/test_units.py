@@ -9,23 +9,30 @@ right exactly when every hostile value arrives as one intact argument and nothin
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
 from bake.cancel import CancelToken
-from bake.errors import UsageError
-from bake.model.config import PoolConfig
+from bake.disk import needed_bytes
+from bake.errors import BakeError, ConfigError, UsageError
+from bake.model.config import PoolConfig, parse_config
 from bake.model.images import Credential, ResolvedImage
+from bake.model.proxy_command import expand
+from bake.proxy import ProxyProcess
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.runtimes import Containerd, Docker, sudo
 from bake.ssh import Result, UnexpectedExit
 from bake.steps import security_group
 from bake.steps.base import BuildState
+from bake.steps.pull import pull_one
 from bake.steps.security_group import StepSecurityGroup
 
 RECORDER = """#!/bin/sh
@@ -229,3 +236,151 @@ def test_private_ip_default_is_the_vpc_not_the_world(ec2, monkeypatch):
     cidrs = _ingress(ec2, st.security_group_id)
     assert cidrs and "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
     StepSecurityGroup().cleanup(st)
+
+
+# --- ssh_proxy_command: substitution into an argv, and the process's whole lifetime ---------
+
+SSM = "aws ssm start-session --target %i --document-name AWS-StartSSHSession --parameters portNumber=%p"
+GOOD = {"instance_id": "i-0123456789abcdef0", "host": "10.0.1.17", "port": 22, "user": "ec2-user"}
+
+
+def test_proxy_command_tokens_become_parts_of_single_arguments():
+    assert expand(SSM, **GOOD) == ["aws", "ssm", "start-session", "--target", "i-0123456789abcdef0", "--document-name",
+                                   "AWS-StartSSHSession", "--parameters", "portNumber=22"]
+    assert expand("nc %h %p", **{**GOOD, "host": "::1"}) == ["nc", "::1", "22"]
+    # quoted words stay one word; %% is a literal %; %r is the user
+    assert expand("sh -c 'exec nc %h %p' %r 100%%", **GOOD) == ["sh", "-c", "exec nc 10.0.1.17 22", "ec2-user", "100%"]
+
+
+@pytest.mark.parametrize("key", ["instance_id", "host", "user"])
+def test_proxy_command_refuses_hostile_values_before_anything_runs(tmp_path, key):
+    marker = tmp_path / "pwned"
+    template = f"sh -c 'touch {tmp_path}/ran-%i-%h-%r'"
+    for bad in _hostile(marker) + ["-oProxyCommand=touch", "i-abc x", ""]:
+        with pytest.raises(BakeError, match="ssh_proxy_command: refusing"):
+            expand(template, **{**GOOD, key: bad})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("template, why", [
+    ("nc %h %x", "unknown token %x"), ("nc %h 50%", "a lone %"), ("nc 'unclosed", "cannot be split"), ("  ", "is empty"),
+])
+def test_proxy_command_template_errors_name_the_key(tmp_path, template, why):
+    path = tmp_path / "bake.toml"
+    with pytest.raises(ConfigError) as e:
+        parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"],
+                                        "ssh_proxy_command": template}}}, path)
+    assert f"{path}: pools.cpu" in str(e.value) and why in str(e.value)
+
+
+def test_proxy_command_with_ssh_cidrs_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="ssh_cidrs has no use with ssh_proxy_command"):
+        parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"], "ssh_cidrs": ["10.0.0.0/8"],
+                                        "ssh_proxy_command": "nc %h %p"}}}, tmp_path / "bake.toml")
+    # and a HOST:PORT ssh_host needs no ssh_cidrs with a proxy: nothing is admitted
+    cfg = parse_config({"pools": {"cpu": {"base_ami": "ami-12345678", "images": ["python"], "ssh_host": "192.0.2.1:22",
+                                          "ssh_proxy_command": "nc %h %p"}}}, tmp_path / "bake.toml")
+    assert cfg.pools["cpu"].ssh_cidrs is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_proxy_process_gets_the_argv_intact_and_close_ends_it_and_its_children(tmp_path):
+    script = tmp_path / "proxy.sh"
+    # records its argv, starts a child that ignores SIGTERM (as a plugin might), then relays
+    script.write_text(f"""#!/bin/sh
+python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" > {tmp_path}/argv
+sh -c 'trap "" TERM; echo $$ > {tmp_path}/child; exec sleep 300' &
+exec cat
+""")
+    script.chmod(0o755)
+    argv = expand(f"{script} --target %i 'two words' %h", **GOOD)
+    proxy = ProxyProcess(argv)
+    proxy.send(b"ping\n")
+    assert proxy.recv(5) == b"ping\n"
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "child").exists() or not (tmp_path / "child").read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int((tmp_path / "child").read_text())
+    assert json.loads((tmp_path / "argv").read_text()) == ["--target", GOOD["instance_id"], "two words", GOOD["host"]]
+    proxy.close()
+    deadline = time.monotonic() + 3  # SIGKILL is delivered asynchronously
+    while _alive(proxy.process.pid) or _alive(child):
+        assert time.monotonic() < deadline, "the proxy or its child outlived close()"
+        time.sleep(0.05)
+    proxy.close()  # idempotent
+
+
+def test_a_dying_proxy_is_an_end_of_stream_not_a_hang(tmp_path):
+    proxy = ProxyProcess(["sh", "-c", "echo bye; exit 3"])
+    proxy.settimeout(5)
+    started = time.monotonic()
+    assert proxy.recv(100).startswith(b"bye")
+    assert proxy.recv(100) == b""  # paramiko's Packetizer reads b"" as EOF: a lost connection
+    assert time.monotonic() - started < 2
+    proxy.close()
+
+
+# --- the builder's disk: sized from the images; a full disk fails at once, with the numbers ----
+
+# containerd's answer when the content store's write hits ENOSPC (the Go error chain, as ctr prints it)
+CTR_ENOSPC = """#!/bin/sh
+python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/ctr.argv"
+cat > /dev/null
+echo 'ctr: failed to copy: failed to send write: write /var/lib/containerd/io.containerd.content.v1.content/ingest/5f1d/data: no space left on device: unknown' >&2
+exit 1
+"""
+FAKE_DF = """#!/bin/sh
+echo "$@" >> "$LOG/df.argv"
+echo 'Filesystem     1-blocks       Used Available Capacity Mounted on'
+echo '/dev/nvme0n1p1 21462233088 20925362176 536870912 98% /'
+"""
+
+
+def test_a_full_disk_fails_the_pull_at_once_naming_image_free_and_needed(shell, tmp_path):
+    conn, log = shell
+    bin_dir = Path(conn.env["PATH"].split(":", 1)[0])
+    (bin_dir / "ctr").write_text(CTR_ENOSPC)
+    (bin_dir / "df").write_text(FAKE_DF)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    pool = PoolConfig(name="cpu", base_ami="ami-12345678", images=["env/app:v1"], pull_retries=3)
+    image = ResolvedImage(parse_reference("registry.example/env/app:v1"), "sha256:" + "d" * 64, None)
+    st = BuildState(pool=pool, run_id="r", created_at="t", region="us-east-1", ec2=None, base_ami="ami-12345678",
+                    images=[image], fingerprint="f", reporter=NullReporter(), cancel=CancelToken(), conn=conn,
+                    root_volume_gib=24, image_sizes={image.ref.original: 3 * 2**30})
+    started = time.monotonic()
+    with pytest.raises(BakeError) as e:
+        pull_one(st, Containerd(), image, threading.Event())
+    msg = str(e.value)
+    assert len(_calls(log, "ctr")) == 1, "a full disk must not be retried"
+    assert time.monotonic() - started < 5
+    assert "image registry.example/env/app:v1: the builder's disk is full" in msg
+    assert "no space left on device" in msg
+    assert "free on /var/lib/containerd: 0.50 GiB" in msg
+    assert f"needs about {needed_bytes(3 * 2**30) / 2**30:.2f} GiB (3.00 GiB compressed) of a 24 GiB root volume" in msg
+    assert "raise root_volume_size" in msg
+    assert (log / "df.argv").read_text().split() == ["-P", "-B1", "/var/lib/containerd"]
+
+
+def test_builder_disk_is_base_plus_unpacked_images_plus_headroom():
+    from bake import disk
+
+    plan = disk.builder_disk(20, [4 * 2**30, 2 * 2**30])
+    unpacked = 6 * disk.UNPACK_FACTOR
+    assert plan.gib == math.ceil((20 + unpacked) * (1 + disk.HEADROOM))
+    assert plan.gib >= 20 + unpacked + disk.HEADROOM_MIN_GIB
+    assert "base AMI 20 GiB + 2 image(s) 6.0 GiB compressed" in plan.reason
+    small = disk.builder_disk(8, [10 * 2**20])
+    assert small.gib == math.ceil(8 + 10 / 1024 * disk.UNPACK_FACTOR + disk.HEADROOM_MIN_GIB)  # the floor of headroom
+    image = {"RootDeviceName": "/dev/xvda", "Architecture": "arm64",
+             "BlockDeviceMappings": [{"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 100}},
+                                     {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}]}
+    assert disk.root_volume_gib(image) == 20 and disk.platform_arch(image) == "arm64"

@@ -44,6 +44,17 @@ def test_threshold_is_the_major_version():
         check_driver(parse_query("535.104.05, Tesla T4"), 550)
 
 
+def test_a_full_version_floor_compares_every_part():
+    assert check_driver(parse_query("550.54.14, L4"), "550.54.14") == "550.54.14"
+    assert check_driver(parse_query("550.90.07, L4"), "550.54.14") == "550.90.07"
+    with pytest.raises(GpuError, match=r"550\.40\.07 \(L4\) is below the pool's minimum 550\.54\.14"):
+        check_driver(parse_query("550.40.07, L4"), "550.54.14")
+    with pytest.raises(GpuError, match="below the pool's minimum 550.54.14"):
+        check_driver(parse_query("535.104.05, Tesla T4"), "550.54.14")
+    with pytest.raises(ConfigError, match="not a driver version"):
+        _cfg(gpu=True, instance_type="g5.xlarge", gpu_settings={"min_driver_version": "550.x"})
+
+
 def test_the_lowest_driver_among_gpus_counts():
     gpus = parse_query("535.104.05, A\n470.82.01, B")
     with pytest.raises(GpuError, match="470.82.01"):
@@ -182,7 +193,8 @@ def test_gpu_pool_on_a_cpu_instance_type_is_a_config_error():
 def test_gpu_settings_keys_and_defaults():
     s = GpuSettings()
     assert (s.min_driver_version, s.nvidia_smi, s.runtime_path, s.nvidia_ctk) == (
-        410, "nvidia-smi", "/usr/bin/nvidia-container-runtime", "nvidia-ctk")
+        "550.54.14", "nvidia-smi", "/usr/bin/nvidia-container-runtime", "nvidia-ctk")
+    assert s.validate_image.startswith("nvidia/cuda:12.4.0-")  # the floor follows this image
     assert s.restart_command is None and s.validate_run is None
     pool = _cfg(gpu=True, instance_type="g5.xlarge",
                 gpu_settings={"min_driver_version": 525, "restart_command": "systemctl restart docker"}).pools["gpu"]

@@ -37,7 +37,7 @@ from bakeutil import builder_files_containing, leftovers, run_bake, write_config
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("nothing_left", "builder_runtime_configs")]
 POOL = "gpu"
 
-DRIVER = "535.104.05"
+DRIVER = "550.54.15"  # at or above the default floor, 550.54.14
 HOST_FILES = ["/etc/docker/daemon.json", "/etc/containerd/config.toml"]
 SEED_DAEMON_JSON = {"log-driver": "json-file", "log-opts": {"max-size": "10m"},
                     "runtimes": {"crun": {"path": "/usr/bin/crun"}}, "default-runtime": "runc"}
@@ -282,7 +282,7 @@ def test_driver_below_the_minimum_fails_before_touching_the_runtime(sandbox, tmp
     before = restarts(sandbox)
     result = run_bake("build", "--config", str(cfg))
     assert result.returncode == 1
-    assert "390.116" in result.stderr and "below the pool's minimum 410" in result.stderr
+    assert "390.116" in result.stderr and "below the pool's minimum 550.54.14" in result.stderr
     assert "min_driver_version" in result.stderr
     assert restarts(sandbox) == before
     assert not (Path(sandbox.info.overlay_upper) / "etc/containerd/config.toml.bake-backup").exists()

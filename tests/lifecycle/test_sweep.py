@@ -161,3 +161,17 @@ def test_unfinished_amis_go_good_ones_and_their_snapshots_stay() -> None:
     assert {r.id for r in plan.fresh} == {"ami-running", "snap-n"}
     kept = {r.id: why for r, why in plan.kept}
     assert "in the lock" in kept["ami-locked"] and "available" in kept["ami-good"] and "backs ami-good" in kept["snap-g"]
+
+
+def test_a_kept_builder_is_swept_at_once_whatever_its_age(aws: SimpleNamespace, tmp_path: Path) -> None:
+    ec2 = aws.ec2
+    kept = killed_bake(ec2, "run-kept", "general", iso(5 * 60))  # younger than any --older-than
+    ec2.create_tags(Resources=[kept.instance, kept.sg], Tags=[{"Key": tags.KEY_KEPT, "Value": iso(60)}])
+    fresh = killed_bake(ec2, "run-busy", "general", iso(5 * 60))  # a bake still running: left alone
+    plan = find_leftovers(ec2, parse_duration("2h"))
+    assert {r.id for r in plan.leftovers} == {kept.instance, kept.sg, kept.key_id}
+    assert {fresh.instance, fresh.sg, fresh.key_id} <= {r.id for r in plan.fresh}
+    wet = run_bake("sweep", "--yes", cwd=tmp_path)
+    assert wet.returncode == 0, wet.stderr
+    assert state(ec2, kept) == {"instance": False, "key": False, "sg": False}
+    assert state(ec2, fresh) == {"instance": True, "key": True, "sg": True}

@@ -60,6 +60,22 @@ def test_multi_arch_resolves_to_the_index_digest(registry: LocalRegistry, push_i
         assert index != single
 
 
+def test_compressed_size_is_the_platform_manifests_layers_and_config(registry: LocalRegistry, push_image) -> None:
+    index = push_image(registry, "team/sized:v1", [50_000, 7_000], seed=4, platforms=[("linux", "amd64"), ("linux", "arm64")])
+    single = push_image(registry, "team/sized:amd64", [50_000, 7_000], seed=4)  # the amd64 entry's bytes
+    with plain(registry) as client:
+        multi = client.resolve(parse_reference(f"{registry.address}/team/sized:v1"))
+        one = client.resolve(parse_reference(f"{registry.address}/team/sized:amd64"))
+        manifest = client._session().get(client.manifest_url(one.ref, single), timeout=10,
+                                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+        expected = sum(x["size"] for x in manifest["layers"]) + manifest["config"]["size"]
+        assert expected > 57_000  # two tar layers of that many random bytes, and a config
+        assert client.compressed_size(one, "amd64") == expected
+        assert multi.digest == index and client.compressed_size(multi, "amd64") == expected
+        # no manifest for the builder's architecture: the largest (the pull would fail anyway)
+        assert client.compressed_size(multi, "s390x") >= expected
+
+
 def test_a_pinned_digest_is_confirmed(registry: LocalRegistry, push_image) -> None:
     pushed = push_image(registry, "team/pinned:v1", [100], seed=4)
     with plain(registry) as client:
