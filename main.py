@@ -5,6 +5,7 @@ Reads bake.toml and amis.lock.json from the working directory (override with BAK
 BAKE_LOCK) (``load_config`` validates the whole file, rollout tables included), reads each
 ``user_data_file``, and only then
 loads cdktf and builds the stack: the constructs do no I/O. Errors print one line and exit non-zero.
+Then it readies the stack's folder for ``cdktf diff/deploy`` (see nodepools.stackdir).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bake.errors import BakeError, ConfigError  # noqa: E402
 from bake.model.config import load_config  # noqa: E402
 from bake.model.lock import LockFile  # noqa: E402
 from bake.model.stack import STACK_ID  # noqa: E402
-from nodepools import tfenv  # noqa: E402
+from nodepools import stackdir, tfenv  # noqa: E402
 from nodepools.props import StackProps, stack_props  # noqa: E402
 
 
@@ -64,6 +65,14 @@ def main() -> int:
     app = App()
     NodePoolsStack(app, STACK_ID, props)
     app.synth()
+    stack_dir = Path(app.outdir) / "stacks" / STACK_ID
+    try:
+        stackdir.lock_providers(stack_dir, os.environ)  # so `cdktf diff/deploy` need no registry
+    except stackdir.ProviderLockError as e:  # the stack is written; terraform init will say more
+        sys.stderr.write(f"main.py: warning: {e}\n")
+    hint = stackdir.backend_hint(stack_dir)
+    if hint:
+        sys.stderr.write(f"main.py: warning: {hint}\n")
     return 0
 
 

@@ -244,7 +244,10 @@ def _describe_group(autoscaling: Any, name: str) -> dict[str, Any]:
     try:
         warm = autoscaling.describe_warm_pool(AutoScalingGroupName=name).get("WarmPoolConfiguration")
     except Exception as e:  # noqa: BLE001 - an API without warm pools: nothing to check
-        if aws.error_code(e) is None:
+        from bake.iam.refusal import message
+
+        # A refusal is no answer: adopting a group whose warm pool we could not see would hide it.
+        if aws.error_code(e) is None or message(e):
             raise
         warm = None
     if warm:

@@ -45,7 +45,12 @@ def describe_error(exc: BaseException) -> str | None:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:  # pragma: no cover
         return None
-    if isinstance(exc, (ClientError, BotoCoreError)):
+    if isinstance(exc, ClientError):
+        from bake.iam.refusal import message
+
+        refused = message(exc)
+        return f"AWS: {refused or exc}"
+    if isinstance(exc, BotoCoreError):
         return f"AWS: {exc}"
     return None
 

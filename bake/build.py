@@ -23,7 +23,7 @@ from bake.cancel import CancelToken
 from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
-from bake.fingerprint import fingerprint
+from bake.fingerprint import pool_fingerprint
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
@@ -35,6 +35,7 @@ from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.connect import StepConnect
+from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keep import keep_builder
@@ -56,8 +57,14 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepPull(),
         StepVerify(),
     ]
-    steps += [StepScrub(), StepCreateAmi(), StepRecordLock(lock)]
+    steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
+
+
+def distribute_steps() -> list[Step]:
+    """Copies to the pool's other regions, then sharing (both do nothing for a pool that
+    distributes nothing)."""
+    return [StepCopyAmi(), StepShareAmi()]
 
 
 @dataclass
@@ -69,7 +76,8 @@ class PoolPlan:
     fingerprint: str
     action: Action
     reason: str
-    ami_id: str | None = None  # the AMI a skip or reuse keeps
+    ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
+    copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
     disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
     image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
@@ -124,11 +132,15 @@ class Baker:
             )
         self._clients: dict[str, Any] = {}
 
-    def client(self, service: str) -> Any:
-        # botocore clients are thread-safe; one per service serves every pool.
-        if service not in self._clients:
-            self._clients[service] = aws.client(self.session, service, self.region)
-        return self._clients[service]
+    def client(self, service: str, region: str | None = None) -> Any:
+        # botocore clients are thread-safe; one per service and region serves every pool.
+        key = f"{service}@{region or self.region}"
+        if key not in self._clients:
+            self._clients[key] = aws.client(self.session, service, region or self.region)
+        return self._clients[key]
+
+    def ec2_in(self, region: str) -> Any:
+        return self.client("ec2", region)
 
     # --- planning -------------------------------------------------------------------------
 
@@ -146,8 +158,7 @@ class Baker:
         self.cancel.check()
         base = resolve_base_ami(pool.base_ami, pool.name, self.client)
         images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
-        gpu = pool.gpu_settings.model_dump() if pool.gpu else None
-        fp = fingerprint(base, [(i.ref.original, i.digest) for i in images], pool.runtime, gpu)
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images])
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
         base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
         if warning := baked_base_warning(pool, base, base_image):
@@ -167,15 +178,18 @@ class Baker:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
-        """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag."""
+        """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag, and on
+        which distribute regions the lock's entry has no copy in."""
         ec2 = self.client("ec2")
         current = record_.current
+        have = (current.copies or {}) if current else {}
         d = decide(
             plan.pool.name, plan.fingerprint, self.region, record_,
             lock_ami_available=current is not None and resources.image_available(ec2, current.ami_id),
             ami_with_fingerprint=find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
+            missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
         )
-        return replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id)
+        return replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
 
     # --- building -------------------------------------------------------------------------
 
@@ -191,7 +205,7 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {p.reason}", pool=p.pool.name, status="skipped",
                                    data={"ami_id": p.ami_id, "action": p.action})
                 outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
-        todo = [p for p in plans if p.action in ("bake", "reuse")]
+        todo = [p for p in plans if p.action in ("bake", "reuse", "copy")]
         if todo:
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
                 futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
@@ -221,6 +235,8 @@ class Baker:
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
+            if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
+                return self._distribute(plan, run_id, started)
             if plan.action == "reuse":
                 record(self.lock, name, entry_for(plan))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
@@ -243,19 +259,33 @@ class Baker:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
-        name = plan.pool.name
-        st = BuildState(
+    def _state(self, plan: PoolPlan, run_id: str) -> BuildState:
+        return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, ec2_in=self.ec2_in,
             run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
         )
+
+    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        st = self._state(plan, run_id)
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
-                           pool=name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run(steps_for(plan.pool, self.lock), st, started, "bake")
+
+    def _distribute(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+        """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
+        st = self._state(plan, run_id)
+        st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
+        self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
+                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+        return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
+
+    def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:
+        name = st.pool.name
         try:
-            run_steps(steps_for(plan.pool, self.lock), st, on_failure=keep_builder)
+            run_steps(steps, st, on_failure=keep_builder)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - BakeError, or an AWS error the retries did not absorb
@@ -265,11 +295,12 @@ class Baker:
             if st.kept:
                 msg += f" (builder {st.instance_id} kept: `python -m bake sweep --yes` removes it)"
             self.reporter.emit("pool.fail", f"failed: {msg}", pool=name, status="failed")
-            return PoolOutcome(name, "bake", error=msg, seconds=time.monotonic() - started)
+            return PoolOutcome(name, action, error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
-        self.reporter.emit("pool.done", f"baked {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
-                           data={"ami_id": st.ami_id, "seconds": round(seconds, 1)})
-        return PoolOutcome(name, "bake", st.ami_id, seconds=seconds)
+        done = "baked" if action == "bake" else "distributed"
+        self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
+                           data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
+        return PoolOutcome(name, action, st.ami_id, seconds=seconds)
 
 
 def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:

@@ -12,14 +12,14 @@ import signal
 import sys
 from types import FrameType
 
-from bake.commands import adopt, build, plan, prune, review, rollback, sandbox, sweep
+from bake.commands import adopt, build, iam_policy, plan, prune, review, rollback, sandbox, sweep
 from bake.commands.context import Command, Context
 from bake.errors import BakeError, Cancelled, ExitCode
 
 # Each module imports its library inside run(): `--help` loads none of them.
 COMMANDS: dict[str, Command] = {
     "build": build, "plan": plan, "rollback": rollback, "adopt": adopt,
-    "review": review, "prune": prune, "sweep": sweep, "sandbox": sandbox,
+    "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy, "sandbox": sandbox,
 }
 DEFAULT_COMMAND = "build"
 
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     ctx = Context()
     _install_signals(ctx)
+    from bake.iam.refusal import set_command
+
+    set_command(args.command)
     try:
         return int(modules[args.command].run(args, ctx))
     except Cancelled as e:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bake.model.config import PoolConfig
 
 # Bump when the commands run on the builder change what ends up on the AMI.
 RECIPE_VERSION = "1"
@@ -24,3 +28,11 @@ def fingerprint(base_ami: str, images: list[tuple[str, str]], runtime: str, gpu:
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def pool_fingerprint(pool: PoolConfig, base_ami: str, images: list[tuple[str, str]]) -> str:
+    """The fingerprint of ``pool`` baked on the resolved ``base_ami`` with ``images`` as
+    (reference, digest): the builder's own settings (instance type, SSH, subnet, tags...) do
+    not count, nor do the GPU settings of a pool without a GPU."""
+    gpu = pool.gpu_settings.model_dump() if pool.gpu else None
+    return fingerprint(base_ami, images, pool.runtime, gpu)

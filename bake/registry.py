@@ -261,11 +261,13 @@ class RegistryClient:
                 client = session.client("ecr", region_name=region)
                 data = client.get_authorization_token(registryIds=[account])["authorizationData"][0]
             except ClientError as e:
+                from bake.iam.refusal import message
+
                 err = e.response.get("Error", {})
                 raise RegistryError(
                     ref.original,
                     f"ecr:GetAuthorizationToken for account {account} in {region} failed: "
-                    f"{err.get('Code', '?')}: {err.get('Message', '')}",
+                    f"{message(e) or str(err.get('Code', '?')) + ': ' + str(err.get('Message', ''))}",
                     code=err.get("Code"),
                 ) from None
             except BotoCoreError as e:

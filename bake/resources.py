@@ -8,7 +8,10 @@ Every removal tolerates a resource that is already gone (it returns False then) 
 other AWS error as botocore raised it: the caller decides whether that is a step's cleanup
 error or one line of a sweep's report.
 
-Adding a resource (a fast snapshot restore, an AMI copy in another region): its "not found"
+Every function takes the client it works through: an AMI copy in another region is removed by
+the same ``deregister_image_and_snapshots`` through that region's client (``bake.steps.distribute``).
+
+Adding a resource (a fast snapshot restore, an SSM parameter): its "not found"
 codes go into ``NOT_FOUND``; its removal goes in a section of its own below, built on
 ``_unless_gone`` (and on ``bake.aws.wait`` when it has to wait); then the step that creates it
 calls that removal in its ``cleanup``, and ``bake.lifecycle.sweep`` finds it by its tags (a
@@ -43,6 +46,14 @@ NOT_FOUND = frozenset({
 
 def is_not_found(exc: BaseException) -> bool:
     return aws.error_code(exc) in NOT_FOUND
+
+
+def why(exc: BaseException) -> str:
+    """What to report for a call that failed: a refusal in full (action, caller, the policy
+    command), else the error code."""
+    from bake.iam.refusal import message
+
+    return message(exc) or aws.error_code(exc) or ""
 
 
 def _unless_gone(call: Callable[..., Any], **kwargs: Any) -> bool:
@@ -165,7 +176,7 @@ class ImageRemoval:
     snapshots: list[str]  # the snapshots it was asked to delete
     deregistered: bool = False  # False: already gone, or refused (see failures)
     deleted: list[str] = field(default_factory=list)  # snapshots deleted (not those already gone)
-    failures: list[str] = field(default_factory=list)  # "AMI ami-…: CODE", "snapshot snap-… (of ami-…): CODE"
+    failures: list[str] = field(default_factory=list)  # "AMI ami-…: WHY", "snapshot snap-… (of ami-…): WHY" (see why)
 
 
 def deregister_image_and_snapshots(ec2: Any, ami_id: str, snapshots: Iterable[str] | None = None) -> ImageRemoval:
@@ -181,7 +192,7 @@ def deregister_image_and_snapshots(ec2: Any, ami_id: str, snapshots: Iterable[st
     except Exception as e:
         if aws.error_code(e) is None:
             raise
-        out.failures.append(f"AMI {ami_id}: {aws.error_code(e)}")
+        out.failures.append(f"AMI {ami_id}: {why(e)}")
         return out
     for snap in out.snapshots:
         try:
@@ -190,5 +201,5 @@ def deregister_image_and_snapshots(ec2: Any, ami_id: str, snapshots: Iterable[st
         except Exception as e:
             if aws.error_code(e) is None:
                 raise
-            out.failures.append(f"snapshot {snap} (of {ami_id}): {aws.error_code(e)}")
+            out.failures.append(f"snapshot {snap} (of {ami_id}): {why(e)}")
     return out

@@ -147,6 +147,18 @@ class PoolReview:
     rollout_detail: str = ""
     plan_images: list[dict[str, Any]] = field(default_factory=list)  # image_id changes the plan makes
     warnings: list[str] = field(default_factory=list)
+    # A distributed pool's AMI in each region, before and after ({region, before, after}).
+    regions: list[dict[str, str | None]] = field(default_factory=list)
+
+
+def region_amis(old: LockEntry | None, new: LockEntry | None) -> list[dict[str, str | None]]:
+    """The AMI in every region either entry has one in, when either has copies; else []."""
+    if not ((old and old.copies) or (new and new.copies)):
+        return []
+    regions = {e.region for e in (old, new) if e} | {r for e in (old, new) if e for r in (e.copies or {})}
+    ordered = sorted(regions, key=lambda r: (r != (new or old).region, r))  # type: ignore[union-attr]
+    return [{"region": r, "before": old.ami_in(r) if old else None, "after": new.ami_in(r) if new else None}
+            for r in ordered]
 
 
 def _image_key(ref: str) -> tuple[str, str | None]:
@@ -224,8 +236,8 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
     by_ami = {ami: use.pool for lock in (base, head) for ami, use in lock.ami_ids().items()}
     for name in pools:
         for e in (base.pool(name).current, head.pool(name).current):
-            if e:
-                by_ami[e.ami_id] = name
+            for ami in e.amis() if e else []:
+                by_ami[ami] = name
     for c in changes:
         if c.type in IMAGE_TYPES:
             for ami in (_image_id(c.after), _image_id(c.before)):
@@ -282,7 +294,7 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         pool=name, status=status, ami_before=old.ami_id if old else None, ami_after=new.ami_id if new else None,
         base_before=old.base_ami if old else None, base_after=new.base_ami if new else None,
         images=diff_images(old, new), pinned=f"{pin.ami_id}: {pin.reason}" if pin else None,
-        resources=[f"{c.address} ({c.action})" for c in mine],
+        resources=[f"{c.address} ({c.action})" for c in mine], regions=region_amis(old, new),
     )
     for c in mine:
         if c.type in IMAGE_TYPES:
@@ -305,8 +317,16 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         r.rollout, r.rollout_detail = "new-nodes-only", (
             "only new nodes get the new AMI: running nodes keep the old one until they are replaced "
             "(no instance_refresh on the pool's auto scaling group)")
-    if status in ("changed", "new") and new and not ami_moves and not any(
-            _image_id(c.after) == new.ami_id for c in mine if c.type in IMAGE_TYPES):
+    if new:
+        # A plan made before the last build or rollback sets an AMI the lock no longer names.
+        for c in mine:
+            planned_ami = _image_id(c.after)
+            if c.type in IMAGE_TYPES and c.action != "destroy" and planned_ami and planned_ami not in new.amis():
+                r.warnings.append(f"pool {name}: the plan sets {c.address} to {planned_ami}, but the lock's current "
+                                  f"AMI is {new.ami_id}: a stale plan (made before the last build or rollback?); "
+                                  "synthesize and plan again")
+    if status in ("changed", "new") and new and not ami_moves and not r.warnings and not any(
+            _image_id(c.after) in new.amis() for c in mine if c.type in IMAGE_TYPES):
         r.warnings.append(f"pool {name}: the lock moves to {new.ami_id} but the plan sets no launch template or "
                           "configuration to it (stale synth, or the stack does not read the lock?)")
     return r
@@ -347,7 +367,9 @@ def render_markdown(review: Review) -> str:
         lines += ["| | before | after |", "|---|---|---|",
                   f"| AMI | {_code(p.ami_before)} | {_code(p.ami_after)} |",
                   f"| base AMI | {_code(p.base_before)} | {_code(p.base_after)}"
-                  f"{' (unchanged)' if p.base_before == p.base_after and p.base_after else ''} |", ""]
+                  f"{' (unchanged)' if p.base_before == p.base_after and p.base_after else ''} |"]
+        lines += [f"| AMI in {r['region']} | {_code(r['before'])} | {_code(r['after'])} |" for r in p.regions]
+        lines.append("")
         if p.pinned:
             lines += [f"Pinned: {p.pinned}", ""]
         if p.images:

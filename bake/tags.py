@@ -20,6 +20,9 @@ KEY_BASE_AMI = "bake:base-ami"
 KEY_RUNTIME = "bake:runtime"
 KEY_IMAGE_PREFIX = "bake:image:"  # bake:image:N = "REF@DIGEST" (truncated to 256)
 KEY_GPU_DRIVER = "bake:gpu-driver"
+# On a copy of an AMI in another region: the AMI it was copied from, and that AMI's region.
+KEY_SOURCE_AMI = "bake:source-ami"
+KEY_SOURCE_REGION = "bake:source-region"
 KEY_KEPT = "bake:kept-at"  # build --keep-on-failure left this run's builder: sweep removes it at any age
 
 TAG_VALUE_MAX = 256

@@ -13,13 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from support.ci import unavailable
+from support.sandbox_bakes import builder_files_containing, leftovers
 
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"sandbox unavailable under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"sandbox unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -27,13 +23,13 @@ def sandbox() -> Iterator[object]:
     from bake.sandbox import Sandbox
 
     if os.geteuid() != 0:
-        _unavailable("needs root (it installs a CA, edits /etc/hosts and starts daemons)")
+        unavailable("sandbox unavailable: needs root (it installs a CA, edits /etc/hosts and starts daemons)")
     sb = Sandbox()
     try:
         if not sb.is_up():
             sb.up()
     except Exception as e:  # noqa: BLE001 - any failure to start is reported as such
-        _unavailable(f"{type(e).__name__}: {e}")
+        unavailable(f"sandbox unavailable: {type(e).__name__}: {e}")
     saved = dict(os.environ)
     os.environ.update(sb.env())
     try:
@@ -62,3 +58,13 @@ def in_process_ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         import boto3
 
         yield boto3.client("ec2", region_name="us-east-1")
+
+
+@pytest.fixture
+def clean_after(sandbox, ec2):  # noqa: ANN001, ANN201
+    """Every end-to-end test ends with nothing running, no temporary group or key pair, and no
+    registry credential on the builder."""
+    yield
+    assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
+    user, password = sandbox.ecr_credentials()
+    assert builder_files_containing(sandbox, password) == []

@@ -23,17 +23,19 @@ def add_account_args(p: argparse.ArgumentParser) -> None:
     without a config, from the lock and the region alone."""
     p.add_argument("--config", metavar="FILE", help=f"the config file (default: {DEFAULT_CONFIG}, if present)")
     p.add_argument("--lock", metavar="FILE", help=f"the lock file (default: {DEFAULT_LOCK_NAME} beside the config)")
-    p.add_argument("--region", help="AWS region (default: the config's, else the AWS chain)")
+    p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
+                                    "region a pool's [distribute] names)")
 
 
-def remove_or_fail(command: str, remove: Callable[[Reporter], list[str]]) -> None:
-    """Run a removal with its progress on stderr; what it could not remove fails the command."""
+def remove_or_fail(command: str, region: str, remove: Callable[[Reporter], list[str]]) -> None:
+    """Run one region's removal with its progress on stderr; what it could not remove fails
+    the command, naming the region."""
     from bake.progress import PlainReporter
 
     with PlainReporter(sys.stderr) as reporter:
         failures = remove(reporter)
     if failures:
-        raise BakeError(f"{command} could not remove: " + "; ".join(failures))
+        raise BakeError(f"{command} could not remove in {region}: " + "; ".join(failures))
 
 
 def load(args: argparse.Namespace) -> tuple[BakeConfig, LockFile]:

@@ -8,6 +8,8 @@ import sys
 from bake.commands._common import add_account_args, remove_or_fail
 from bake.commands.context import Context
 from bake.errors import ExitCode, UsageError
+from bake.model.config import BakeConfig
+from bake.model.lock import LockData
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
-    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
 
     if args.keep < 0:
         raise UsageError("--keep must be 0 or more")
@@ -39,6 +40,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         sys.stderr.write(f"bake: warning: {lock_file} does not exist: no AMI is protected by the lock\n")
     lock = common.read_lock(lock_file)
     region = common.resolve_region(args.region, config)
+    regions = common.regions(region, config, explicit=bool(args.region))
+    for i, where in enumerate(regions):
+        if len(regions) > 1:
+            print(("\n" if i else "") + f"== {where}")
+        _prune_region(args, ctx, config, lock, where)
+    return ExitCode.OK
+
+
+def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | None, lock: LockData,
+                  region: str) -> None:
+    """One region: its AMIs and copies, checked against that region's templates, configurations
+    and instances (and the lock, which names every region's)."""
+    from bake.lifecycle import common
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
+
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
     images = tool_amis(ec2)
@@ -52,17 +68,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if not plan.candidates:
         print(f"no AMIs built by this tool in {region}" + (f" for {', '.join(args.pool)}" if args.pool else ""))
-        return ExitCode.OK
+        return
     rows = [[c.pool, c.ami_id, c.created, "remove" if c.remove else "keep", c.why] for c in plan.candidates]
     print(common.table(["pool", "ami", "created", "action", "why"], rows))
     removals = plan.removals
     snaps = sum(len(c.snapshots) for c in removals)
     if not args.yes:
         print(f"\ndry run: would deregister {len(removals)} AMI(s) and delete {snaps} snapshot(s); pass --yes to do it")
-        return ExitCode.OK
+        return
     if not removals:
         print("\nnothing to prune")
-        return ExitCode.OK
-    remove_or_fail("prune", lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))
+        return
+    remove_or_fail("prune", region, lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")
-    return ExitCode.OK

@@ -28,15 +28,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.lifecycle import common
-    from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
 
-    older_than = common.parse_duration(args.older_than)
+    common.parse_duration(args.older_than)  # a bad duration fails before any AWS call
     config = common.load_optional_config(args.config)
     lock = common.read_lock(common.lock_path(args.lock, config))
     region = common.resolve_region(args.region, config)
-    (ec2,) = common.clients(region, "ec2")
+    protected = {ami: str(use) for ami, use in lock.ami_ids().items()}
+    regions = common.regions(region, config, explicit=bool(args.region))
+    for i, where in enumerate(regions):
+        if len(regions) > 1:
+            print(("\n" if i else "") + f"== {where}")
+        _sweep_region(args, ctx, where, protected)
+    return ExitCode.OK
 
-    plan = find_leftovers(ec2, older_than, protected_amis={ami: str(use) for ami, use in lock.ami_ids().items()})
+
+def _sweep_region(args: argparse.Namespace, ctx: Context, region: str, protected: dict[str, str]) -> None:
+    """One region: a killed bake's copies there carry its run's tags like everything else."""
+    from bake.lifecycle import common
+    from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
+
+    older_than = common.parse_duration(args.older_than)
+    (ec2,) = common.clients(region, "ec2")
+    plan = find_leftovers(ec2, older_than, protected_amis=protected)
     headers = ["kind", "id", "name", "pool", "run", "age", "state"]
     if plan.fresh:
         print(f"left alone, started less than {args.older_than} ago (a build may still be running):")
@@ -44,12 +57,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print()
     if not plan.leftovers:
         print(f"no leftovers older than {args.older_than} in {region}")
-        return ExitCode.OK
+        return
     print(f"leftovers older than {args.older_than} in {region}, in removal order:")
     print(common.table(headers, [describe(r, plan.now) for r in plan.leftovers]))
     if not args.yes:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
-        return ExitCode.OK
-    remove_or_fail("sweep", lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))
+        return
+    remove_or_fail("sweep", region, lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))
     print(f"\nremoved {len(plan.leftovers)} resource(s)")
-    return ExitCode.OK

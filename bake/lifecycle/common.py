@@ -90,6 +90,15 @@ def resolve_region(region: str | None, config: BakeConfig | None) -> str:
     return found
 
 
+def regions(region: str, config: BakeConfig | None, explicit: bool = False) -> list[str]:
+    """Where prune and sweep look: ``region``, then every region a pool's [distribute] names
+    (its copies live there). An explicit --region is that region only."""
+    if explicit or config is None:
+        return [region]
+    copies = {r for pool in config.pools.values() for r in pool.distribute.regions}
+    return [region, *sorted(copies - {region})]
+
+
 def clients(region: str, *services: str) -> list[Any]:
     sess = aws.session(region)
     return [aws.client(sess, s, region) for s in services]

@@ -4,7 +4,9 @@ Only AMIs this tool built are candidates (owned by the account, tagged ``bake:to
 ``bake:role=ami`` and ``bake:pool``). An AMI is kept, whatever its age, when it is:
 the N newest of its pool; named by the lock (any pool's current or pin, or this pool's
 history within N); the image of any launch template version or launch configuration in the
-account and region; or the image of any instance that is not terminated. Anything that cannot
+account and region; or the image of any instance that is not terminated. A copy in another
+region is a candidate there like any AMI of the pool (``bake prune`` runs region by region);
+the lock names it through its entry's ``copies``. Anything that cannot
 be checked (an AccessDenied on a listing) stops the prune before it removes anything.
 """
 
@@ -20,6 +22,7 @@ from bake import resources, tags
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
+from bake.resources import why
 from bake.model.lock import LockData
 from bake.progress import Reporter
 
@@ -82,10 +85,15 @@ def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
             add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
     except ClientError as e:
         raise BakeError(
-            f"cannot tell which AMIs are in use ({error_code(e)}: {e.response['Error'].get('Message', '')}); "
+            f"cannot tell which AMIs are in use ({_refusal_or_error(e)}); "
             "nothing was pruned"
         ) from None
     return used
+
+
+def _refusal_or_error(e: ClientError) -> str:
+    reason = why(e)
+    return reason if reason != error_code(e) else f"{reason}: {e.response['Error'].get('Message', '')}"
 
 
 def _created(image: dict[str, Any]) -> str:
@@ -122,7 +130,7 @@ def plan_prune(
     out: list[Candidate] = []
     for pool in sorted(by_pool):
         rec = lock.pool(pool)
-        history = {e.ami_id: i for i, e in enumerate(rec.history[:keep])}
+        history = {ami: i for i, e in enumerate(rec.history[:keep]) for ami in e.amis()}
         imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.get("CreationDate", ""), i["ImageId"]), reverse=True)
         for rank, img in enumerate(imgs):
             ami = img["ImageId"]

@@ -28,7 +28,8 @@ from botocore.exceptions import ClientError
 from bake import resources, tags
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate, parse_time
+from bake.resources import why
 from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
@@ -175,7 +176,7 @@ def remove_leftovers(
                 if r.id in terminated:
                     done(r, "terminated")
         except (ClientError, BakeError) as e:
-            failures.append(f"instances {', '.join(ids)}: {error_code(e) or e}")
+            failures.append(f"instances {', '.join(ids)}: {why(e) or e}")
             # Groups and key pairs of a run whose instance did not go are still in use.
             stuck = {r.run_id for r in by_kind["instance"]}
             for kind in ("security-group", "key-pair"):
@@ -199,7 +200,7 @@ def remove_leftovers(
                 if remove(r):
                     done(r, verb)
             except ClientError as e:
-                failures.append(f"{label(r)}: {error_code(e)}")
+                failures.append(f"{label(r)}: {why(e)}")
     return failures
 
 

@@ -14,12 +14,13 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
 from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
+from bake.model.regions import REGIONS
 from bake.model.rollout import PoolRollout, ProviderSettings, StateSettings
 
 DEFAULT_CONFIG = "bake.toml"
@@ -75,6 +76,109 @@ class GpuSettings(Strict):
         return v
 
 
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ORGANIZATION_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
+OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
+# A key id, an alias or an ARN of either, as CopyImage's KmsKeyId takes them.
+KMS_KEY = re.compile(
+    r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[\w/+=,.@-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:(key|alias)/[\w/+=,.@-]{1,250})$"
+)
+SSM_NAME = re.compile(r"^/[a-zA-Z0-9_.\-/]{1,1010}$")
+
+
+ARNS = {
+    "organizations": (ORGANIZATION_ARN, "an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-…)"),
+    "organizational_units": (OU_ARN, "an organizational unit ARN (arn:aws:organizations::ACCOUNT:ou/o-…/ou-…)"),
+}
+
+
+def _unique(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("a value is listed twice")
+    return v
+
+
+class Distribution(Strict):
+    """``[pools.NAME.distribute]``: where a baked AMI goes besides the bake's own region.
+
+    It lives with the AMI side's keys because the bake acts on it (copies, launch and snapshot
+    permissions, recorded in the lock's ``copies``); the stack reads ``ssm_parameter`` and the
+    lock's copies from this same model, as it reads every other table.
+    """
+
+    # Copies of the AMI, one per region (the bake's own region, if listed, is the original).
+    regions: list[str] = []
+    # An encrypted copy per region: { REGION = "key id, alias or ARN" } (the region's own key).
+    kms_key_ids: dict[str, str] = {}
+    # Launch permission on the AMI and every copy; accounts also get create-volume permission on
+    # their snapshots, so they can copy the AMI into their own account.
+    accounts: list[str] = []
+    organizations: list[str] = []
+    organizational_units: list[str] = []
+    # The stack writes the pool's current AMI id there in every region (data type aws:ec2:image).
+    ssm_parameter: str | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        for region in v:
+            if region not in REGIONS:
+                raise ValueError(f"{region!r} is not an AWS Region{suggest(region, REGIONS)}")
+        return _unique(v)
+
+    @field_validator("kms_key_ids")
+    @classmethod
+    def _kms(cls, v: dict[str, str]) -> dict[str, str]:
+        for region, key in v.items():
+            m = KMS_KEY.match(key)
+            if not m:
+                raise ValueError(f"{region} = {key!r} is not a KMS key id, alias or ARN")
+            if m.group("region") and m.group("region") != region:
+                raise ValueError(f"{region} = {key!r} is a key of {m.group('region')}: a copy is "
+                                 f"encrypted with a key of its own region")
+        return v
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, v: list[str]) -> list[str]:
+        for account in v:
+            if not ACCOUNT_ID.match(account):
+                raise ValueError(f"{account!r} is not an AWS account id (12 digits)")
+        return _unique(v)
+
+    @field_validator("organizations", "organizational_units")
+    @classmethod
+    def _arns(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        pattern, what = ARNS[info.field_name or ""]
+        for arn in v:
+            if not pattern.match(arn):
+                raise ValueError(f"{arn!r} is not {what}")
+        return _unique(v)
+
+    @field_validator("ssm_parameter")
+    @classmethod
+    def _ssm(cls, v: str | None) -> str | None:
+        if v is not None and (not SSM_NAME.match(v) or v.lower().startswith(("/aws", "/ssm"))):
+            raise ValueError(f"{v!r} is not an SSM parameter name of your own (/path/NAME; not under /aws or /ssm)")
+        return v
+
+    @model_validator(mode="after")
+    def _keys_of_listed_regions(self) -> Distribution:
+        for region in self.kms_key_ids:
+            if region not in self.regions:
+                raise ValueError(f"kms_key_ids names {region!r}, which is not in regions {self.regions}")
+        return self
+
+    def copy_regions(self, source: str) -> list[str]:
+        """The regions that get a copy when the AMI is baked in ``source``."""
+        return [r for r in self.regions if r != source]
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.accounts or self.organizations or self.organizational_units)
+
+
 # NVIDIA GPU families: p2..p6, g3..g6(e/f/dn/...), gr6. g4ad carries AMD GPUs; inf/trn (Neuron),
 # dl1 (Gaudi), f1 (FPGA) are accelerators without an NVIDIA driver.
 NVIDIA_FAMILY = re.compile(r"^(p|g|gr)\d+[a-z0-9-]*$")
@@ -118,6 +222,7 @@ class PoolConfig(Strict):
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
     tags: dict[str, str] = {}
+    distribute: Distribution = Distribution()
     # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
     rollout: PoolRollout = PoolRollout()
 
@@ -212,6 +317,15 @@ class BakeConfig(Strict):
     # The rollout side's stack-wide tables.
     state: StateSettings = StateSettings()
     provider: ProviderSettings = ProviderSettings()
+
+    @model_validator(mode="after")
+    def _node_regions_have_the_ami(self) -> BakeConfig:
+        for name, pool in self.pools.items():
+            node = pool.rollout.node_region
+            if node and self.region and node != self.region and node not in pool.distribute.regions:
+                raise ValueError(f"pools.{name}.node_region: {node!r} gets no copy of the AMI (baked in "
+                                 f"{self.region}): add it to [pools.{name}.distribute] regions")
+        return self
 
     def select(self, names: list[str] | None) -> list[PoolConfig]:
         if not names:

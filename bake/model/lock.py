@@ -45,9 +45,21 @@ class LockEntry(_Model):
     built_at: str
     runtime: str = "containerd"
     gpu_driver_version: str | None = None
+    # The AMI's copies in other regions ([pools.NAME.distribute] regions): { REGION: AMI_ID }.
+    # None (not written) for a pool that distributes nothing.
+    copies: dict[str, str] | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None
+
+
+    def amis(self) -> list[str]:
+        """The AMI and its copies, in every region."""
+        return [self.ami_id, *(self.copies or {}).values()]
+
+    def ami_in(self, region: str) -> str | None:
+        """This entry's AMI in ``region``: the original there, else its copy, else None."""
+        return self.ami_id if region == self.region else (self.copies or {}).get(region)
 
 
 class Pin(_Model):
@@ -90,14 +102,16 @@ class LockData(_Model):
         return self.pools.get(name) or PoolLock()
 
     def ami_uses(self) -> Iterator[tuple[str, AmiUse]]:
-        """Every place the lock names an AMI: per pool, current, pin, then history newest first."""
+        """Every place the lock names an AMI (an entry's copies in other regions too): per pool,
+        current, pin, then history newest first."""
         for name, rec in self.pools.items():
             if rec.current:
-                yield rec.current.ami_id, AmiUse(name, "current")
+                yield from ((ami, AmiUse(name, "current")) for ami in rec.current.amis())
             if rec.pinned:
                 yield rec.pinned.ami_id, AmiUse(name, "pinned")
+                # A pin names the original; its entry (current, after a rollback) names the copies.
             for i, entry in enumerate(rec.history):
-                yield entry.ami_id, AmiUse(name, "history", i)
+                yield from ((ami, AmiUse(name, "history", i)) for ami in entry.amis())
 
     def ami_ids(self) -> dict[str, AmiUse]:
         """Every AMI the lock names, with the first place that names it."""

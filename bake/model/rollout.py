@@ -19,7 +19,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bake.model.base import Strict
+from bake.model.base import Strict, suggest
+from bake.model.regions import REGIONS
 
 VolumeType = Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"]
 Count = Annotated[int, Field(ge=0, le=10000)]
@@ -201,11 +202,21 @@ class PoolRollout(Strict):
     baked but not rolled out here. No key at all: a pool only baked (the stack refuses it)."""
 
     launch: Literal["template", "configuration", "nodegroup", "none"] = "template"
+    # Where the pool's nodes live (its launch template, group or node group), when not in the
+    # stack's region: the bake's region or one of [distribute] regions, whose copy they launch.
+    node_region: str | None = None
     asg: AsgSettings | None = None
     launch_template: LaunchTemplateSettings = LaunchTemplateSettings()
     nodegroup: NodegroupSettings | None = None
     # Written by `bake adopt`: the stack imports this existing ASG (see Adopt).
     adopt: Adopt | None = None
+
+    @field_validator("node_region")
+    @classmethod
+    def _node_region(cls, v: str | None) -> str | None:
+        if v is not None and v not in REGIONS:
+            raise ValueError(f"{v!r} is not an AWS Region{suggest(v, REGIONS)}")
+        return v
 
     @model_validator(mode="after")
     def _mode_tables(self) -> PoolRollout:

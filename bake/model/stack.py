@@ -20,6 +20,8 @@ LAUNCH_CONFIGURATION = "aws_launch_configuration"
 AUTOSCALING_GROUP = "aws_autoscaling_group"
 EKS_NODE_GROUP = "aws_eks_node_group"
 POOL_RESOURCE_TYPES = (LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION, AUTOSCALING_GROUP, EKS_NODE_GROUP)
+# [distribute] ssm_parameter: one per region, named ssm_logical_id(pool, region).
+SSM_PARAMETER = "aws_ssm_parameter"
 
 _TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -27,6 +29,11 @@ _TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 def logical_id(pool: str) -> str:
     """The Terraform resource name for a pool (names may start with a digit; HCL's may not)."""
     return pool if _TF_NAME.match(pool) else f"_{pool}"
+
+
+def ssm_logical_id(pool: str, region: str) -> str:
+    """The Terraform name of ``pool``'s SSM parameter in ``region`` (``cpu_eu-west-1``)."""
+    return f"{logical_id(pool)}_{region}"
 
 
 def address(resource_type: str, pool: str) -> str:

@@ -31,8 +31,17 @@ KEYS_SCRIPT = '''#!{python}
 # Written by `python -m bake sandbox up`: sshd's AuthorizedKeysCommand for the sandbox builder.
 # Prints the public keys of the key pairs attached to moto's pending/running instances, as
 # cloud-init would have installed them on a real instance. Prints nothing when moto is down.
+# Besides the sandbox's moto it asks every moto registered in EXTRA (one JSON file each:
+# endpoint, access_key_id, secret_access_key): a test's private IAM-enforcing moto, whose
+# builders log in here too (bake.sandbox.iam_moto). Those calls are signed (SigV4), as that
+# moto checks signatures.
 # Standard library only, no boto3: sshd runs this at every login, and importing boto3 cost
 # about half a second each time (a login on EC2 reads a file).
+import datetime
+import hashlib
+import hmac
+import json
+import pathlib
 import sys
 import urllib.error
 import urllib.parse
@@ -41,14 +50,40 @@ import xml.etree.ElementTree as ET
 
 USER = {user!r}
 ENDPOINT = {endpoint!r}
+EXTRA = pathlib.Path({extra!r})
+REGION = {region!r}
 # moto reads the region from the credential scope and checks no signature.
 AUTH = "AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
 
 
-def call(params):
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def signed(endpoint, body, key_id, secret):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    host = urllib.parse.urlsplit(endpoint).netloc
+    headers = {{"content-type": "application/x-www-form-urlencoded", "host": host, "x-amz-date": stamp}}
+    names = ";".join(sorted(headers))
+    canonical = "\\n".join(["POST", "/", "", *(f"{{k}}:{{headers[k]}}" for k in sorted(headers)), "", names,
+                           hashlib.sha256(body).hexdigest()])
+    scope = f"{{day}}/{{REGION}}/ec2/aws4_request"
+    to_sign = "\\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = _hmac(("AWS4" + secret).encode(), day)
+    for part in (REGION, "ec2", "aws4_request"):
+        k = _hmac(k, part)
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return {{"Content-Type": headers["content-type"], "X-Amz-Date": stamp,
+             "Authorization": f"AWS4-HMAC-SHA256 Credential={{key_id}}/{{scope}}, SignedHeaders={{names}}, Signature={{signature}}"}}
+
+
+def call(target, params):
+    endpoint, creds = target
     body = urllib.parse.urlencode({{**params, "Version": "2016-11-15"}}).encode()
-    req = urllib.request.Request(ENDPOINT, data=body, headers={{
-        "Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}})
+    headers = signed(endpoint, body, *creds) if creds else {{
+        "Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH}}
+    req = urllib.request.Request(endpoint.rstrip("/") + "/", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return ET.fromstring(resp.read())
 
@@ -57,20 +92,35 @@ def texts(root, name):
     return [el.text for el in root.iter() if el.tag.rsplit("}}", 1)[-1] == name and el.text]
 
 
-if len(sys.argv) < 2 or sys.argv[1] != USER:
-    sys.exit(0)
-try:
-    running = call({{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
-                     "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
+def targets():
+    yield ENDPOINT, None
+    for f in sorted(EXTRA.glob("*.json")) if EXTRA.is_dir() else []:
+        try:
+            d = json.loads(f.read_text())
+            yield d["endpoint"], (d["access_key_id"], d["secret_access_key"])
+        except (OSError, ValueError, KeyError) as e:
+            print(f"bake-sandbox authorized-keys: {{f}}: {{e}}", file=sys.stderr)
+
+
+def keys(target):
+    running = call(target, {{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
+                             "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
     for name in sorted(set(texts(running, "keyName"))):
         try:
-            pairs = call({{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
+            pairs = call(target, {{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
         except urllib.error.HTTPError:  # the key pair was deleted while its instance still runs
             continue
         for key in texts(pairs, "publicKey"):
             print(key.strip())
-except Exception as e:
-    print(f"bake-sandbox authorized-keys: {{e}}", file=sys.stderr)
+
+
+if len(sys.argv) < 2 or sys.argv[1] != USER:
+    sys.exit(0)
+for target in targets():
+    try:
+        keys(target)
+    except Exception as e:
+        print(f"bake-sandbox authorized-keys: {{target[0]}}: {{e}}", file=sys.stderr)
 '''
 
 SSHD_CONFIG = """# Written by `python -m bake sandbox up`: the sandbox builder's sshd, not the host's.
@@ -96,6 +146,24 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 def _paths(layout: Layout) -> dict[str, Path]:
     d = layout.ssh_dir
     return {"config": d / "sshd_config", "host_key": d / "ssh_host_ed25519_key", "keys_script": d / "authorized-keys"}
+
+
+def extra_endpoints_dir(layout: Layout) -> Path:
+    """Where other moto servers are registered for the keys command (see KEYS_SCRIPT).
+
+    Under /run, which sshd's mount namespace shares with the host: in the overlaid /var, a file
+    made after sshd started may never show (overlayfs does not follow changes to its lower layer).
+    One folder per sandbox (its ssh port), root's only."""
+    return Path("/run/bake-sandbox") / f"ssh-{layout.ssh_port}-moto-endpoints.d"
+
+
+def keys_command_serves_extra_endpoints(layout: Layout) -> bool:
+    """Whether the running sandbox's keys command reads ``extra_endpoints_dir`` (a sandbox
+    started by an older version does not: ``sandbox down && sandbox up`` rewrites it)."""
+    try:
+        return str(extra_endpoints_dir(layout)) in _paths(layout)["keys_script"].read_text()
+    except OSError:
+        return False
 
 
 def daemon(layout: Layout) -> Daemon:
@@ -134,16 +202,50 @@ def _check_safe_chain(path: Path) -> None:
             )
 
 
+def serve_extra_endpoints(layout: Layout) -> None:
+    """Make the running sshd's keys command one that reads ``extra_endpoints_dir``. A sandbox
+    started by an older checkout has another: then sshd is restarted, which rewrites it. Only a
+    restart will do: sshd sees /var through its overlay, which may keep showing the old file
+    after the host's is replaced. Call it under the sandbox lock (logins fail while it restarts)."""
+    pid = daemon(layout).pid()
+    script = _paths(layout)["keys_script"]
+    try:
+        fresh = pid is not None and script.stat().st_mtime <= _started_at(pid)
+    except (OSError, ValueError):
+        fresh = False
+    if fresh and keys_command_serves_extra_endpoints(layout):
+        return
+    stop(layout)
+    start(layout)
+    if not keys_command_serves_extra_endpoints(layout):
+        raise SandboxError(f"{script}: the keys command does not read {extra_endpoints_dir(layout)}")
+
+
+def _started_at(pid: int) -> float:
+    """When process ``pid`` started (epoch seconds): its start tick after boot, plus boot time."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def write_keys_command(layout: Layout) -> None:
+    """(Re)write sshd's AuthorizedKeysCommand (sshd runs it at every login)."""
+    path = _paths(layout)["keys_script"]
+    tmp = path.with_name(".authorized-keys.tmp")
+    tmp.write_text(KEYS_SCRIPT.format(
+        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
+        extra=str(extra_endpoints_dir(layout)), key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
 def configure(layout: Layout) -> None:
     p = _paths(layout)
     layout.ssh_dir.mkdir(parents=True, exist_ok=True)
     if not p["host_key"].exists():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bake-sandbox-builder", "-f", str(p["host_key"])],
             "make sshd host key")
-    p["keys_script"].write_text(KEYS_SCRIPT.format(
-        python=sys.executable, user=SSH_USER, region=REGION, endpoint=layout.moto_endpoint + "/",
-        key=CREDENTIALS["AWS_ACCESS_KEY_ID"]))
-    p["keys_script"].chmod(0o755)
+    write_keys_command(layout)
     p["config"].write_text(SSHD_CONFIG.format(
         port=layout.ssh_port, host=HOST, host_key=p["host_key"], pid_file=layout.run_dir / "sshd.own.pid",
         keys_script=p["keys_script"], user=SSH_USER))

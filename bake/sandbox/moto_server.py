@@ -4,11 +4,24 @@ It runs moto's own server, with one change: AWS itself publishes the EKS-optimiz
 parameters under ``/aws/service/eks/``, and moto (like AWS) refuses a PutParameter there. Here
 PutParameter on that prefix stores the value as if AWS had published it, so the sandbox can
 seed the base AMI and a test can "publish" a new one to force a rebake.
+
+With ``BAKE_MOTO_IAM=1`` (``bake.sandbox.iam_moto`` sets it; the shared sandbox never does) two
+more changes serve the least-privilege proof:
+
+- moto checks a signed request's action against the caller's identity policies, but it passes
+  ``*`` as the resource of every call outside S3, so a statement scoped to ARNs would match
+  nothing. Here ``*`` (moto does not know the resource) matches any ``Resource``: the Action
+  element is proven, the Resource and Condition elements are not (docs/iam.md lists them).
+- every authorization decision is appended as a JSON line (action, caller, allowed) to the
+  file named by ``BAKE_MOTO_ACTION_LOG``: the record of which calls each use makes.
 """
 
 from __future__ import annotations
 
 import sys
+import json
+import os
+import threading
 from typing import Any
 
 PUBLISHED_PREFIX = "/aws/service/eks/"
@@ -38,8 +51,39 @@ def _allow_published_parameters() -> None:
     SimpleSystemManagerBackend.put_parameter = put_parameter  # type: ignore[method-assign]
 
 
+def _iam_mode(action_log: str | None) -> None:
+    from moto.iam.access_control import IAMPolicyStatement, IAMRequest
+
+    original_match = IAMPolicyStatement._check_element_matches
+
+    def check_element_matches(self: Any, element: Any, value: str) -> bool:
+        if element == "Resource" and value == "*":
+            return True
+        return original_match(self, element, value)
+
+    IAMPolicyStatement._check_element_matches = check_element_matches  # type: ignore[method-assign]
+    if not action_log:
+        return
+    original_check = IAMRequest.check_action_permitted
+    lock = threading.Lock()
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        allowed = False
+        try:
+            original_check(self, resource)
+            allowed = True
+        finally:
+            line = json.dumps({"action": self._action, "caller": self._access_key.arn, "allowed": allowed})
+            with lock, open(action_log, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    IAMRequest.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     _allow_published_parameters()
+    if os.environ.get("BAKE_MOTO_IAM") == "1":
+        _iam_mode(os.environ.get("BAKE_MOTO_ACTION_LOG"))
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -24,12 +24,15 @@ def executable() -> str:
 
 
 @contextmanager
-def private_moto_server(log_dir: Path, timeout: float = 60) -> Iterator[str]:
-    """Start moto_server, wait until it answers, yield its URL, stop it."""
+def private_moto_server(log_dir: Path, timeout: float = 60, *, program: list[str] | None = None,
+                        env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start moto_server (or ``program``, which takes moto_server's ``-H``/``-p``), wait until it
+    answers, yield its URL, stop it."""
     port = free_port()
     log = Path(log_dir) / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([executable(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*(program or [executable()]), "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
@@ -53,6 +54,11 @@ class BuildState:
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
     gpu_driver_version: str | None = None
+    # The AMI's copies in other regions: every one the lock entry will name, and those this run
+    # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
+    ec2_in: Callable[[str], Any] | None = None
+    copies: dict[str, str] = field(default_factory=dict)
+    started_copies: dict[str, str] = field(default_factory=dict)
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 
@@ -79,7 +85,7 @@ def _undo(step: Step, st: BuildState) -> None:
     try:
         step.cleanup(st)
     except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
-        msg = f"{step.name}: {e}"
+        msg = f"{step.name}: {aws.describe_error(e) or e}"
         st.cleanup_errors.append(msg)
         st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
     finally:

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bake import resources, tags
+from bake.iam import refusal
 from bake.steps.base import BuildState
 
 
@@ -39,6 +40,16 @@ class StepKeyPair:
         st.private_key_pem = pem if st.keep_on_failure else None
         # The name is ours, so it is recorded before the call: an interrupt mid-call is undone.
         st.key_name = f"bake-{st.pool.name}-{st.run_id}"
+        try:
+            self._import(st, public)
+        except Exception as e:
+            if refusal.message(e):
+                # Refused: nothing was made, and the undo would only be refused too (a false
+                # "cleanup left resources behind"). A duplicate name, by contrast, may be ours.
+                st.key_name = None
+            raise
+
+    def _import(self, st: BuildState, public: str) -> None:
         st.ec2.import_key_pair(
             KeyName=st.key_name,
             PublicKeyMaterial=public.encode(),

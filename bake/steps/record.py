@@ -21,6 +21,7 @@ class Built(Protocol):
     base_ami: str
     images: list[ResolvedImage]
     gpu_driver_version: str | None
+    copies: dict[str, str]
 
 
 def entry_for(built: Built) -> LockEntry:
@@ -33,13 +34,17 @@ def entry_for(built: Built) -> LockEntry:
         built_at=now_iso(),
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
+        copies=dict(built.copies) or None,
     )
 
 
 def record(lock: LockFile, pool: str, entry: LockEntry) -> None:
     def change(old: PoolLock) -> PoolLock:
         if old.current and old.current.ami_id == entry.ami_id:
-            return old
+            # The same AMI (a pool that only gained copies): the entry keeps its history and
+            # time, and names its copies.
+            copies = {**(old.current.copies or {}), **(entry.copies or {})} or None
+            return old.model_copy(update={"current": old.current.model_copy(update={"copies": copies})})
         promoted = old.promoted(entry)
         # A pin lapses when the pool is built anew (its images changed since the rollback).
         return promoted.model_copy(update={"pinned": None})

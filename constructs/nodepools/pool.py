@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 
-from cdktf import TerraformResourceLifecycle, Token
+from collections.abc import Mapping
+
+from cdktf import TerraformProvider, TerraformResourceLifecycle, Token
 from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroup,
     AutoscalingGroupInstanceRefresh,
@@ -40,9 +42,10 @@ from cdktf_cdktf_provider_aws.launch_template import (
     LaunchTemplateMonitoring,
     LaunchTemplateTagSpecifications,
 )
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from bake.model.stack import logical_id
+from bake.model.stack import logical_id, ssm_logical_id
 from nodepools.props import InstanceProps, NodePoolProps
 
 
@@ -63,9 +66,15 @@ class NodePool(Construct):
     asg: AutoscalingGroup | None
     node_group: EksNodeGroup | None
 
-    def __init__(self, scope: Construct, id: str, props: NodePoolProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: NodePoolProps,
+                 providers: Mapping[str, TerraformProvider | None] | None = None) -> None:
+        """``providers``: the stack's provider per region (None: the default one); needed only for
+        a pool whose nodes or SSM parameter are in another region than the stack's."""
         super().__init__(scope, id)
         self.props = props
+        providers = providers or {}
+        # The pool's resources, each with its region's provider (None: the stack's default).
+        self.provider = providers[props.region] if props.region else None
         self.launch_template = self.launch_configuration = self.asg = self.node_group = None
         if props.launch == "template":
             self.launch_template = self._launch_template(props, with_profile=True)
@@ -77,6 +86,25 @@ class NodePool(Construct):
             # EKS rejects an instance profile in a node group's template: it uses node_role_arn.
             self.launch_template = self._launch_template(props, with_profile=False)
             self.node_group = self._node_group(props)
+        self.ssm_parameters = [self._ssm_parameter(props, region, ami, providers.get(region))
+                               for region, ami in sorted(props.ssm_values.items())]
+
+    def _ssm_parameter(self, p: NodePoolProps, region: str, ami_id: str,
+                       provider: TerraformProvider | None) -> SsmParameter:
+        """The pool's current AMI in ``region`` under [distribute] ssm_parameter, as an
+        ``aws:ec2:image`` parameter (launch templates elsewhere read it with resolve:ssm:)."""
+        param = SsmParameter(
+            self, f"ssm_{region}",
+            name=p.ssm_parameter or "",
+            type="String",
+            data_type="aws:ec2:image",
+            value=ami_id,
+            description=f"bake pool {p.name}: its current AMI in {region}",
+            tags=dict(p.tags),
+            provider=provider,
+        )
+        param.override_logical_id(ssm_logical_id(p.name, region))
+        return param
 
     # -- launch template (modes "template" and "nodegroup") ------------------------------------
     def _launch_template(self, p: NodePoolProps, with_profile: bool) -> LaunchTemplate:
@@ -88,6 +116,7 @@ class NodePool(Construct):
                        else LaunchTemplateIamInstanceProfile(name=i.iam_instance_profile))
         lt = LaunchTemplate(
             self, "launch_template",
+            provider=self.provider,
             name_prefix=f"{p.name}-",
             description=f"bake pool {p.name}",
             image_id=p.ami_id,
@@ -138,6 +167,7 @@ class NodePool(Construct):
         i = p.instance
         lc = LaunchConfiguration(
             self, "launch_configuration",
+            provider=self.provider,
             name_prefix=f"{p.name}-",
             image_id=p.ami_id,
             instance_type=i.instance_type,
@@ -191,6 +221,7 @@ class NodePool(Construct):
         tags = dict(a.tags) if p.adopt else {**p.tags, **a.tags}
         asg = AutoscalingGroup(
             self, "asg",
+            provider=self.provider,
             name=a.name or p.name,
             min_size=a.min_size,
             max_size=a.max_size,
@@ -225,7 +256,7 @@ class NodePool(Construct):
         if p.adopt is not None:
             # A Terraform import block: the first plan imports the live group, then updates it in
             # place to the pool's template/configuration; once in the state it is a no-op.
-            asg.import_from(p.adopt.asg_name)
+            asg.import_from(p.adopt.asg_name, self.provider)
         return asg
 
     @staticmethod
@@ -259,6 +290,7 @@ class NodePool(Construct):
             update = EksNodeGroupUpdateConfig(max_unavailable=1)
         ng = EksNodeGroup(
             self, "node_group",
+            provider=self.provider,
             cluster_name=n.cluster_name,
             node_group_name=n.node_group_name or p.name,
             node_role_arn=n.node_role_arn,

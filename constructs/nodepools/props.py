@@ -14,7 +14,7 @@ from typing import Literal
 
 from bake.errors import UsageError
 from bake.model.config import BakeConfig, PoolConfig
-from bake.model.lock import LockData
+from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
 from bake.model.stack import POOL_TAG
 
@@ -56,6 +56,11 @@ class NodePoolProps:
     # An existing ASG this pool adopted: imported, and its tags kept exactly (asg.tags/group_tags
     # only; the pool's own tags go to the launch template and the instances).
     adopt: Adopt | None = None
+    # Where the nodes live: None is the stack's region (its default provider).
+    region: str | None = None
+    # [distribute] ssm_parameter: its name, and the pool's AMI id in each region it is written in.
+    ssm_parameter: str | None = None
+    ssm_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,15 @@ class StackProps:
     state: StateSettings = StateSettings()
     provider: ProviderSettings = ProviderSettings()
 
+    def regions(self) -> list[str]:
+        """Every region besides the stack's own that a pool's nodes or SSM parameter live in: one
+        provider alias each."""
+        used = {p.region for p in self.pools if p.region} | {r for p in self.pools for r in p.ssm_values}
+        return sorted(used - {self.region})
 
-def pool_props(pool: PoolConfig, rollout: PoolRollout, ami_id: str, user_data: str | None) -> NodePoolProps:
+
+def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_region: str,
+               user_data: str | None) -> NodePoolProps:
     """One pool's props; the AMI side's keys are the defaults of the launch template's."""
     lt = rollout.launch_template
     tags = {**pool.tags, POOL_TAG: pool.name}
@@ -87,8 +99,21 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, ami_id: str, user_data: s
         tags={**tags, **lt.tags},
     )
     assert rollout.launch != "none"
+    node_region = rollout.node_region or stack_region
+    ami_id = entry.ami_in(node_region)
+    if ami_id is None:
+        copies = ", ".join(f"{r}: {a}" for r, a in sorted((entry.copies or {}).items())) or "none"
+        raise MissingAmiError(
+            f"pool {pool.name!r}: no AMI in {node_region}, where its nodes live (the lock's {entry.ami_id} is in "
+            f"{entry.region}; copies: {copies}); list {node_region} in [pools.{pool.name}.distribute] regions "
+            f"and run python -m bake build --pool {pool.name}"
+        )
+    ssm = pool.distribute.ssm_parameter
+    ssm_values = {entry.region: entry.ami_id, **(entry.copies or {})} if ssm else {}
     return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
-                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt)
+                         asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
+                         region=None if node_region == stack_region else node_region,
+                         ssm_parameter=ssm, ssm_values=ssm_values)
 
 
 def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]) -> StackProps:
@@ -106,12 +131,7 @@ def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]
         if entry is None:
             missing.append(name)
             continue
-        if entry.region != region:
-            raise MissingAmiError(
-                f"pool {name!r}: its AMI {entry.ami_id} is in {entry.region}, the stack deploys to "
-                f"{region}; bake it there: python -m bake build --pool {name}"
-            )
-        pools.append(pool_props(pool, rollout, entry.ami_id, user_data.get(name)))
+        pools.append(pool_props(pool, rollout, entry, region, user_data.get(name)))
     if missing:
         cmds = "; ".join(f"python -m bake build --pool {n}" for n in missing)
         raise MissingAmiError(

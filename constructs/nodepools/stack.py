@@ -18,14 +18,23 @@ class NodePoolsStack(TerraformStack):
     def __init__(self, scope: Construct, id: str, props: StackProps) -> None:
         super().__init__(scope, id)
         p = props.provider
-        # No endpoints, no skip flags: tests point the provider at moto with AWS_ENDPOINT_URL.
-        AwsProvider(
-            self, "aws",
-            region=props.region,
-            profile=p.profile,
-            allowed_account_ids=list(p.allowed_account_ids) or None,
-            default_tags=[AwsProviderDefaultTags(tags=dict(p.default_tags))] if p.default_tags else None,
-        )
+
+        def provider(id: str, region: str, alias: str | None = None) -> AwsProvider:
+            # No endpoints, no skip flags: tests point the provider at moto with AWS_ENDPOINT_URL.
+            return AwsProvider(
+                self, id,
+                region=region,
+                alias=alias,
+                profile=p.profile,
+                allowed_account_ids=list(p.allowed_account_ids) or None,
+                default_tags=[AwsProviderDefaultTags(tags=dict(p.default_tags))] if p.default_tags else None,
+            )
+
+        provider("aws", props.region)
+        # One alias per other region (named after it: `aws.eu-west-1`); the default serves the
+        # stack's region, so a one-region stack is exactly what it was.
+        regional: dict[str, AwsProvider | None] = {props.region: None}
+        regional.update({r: provider(f"aws_{r}", r, alias=r) for r in props.regions()})
         s = props.state
         if s.backend == "s3":
             S3Backend(
@@ -42,4 +51,4 @@ class NodePoolsStack(TerraformStack):
                 self.add_override("terraform.backend.s3.use_lockfile", s.use_lockfile)
         else:
             LocalBackend(self, path=s.path or DEFAULT_LOCAL_STATE)
-        self.pools = {pool.name: NodePool(self, pool.name, pool) for pool in props.pools}
+        self.pools = {pool.name: NodePool(self, pool.name, pool, regional) for pool in props.pools}

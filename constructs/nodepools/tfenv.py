@@ -28,6 +28,12 @@ def terraform_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+def uses_mirror(env: Mapping[str, str]) -> bool:
+    """Whether terraform run with ``env`` takes its providers from the project's offline mirror."""
+    current = env.get("TF_CLI_CONFIG_FILE")
+    return bool(current) and Path(current).resolve() == CLI_CONFIG and MIRROR.is_dir()
+
+
 def apply(env: MutableMapping[str, str] | None = None) -> None:
     """Set the same variables in ``env`` (default os.environ) in place."""
     target = os.environ if env is None else env

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-from bakeutil import run_bake
-from conftest import PRE_EXISTING, USER_DATA, make_legacy_group
+from support.cli import run_bake
+from legacy_groups import PRE_EXISTING, USER_DATA, make_legacy_group
 
 from bake.model.config import load_config
 

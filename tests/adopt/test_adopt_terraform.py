@@ -11,16 +11,15 @@ nothing else about it.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomlkit
-from bakeutil import run_bake
-from conftest import PRE_EXISTING, USER_DATA, describe_group, make_legacy_group
-from rollout_helpers import Project, changes, needs_terraform
+from support.cli import run_bake
+from legacy_groups import PRE_EXISTING, USER_DATA, describe_group, make_legacy_group
+from support.terraform import Project, changes, needs_terraform
 
 from bake.model.lock import LockFile
 
@@ -97,22 +96,13 @@ def _group_settings(group: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def flow(sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # noqa: ANN001
-    t0 = time.monotonic()
-    timings: dict[str, float] = {}
-
-    def lap(what: str) -> None:
-        nonlocal t0
-        now = time.monotonic()
-        timings[what] = round(now - t0, 1)
-        t0 = now
-
     suffix = f"{int(time.time() * 1000) % 10**8}"
     groups = {"tmpl": make_legacy_group(sandbox, f"adopt-tmpl-{suffix}"),
               "legacy": make_legacy_group(sandbox, f"adopt-legacy-{suffix}")}
     before = {pool: _group_settings(describe_group(sandbox, g["name"])) for pool, g in groups.items()}
     p = Project(dir=tmp_path_factory.mktemp("adopt"), env=dict(sandbox.env()))
     p.config.write_text(PRE_EXISTING)
-    out: dict[str, Any] = {"project": p, "groups": groups, "before": before, "timings": timings}
+    out: dict[str, Any] = {"project": p, "groups": groups, "before": before}
     out["adopt_runs"] = {
         "tmpl": run_bake("adopt", groups["tmpl"]["name"], "--pool", "tmpl", "--config", str(p.config)),
         "legacy": run_bake("adopt", groups["legacy"]["name"], "--pool", "legacy", "--launch", "configuration",
@@ -121,7 +111,6 @@ def flow(sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  
     for r in out["adopt_runs"].values():
         assert r.returncode == 0, r.stderr
     out["adopted_text"] = p.config.read_text()
-    lap("adopt x2")
 
     # A freshly pushed image: the fingerprint is new even against a long-lived sandbox, so this is a real bake.
     fresh = f"{sandbox.info.registry}/env/adopt-{suffix}:v1"
@@ -133,19 +122,14 @@ def flow(sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  
     assert out["build"].returncode == 0, out["build"].stderr[-3000:]
     lock = LockFile(p.lock).read()
     out["baked"] = {pool: lock.pools[pool].current for pool in groups}
-    lap("bake x2")
 
     p.synth()
     out["synth"] = p.synthesized()
-    lap("synth")
     p.init()
     out["plan"] = p.plan_json()
-    lap("init+plan")
     p.apply_plan()
-    lap("apply")
     out["after"] = {pool: _launch_data(sandbox, g["name"]) for pool, g in groups.items()}
     out["plan_after"] = p.plan_json()
-    lap("second plan")
     return out
 
 
@@ -227,6 +211,3 @@ def test_the_import_happens_once(flow) -> None:  # noqa: ANN001
     # The template-mode group may show its launch source again; nothing else about it.
     assert _changed(ch["aws_autoscaling_group.tmpl"]) <= LAUNCH_SOURCE
 
-
-def test_report_timings(flow) -> None:  # noqa: ANN001
-    print(json.dumps(flow["timings"]))

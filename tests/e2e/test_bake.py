@@ -13,7 +13,8 @@ import pytest
 from bake import tags
 from bake.model.lock import LockFile
 
-from bakeutil import clean_after, leftovers, run_bake, write_config  # noqa: F401 (fixture)
+from support.cli import run_bake
+from support.sandbox_bakes import in_builder, leftovers, write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
 
@@ -43,9 +44,23 @@ def containerd_bake(sandbox, tmp_path_factory):
     images = info.images[:4] + info.ecr_images[:1] + [f"{info.registry}/env/e2e-fresh:v1"]
     cfg = write_config(d / "bake.toml", sandbox, {"cpu": {"images": images, "runtime": "containerd"}})
     host_before = host_files()
+    # The overlay outlives bakes (an earlier scrub's deletions stay): plant what this bake's
+    # scrub must remove, so the test sees this bake's clean-up and not an older one.
+    in_builder(sandbox, PLANT)
     result = run_bake("build", "--config", str(cfg))
     assert host_files() == host_before, "the bake's clean-up touched the host's own files"
     return d, cfg, images, result
+
+
+PLANTED = ["/etc/ssh/ssh_host_planted_key", "/root/.bash_history", "/root/.docker/config.json",
+           "/etc/hostname", "/etc/resolv.conf", "/var/lib/cloud/instance/planted", "/var/log/planted.log.1"]
+PLANT = "; ".join([f"mkdir -p {Path(p).parent} && echo planted > {p}" for p in PLANTED]
+                  + ["echo planted > /etc/machine-id", "echo planted > /var/log/planted.log"])
+
+
+def still_on_builder(sandbox, paths: list[str]) -> list[str]:
+    out = in_builder(sandbox, "; ".join(f"[ -e {p} ] && echo {p}" for p in paths) + "; true")
+    return out.split()
 
 
 def host_files() -> dict[str, bytes | None]:
@@ -90,12 +105,11 @@ def test_images_are_in_k8s_namespace_labelled_for_the_kubelet(sandbox, container
 
 
 def test_scrub_ran_on_the_builder_and_not_on_the_host(sandbox, containerd_bake):
-    deleted = set(sandbox.deleted_paths())
-    # the builder lost its host keys, machine-id was emptied, logs and cloud-init state went
-    assert any(p.startswith("/etc/ssh/ssh_host_") for p in deleted), sorted(deleted)[:20]
-    upper = Path(sandbox.info.overlay_upper)
-    assert (upper / "etc/machine-id").read_text() == ""
-    assert "/etc/resolv.conf" in deleted or "/etc/hostname" in deleted
+    # what was planted on the builder before this bake is gone, machine-id and logs emptied
+    assert still_on_builder(sandbox, PLANTED) == []
+    assert in_builder(sandbox, "cat /etc/machine-id /var/log/planted.log") == ""
+    # files of the base image (the lower layer) are deleted as whiteouts; the host keeps its own
+    assert {"/etc/hostname", "/etc/resolv.conf"} <= set(sandbox.deleted_paths())
     # the host kept its own (compared byte for byte around the bake in the fixture)
     assert list(Path("/etc/ssh").glob("ssh_host_*")), "the host's SSH host keys must stay"
     assert Path("/etc/resolv.conf").exists()
@@ -155,8 +169,10 @@ def test_changed_image_rebakes_and_keeps_history(sandbox, tmp_path):
 
 def test_docker_runtime_bake(sandbox, tmp_path):
     info = sandbox.info
-    images = [info.images[0], info.ecr_images[0]]
+    sandbox.push_image("env/e2e-docker-fresh", "v1", size_mb=1)  # a new fingerprint: this bake launches
+    images = [info.images[0], info.ecr_images[0], f"{info.registry}/env/e2e-docker-fresh:v1"]
     cfg = write_config(tmp_path / "bake.toml", sandbox, {"legacy": {"images": images, "runtime": "docker"}})
+    in_builder(sandbox, "mkdir -p /root/.docker && echo planted > /root/.docker/config.json")
     result = run_bake("build", "--config", str(cfg))
     assert result.returncode == 0, result.stderr
     entry = LockFile(tmp_path / "amis.lock.json").read().pools["legacy"].current
@@ -165,21 +181,8 @@ def test_docker_runtime_bake(sandbox, tmp_path):
         out = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", img.ref],
                              capture_output=True, text=True, check=True).stdout
         assert any(d.endswith(img.digest) for d in json.loads(out))
-    # docker login wrote credentials on the builder; the scrub removed them
-    assert "/root/.docker/config.json" in set(sandbox.deleted_paths()) or not (
-        Path(info.overlay_upper) / "root/.docker/config.json").exists()
-
-
-def test_two_pools_bake_concurrently(sandbox, tmp_path):
-    info = sandbox.info
-    cfg = write_config(tmp_path / "bake.toml", sandbox, {
-        "one": {"images": info.images[4:6]},
-        "two": {"images": info.images[6:8], "runtime": "docker"},
-    })
-    result = run_bake("build", "--config", str(cfg), "--parallel", "2")
-    assert result.returncode == 0, result.stderr
-    pools = LockFile(tmp_path / "amis.lock.json").read().pools
-    assert pools["one"].current.ami_id != pools["two"].current.ami_id
+    # docker login wrote credentials on the builder (over the planted file); the scrub removed them
+    assert still_on_builder(sandbox, ["/root/.docker/config.json"]) == []
 
 
 def test_missing_image_fails_the_bake_before_launching(sandbox, ec2, tmp_path):

@@ -12,7 +12,8 @@ import pytest
 
 from bake.model.lock import LockFile
 
-from bakeutil import clean_after, run_bake, write_config  # noqa: F401 (fixture)
+from support.cli import run_bake
+from support.sandbox_bakes import write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
 

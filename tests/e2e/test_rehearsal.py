@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bakeutil import clean_after  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, pytest.mark.usefixtures("clean_after")]
 

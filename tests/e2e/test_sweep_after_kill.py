@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from bakeutil import ROOT, leftovers, run_bake, write_config
+from support.cli import ROOT, run_bake
+from support.sandbox_bakes import leftovers, write_config
 
 pytestmark = pytest.mark.sandbox
 

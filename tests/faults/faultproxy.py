@@ -52,6 +52,7 @@ class Call:
     status: int
     injected: bool
     at: float = field(default_factory=time.monotonic)
+    region: str = ""  # from the SigV4 credential scope: which region the client called
 
 
 class FaultProxy:
@@ -116,6 +117,7 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action, params = _action(self.headers.get("X-Amz-Target"), self.path, body)
+                region = _signed_region(self.headers.get("Authorization", ""))
                 rule = proxy._match(action)
                 if rule and rule.delay:
                     time.sleep(rule.delay)
@@ -125,7 +127,7 @@ class FaultProxy:
                         payload, ctype = json.dumps({"__type": rule.code, "message": message}).encode(), JSON_TYPE
                     else:
                         payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
-                    proxy._log(Call(action, params, rule.status, True))
+                    proxy._log(Call(action, params, rule.status, True, region=region))
                     self.send_response(rule.status)
                     self.send_header("Content-Type", ctype)
                     self.send_header("Content-Length", str(len(payload)))
@@ -143,7 +145,7 @@ class FaultProxy:
                     conn.close()
                 if rule and rule.rewrite:
                     data = rule.rewrite(data)
-                proxy._log(Call(action, params, status, False))
+                proxy._log(Call(action, params, status, False, region=region))
                 self.send_response(status)
                 for k, v in resp_headers:
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -155,6 +157,12 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
 
         return Handler
+
+
+def _signed_region(authorization: str) -> str:
+    """REGION of ``AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, ...``."""
+    scope = authorization.partition("Credential=")[2].split(",")[0].split("/")
+    return scope[2] if len(scope) >= 5 else ""
 
 
 def _action(target: str | None, path: str, body: bytes) -> tuple[str, dict[str, str]]:

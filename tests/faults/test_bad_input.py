@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCK_BEFORE, fresh_image
+from faultkit import LOCK_BEFORE, fresh_image
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(120)]
 

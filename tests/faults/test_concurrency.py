@@ -10,8 +10,8 @@ import time
 import pytest
 
 from bake.model.lock import LockFile
-from bakeutil import write_config
-from conftest import LOCK_BEFORE, assert_nothing_left, fresh_image, step_started
+from support.sandbox_bakes import event_time, pool_spans, write_config
+from faultkit import LOCK_BEFORE, assert_nothing_left, fresh_image, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -28,7 +28,9 @@ def test_same_pool_second_bake_fails_clearly_or_waits(sandbox, ec2, bake, proxy,
     waiter = bake("--config", str(cfg), "--wait", "90")
     assert first.finish() == 0, first.stderr
     assert waiter.finish() == 0, waiter.stderr
-    assert any(e.get("kind") == "pool.skip" for e in waiter.events), waiter.events
+    skip = next(e for e in waiter.events if e.get("kind") == "pool.skip")
+    done = next(e for e in first.events if e.get("kind") == "pool.done")
+    assert event_time(skip) >= event_time(done), "the waiting bake decided before the first one recorded"
     assert len(proxy.calls_to("RunInstances")) == 1, "the waiting bake launched a second builder"
     pools = LockFile(cfg.parent / "amis.lock.json").read().pools
     assert pools["cpu"].current and pools["other"].current, "an entry was lost"
@@ -66,5 +68,7 @@ def test_two_pools_at_once_both_succeed(sandbox, ec2, bake, proxy, tmp_path):
     pools = LockFile(tmp_path / "amis.lock.json").read().pools
     assert set(pools) == {"alpha", "beta", "other"}
     assert pools["alpha"].current.ami_id != pools["beta"].current.ami_id
+    (a0, a1), (b0, b1) = sorted([*pool_spans(a.events).values(), *pool_spans(b.events).values()])
+    assert b0 < a1, "the two bakes did not run at the same time"
     assert_nothing_left(ec2, a, succeeded=True)
     assert_nothing_left(ec2, b, succeeded=True)

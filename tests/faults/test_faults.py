@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bake.model.lock import LockFile
-from conftest import LOCK_BEFORE, assert_nothing_left, closed_port, fresh_image, step_started
+from faultkit import assert_nothing_left, closed_port, fresh_image
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

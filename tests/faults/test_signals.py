@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from conftest import assert_nothing_left, closed_port, fresh_image, step_started
+from faultkit import assert_nothing_left, closed_port, fresh_image, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from bake.cancel import CancelToken
 from bake.disk import needed_bytes
@@ -158,17 +157,6 @@ def test_sudo_wraps_any_script_as_one_argument(shell, tmp_path):
 # --- the temporary security group's default ----------------------------------------------
 
 
-@pytest.fixture
-def ec2(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        import boto3
-
-        yield boto3.client("ec2", region_name="us-east-1")
-
-
 def _state(ec2, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], **pool_kw)
     return BuildState(pool=pool, run_id="20260101T000000Z-abcdef", created_at="2026-01-01T00:00:00Z",
@@ -187,7 +175,7 @@ def _ingress(ec2, group_id: str) -> list[str]:
         [r["CidrIpv6"] for p in perms for r in p.get("Ipv6Ranges", [])]
 
 
-def test_default_ssh_cidr_is_the_runners_own_address(ec2, monkeypatch):
+def test_default_ssh_cidr_is_the_runners_own_address(in_process_ec2, monkeypatch):
     asked = []
 
     def fake_get(url, timeout):
@@ -197,26 +185,26 @@ def test_default_ssh_cidr_is_the_runners_own_address(ec2, monkeypatch):
     import requests
 
     monkeypatch.setattr(requests, "get", fake_get)
-    st = _state(ec2)  # ssh_host public_ip, no ssh_cidrs
+    st = _state(in_process_ec2)  # ssh_host public_ip, no ssh_cidrs
     StepSecurityGroup().run(st)
     assert asked == [security_group.CHECKIP_URL]
-    assert _ingress(ec2, st.security_group_id) == ["198.51.100.23/32"]
+    assert _ingress(in_process_ec2, st.security_group_id) == ["198.51.100.23/32"]
     StepSecurityGroup().cleanup(st)
 
 
 @pytest.mark.parametrize("answer", ["", "<html>captive portal</html>", "0.0.0.0/0", "not an address"])
-def test_no_runner_address_is_an_error_never_the_whole_internet(ec2, monkeypatch, answer):
+def test_no_runner_address_is_an_error_never_the_whole_internet(in_process_ec2, monkeypatch, answer):
     import requests
 
     monkeypatch.setattr(requests, "get", lambda url, timeout: _Answer(answer))
-    st = _state(ec2)
+    st = _state(in_process_ec2)
     with pytest.raises(UsageError, match="set ssh_cidrs in bake.toml"):
         StepSecurityGroup().run(st)
-    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["bake-*"]}])["SecurityGroups"]
+    groups = in_process_ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["bake-*"]}])["SecurityGroups"]
     assert groups == [], "no group may be created without a known source address"
 
 
-def test_checkip_unreachable_is_an_error(ec2, monkeypatch):
+def test_checkip_unreachable_is_an_error(in_process_ec2, monkeypatch):
     import requests
 
     def down(url, timeout):
@@ -224,17 +212,19 @@ def test_checkip_unreachable_is_an_error(ec2, monkeypatch):
 
     monkeypatch.setattr(requests, "get", down)
     with pytest.raises(UsageError, match="cannot find this runner's public address"):
-        StepSecurityGroup().run(_state(ec2))
+        StepSecurityGroup().run(_state(in_process_ec2))
 
 
-def test_private_ip_default_is_the_vpc_not_the_world(ec2, monkeypatch):
+def test_private_ip_default_is_the_vpc_not_the_world(in_process_ec2, monkeypatch):
     import requests
 
     monkeypatch.setattr(requests, "get", lambda *a, **k: pytest.fail("no checkip for private_ip"))
-    st = _state(ec2, ssh_host="private_ip")
+    st = _state(in_process_ec2, ssh_host="private_ip")
     StepSecurityGroup().run(st)
-    cidrs = _ingress(ec2, st.security_group_id)
-    assert cidrs and "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
+    cidrs = _ingress(in_process_ec2, st.security_group_id)
+    vpc = in_process_ec2.describe_security_groups(GroupIds=[st.security_group_id])["SecurityGroups"][0]["VpcId"]
+    vpc_cidrs = [a["CidrBlock"] for a in in_process_ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlockAssociationSet"]]
+    assert sorted(cidrs) == sorted(vpc_cidrs), "private_ip admits exactly the builder VPC's CIDRs"
     StepSecurityGroup().cleanup(st)
 
 

@@ -28,11 +28,11 @@ import pytest
 
 from bake import tags
 from bake.model.lock import LockFile
-from bake.sandbox import builder, runtimes
+from bake.sandbox import runtimes
 from bake.sandbox.restart import restart_log
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
-from bakeutil import builder_files_containing, leftovers, run_bake, write_config  # noqa: E402
+from support.cli import run_bake
+from support.sandbox_bakes import builder_files_containing, in_builder, leftovers, write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("nothing_left", "builder_runtime_configs")]
 POOL = "gpu"
@@ -74,18 +74,8 @@ def host_files() -> dict[str, bytes | None]:
     return out
 
 
-def in_builder(sandbox, script: str, stdin: str | None = None) -> str:
-    """Run ``script`` as root in the builder's mount namespace (what a command over SSH sees)."""
-    pid = builder.daemon(sandbox.layout).pid()
-    assert pid, "the sandbox's sshd is not running"
-    r = subprocess.run(["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "sh", "-c", script],
-                       input=stdin, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
 def pool_leftovers(ec2) -> dict[str, list[str]]:
-    """bakeutil.leftovers, for this module's pool only: other suites may bake at the same time."""
+    """support.sandbox_bakes.leftovers, for this module's pool only: other suites may bake at the same time."""
     mine = {}
     for kind, ids in leftovers(ec2).items():
         mine[kind] = [i for i in ids if _pool_of(ec2, kind, i) == POOL]
@@ -104,7 +94,7 @@ def _pool_of(ec2, kind: str, rid: str) -> str | None:
 
 @pytest.fixture
 def nothing_left(sandbox, ec2):
-    """As bakeutil.clean_after: no builder, group or key pair of this pool, no registry
+    """As the clean_after fixture: no builder, group or key pair of this pool, no registry
     credential on the builder."""
     yield
     assert pool_leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
@@ -235,7 +225,7 @@ def test_gpu_bake(sandbox, ec2, tmp_path, doubles, runtime):
     # the restart ran, through the builder, before the pull (which then worked on the new daemon)
     new = restarts(sandbox)[len(restarts_before):]
     assert [line.split()[1:] for line in new] == [[runtime, str(pid_before), str(daemon.pid())]]
-    assert image_in_runtime(runtime, pool_image if runtime == "docker" else pool_image)
+    assert image_in_runtime(runtime, pool_image)
 
     # validation ran with the pulled validation image, which then left again (not a pool image)
     log = (d / "validate.log").read_text().splitlines()

@@ -1,23 +1,10 @@
-"""Helpers for the lifecycle tests: run the CLI, make AMIs the way a bake makes them."""
+"""Helpers for the lifecycle tests: make AMIs the way a bake makes them."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 from bake import tags
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_bake(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m bake ARGS`` as a user runs it, from ``cwd``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "bake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
 
 def iso(seconds_ago: float) -> str:
     from datetime import datetime, timedelta, timezone

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from bake.lifecycle.prune import plan_prune
 from bake.model.lock import LockData, LockFile, PoolLock
-from lifecycle_helpers import bake_ami, iso, lock_entry, run_bake
+from lifecycle_helpers import bake_ami, iso, lock_entry
+from support.cli import run_bake
 
 DAY = 86400
 
@@ -29,11 +30,11 @@ def _exists_snapshot(ec2: object, snap: str) -> bool:
 
 
 @pytest.fixture
-def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+def account(moto_server_aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     """Pool general: a0..a7, one a day (a7 newest). Lock: current a1, history [a7, a6, a5, a2].
     a0 is in a launch template version made outside any stack; a3 runs on an instance.
     Pool gpu: g0..g3, g0 used by a launch configuration."""
-    ec2 = aws.ec2
+    ec2 = moto_server_aws.ec2
     a = [bake_ami(ec2, "general", iso((8 - i) * DAY)) for i in range(8)]
     g = [bake_ami(ec2, "gpu", iso((4 - i) * DAY)) for i in range(4)]
     ids = [x[0] for x in a]
@@ -41,7 +42,7 @@ def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
     ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": ids[0]})
     ec2.create_launch_template_version(LaunchTemplateName="hand-made", LaunchTemplateData={"ImageId": "ami-ekslinux"})
     ec2.run_instances(ImageId=ids[3], MinCount=1, MaxCount=1, InstanceType="t3.micro")
-    aws.autoscaling.create_launch_configuration(LaunchConfigurationName="legacy-gpu", ImageId=g[0][0], InstanceType="t3.micro")
+    moto_server_aws.autoscaling.create_launch_configuration(LaunchConfigurationName="legacy-gpu", ImageId=g[0][0], InstanceType="t3.micro")
 
     lock = LockFile(tmp_path / "amis.lock.json")
     lock.update("general", lambda _: PoolLock(current=lock_entry(ids[1]), history=[lock_entry(ids[i]) for i in (7, 6, 5, 2)]))
@@ -123,3 +124,53 @@ def test_plan_is_pure_and_conservative() -> None:
     assert "state pending" in why["ami-00000000"]
     assert "current of other" in why["ami-00000001"]
     assert not plan_prune(imgs, pinned, {}, keep=10).removals
+
+
+def _copy(ec2_away: object, ami: str, created: str) -> tuple[str, list[str]]:
+    """A copy made the way a bake makes one: CopyImage, then the original's tags plus its source."""
+    import boto3
+
+    from bake import tags
+
+    source = boto3.client("ec2", region_name="us-east-1").describe_images(ImageIds=[ami])["Images"][0]
+    copy = ec2_away.copy_image(SourceImageId=ami, SourceRegion="us-east-1", Name=source["Name"])["ImageId"]  # type: ignore[attr-defined]
+    t = {**tags.from_aws(source["Tags"]), tags.KEY_CREATED: created, tags.KEY_SOURCE_AMI: ami,
+         tags.KEY_SOURCE_REGION: "us-east-1"}
+    ec2_away.create_tags(Resources=[copy], Tags=tags.as_aws(t))  # type: ignore[attr-defined]
+    image = ec2_away.describe_images(ImageIds=[copy])["Images"][0]  # type: ignore[attr-defined]
+    return copy, [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m]
+
+
+def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
+    """general: a0..a3 in us-east-1 (a3 newest), each copied to eu-west-1 (c0..c3). The lock:
+    current a2 (+ c2), history [a1 (+ c1)]. With --keep 1, a3 and c3 are the newest; a0, c0 go."""
+    import boto3
+
+    from lifecycle_helpers import lock_entry
+
+    eu = boto3.client("ec2", region_name="eu-west-1")
+    a = [bake_ami(moto_server_aws.ec2, "general", iso((4 - i) * DAY)) for i in range(4)]
+    c = [_copy(eu, ami, iso((4 - i) * DAY)) for i, (ami, _) in enumerate(a)]
+    entry = lambda i: lock_entry(a[i][0]).model_copy(update={"copies": {"eu-west-1": c[i][0]}})  # noqa: E731
+    lock = LockFile(tmp_path / "amis.lock.json")
+    lock.update("general", lambda _: PoolLock(current=entry(2), history=[entry(1)]))
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text('region = "us-east-1"\n[pools.general]\nbase_ami = "ami-ekslinux"\nimages = ["nginx:1.27"]\n'
+                   '[pools.general.distribute]\nregions = ["eu-west-1"]\n')
+
+    dry = run_bake("prune", "--keep", "1", "--config", str(cfg), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    home, away = dry.stdout.split("== eu-west-1")
+    assert "== us-east-1" in home and c[0][0] not in home and a[0][0] not in away
+    assert "lock: current of general" in _row(away, c[2][0]) and "lock: history #1" in _row(away, c[1][0])
+    assert " remove " in _row(away, c[0][0]) and " remove " in _row(home, a[0][0])
+
+    only_home = run_bake("prune", "--keep", "1", "--yes", "--region", "us-east-1", "--config", str(cfg), cwd=tmp_path)
+    assert only_home.returncode == 0, only_home.stderr
+    assert not _exists_image(moto_server_aws.ec2, a[0][0]) and _exists_image(eu, c[0][0])
+
+    r = run_bake("prune", "--keep", "1", "--yes", "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [_exists_image(eu, x) for x, _ in c] == [False, True, True, True]
+    assert not any(_exists_snapshot(eu, s) for s in c[0][1]) and all(_exists_snapshot(eu, s) for s in c[1][1])
+    assert [_exists_image(moto_server_aws.ec2, x) for x, _ in a] == [False, True, True, True]

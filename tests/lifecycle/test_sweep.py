@@ -13,7 +13,8 @@ from bake import tags
 from bake.lifecycle.common import parse_duration
 from bake.lifecycle.sweep import find_leftovers
 from bake.model.lock import LockFile, PoolLock
-from lifecycle_helpers import bake_ami, iso, lock_entry, run_bake
+from lifecycle_helpers import bake_ami, iso, lock_entry
+from support.cli import run_bake
 
 
 def killed_bake(ec2: Any, run_id: str, pool: str, created: str) -> SimpleNamespace:
@@ -38,8 +39,8 @@ def state(ec2: Any, leftovers: SimpleNamespace) -> dict[str, bool]:
 
 
 @pytest.fixture
-def account(aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
-    ec2 = aws.ec2
+def account(moto_server_aws: SimpleNamespace, tmp_path: Path) -> SimpleNamespace:
+    ec2 = moto_server_aws.ec2
     old = killed_bake(ec2, "run-old", "general", iso(5 * 3600))
     older = killed_bake(ec2, "run-older", "gpu", iso(26 * 3600))
     fresh = killed_bake(ec2, "run-fresh", "general", iso(10 * 60))
@@ -154,17 +155,48 @@ def test_unfinished_amis_go_good_ones_and_their_snapshots_stay() -> None:
         {"SnapshotId": "snap-n", "Tags": _t("r5", new)},  # a running build's
     ]
     plan = find_leftovers(FakeEc2(images, snapshots), timedelta(hours=2), {"ami-locked": "p current"}, now=now)
-    assert [(r.kind, r.id) for r in plan.leftovers] == [
-        ("image", "ami-failed"), ("image", "ami-pending"), ("snapshot", "snap-o"), ("snapshot", "snap-f"), ("snapshot", "snap-p")
-    ] or sorted((r.kind, r.id) for r in plan.leftovers) == sorted(
+    found = [(r.kind, r.id) for r in plan.leftovers]
+    assert sorted(found) == sorted(
         [("image", "ami-failed"), ("image", "ami-pending"), ("snapshot", "snap-o"), ("snapshot", "snap-f"), ("snapshot", "snap-p")])
+    # an AMI is deregistered before any snapshot goes (a snapshot backing an AMI cannot be deleted)
+    kinds = [kind for kind, _ in found]
+    assert kinds == sorted(kinds), found
     assert {r.id for r in plan.fresh} == {"ami-running", "snap-n"}
     kept = {r.id: why for r, why in plan.kept}
     assert "in the lock" in kept["ami-locked"] and "available" in kept["ami-good"] and "backs ami-good" in kept["snap-g"]
 
 
-def test_a_kept_builder_is_swept_at_once_whatever_its_age(aws: SimpleNamespace, tmp_path: Path) -> None:
-    ec2 = aws.ec2
+def test_sweep_looks_in_every_region_the_config_distributes_to(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
+    """A killed bake's copy in eu-west-1 whose image never registered leaves a snapshot tagged
+    with the run: found there by its tags, removed; the copy the lock names stays."""
+    import boto3
+
+    eu = boto3.client("ec2", region_name="eu-west-1")
+    good, _ = bake_ami(moto_server_aws.ec2, "general", iso(30 * 3600), run_id="run-good")
+    good_copy = eu.copy_image(SourceImageId=good, SourceRegion="us-east-1", Name="copy")["ImageId"]
+    vol = eu.create_volume(AvailabilityZone="eu-west-1a", Size=8)["VolumeId"]
+    orphan = eu.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags.as_aws(
+        tags.run_tags("run-killed", "general", "ami", iso(5 * 3600),
+                      {tags.KEY_SOURCE_REGION: "us-east-1"}))}])["SnapshotId"]
+    LockFile(tmp_path / "amis.lock.json").update("general", lambda _: PoolLock(
+        current=lock_entry(good).model_copy(update={"copies": {"eu-west-1": good_copy}})))
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text('region = "us-east-1"\n[pools.general]\nbase_ami = "ami-ekslinux"\nimages = ["nginx:1.27"]\n'
+                   '[pools.general.distribute]\nregions = ["eu-west-1"]\n')
+
+    home = run_bake("sweep", "--yes", "--region", "us-east-1", "--config", str(cfg), cwd=tmp_path)
+    assert home.returncode == 0, home.stderr
+    assert orphan in _snapshot_ids(eu), "--region us-east-1 looked elsewhere"
+    r = run_bake("sweep", "--yes", "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    away = r.stdout.split("== eu-west-1")[1]
+    assert orphan in away and "run-killed" in away
+    assert orphan not in _snapshot_ids(eu)
+    assert eu.describe_images(ImageIds=[good_copy])["Images"][0]["State"] == "available"
+
+
+def test_a_kept_builder_is_swept_at_once_whatever_its_age(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
+    ec2 = moto_server_aws.ec2
     kept = killed_bake(ec2, "run-kept", "general", iso(5 * 60))  # younger than any --older-than
     ec2.create_tags(Resources=[kept.instance, kept.sg], Tags=[{"Key": tags.KEY_KEPT, "Value": iso(60)}])
     fresh = killed_bake(ec2, "run-busy", "general", iso(5 * 60))  # a bake still running: left alone

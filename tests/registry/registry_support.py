@@ -5,7 +5,6 @@ A uniquely named module rather than ``conftest``: another conftest.py may own th
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+
+from support.ci import unavailable
 
 AUTH_USER = "alice"
 AUTH_PASSWORD = "correct-horse-battery"
@@ -22,10 +22,7 @@ AUTH_PASSWORD = "correct-horse-battery"
 def require(*binaries: str) -> None:
     missing = [b for b in binaries if shutil.which(b) is None]
     if missing:
-        msg = f"not installed: {', '.join(missing)}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{msg} (CI=true: a missing tool is a failure)")
-        pytest.skip(msg)
+        unavailable(f"not installed: {', '.join(missing)}")
 
 
 @dataclass

@@ -34,7 +34,7 @@ CLI_CONFIG = f"""provider_installation {{
 
 
 @pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def moto_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with private_moto_server(tmp_path_factory.mktemp("moto")) as url:
         yield url
 
@@ -79,22 +79,22 @@ def stack(pool_lt: str = "general", pool_lc: str = "batch") -> dict:
 
 
 @pytest.fixture(scope="module")
-def workspace(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def workspace(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Applied with general=A, batch=C; plans: `b` (general A->B) and `refresh` (general A->B,
     batch C->D, instance refresh on)."""
     tf = _terraform()
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    requests.post(f"{moto_server_url}/moto-api/reset", timeout=10).raise_for_status()
     d = tmp_path_factory.mktemp("tf")
     (d / "cli.tfrc").write_text(CLI_CONFIG)
     (d / "main.tf.json").write_text(json.dumps(stack(), indent=2))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))},
         "TF_CLI_CONFIG_FILE": str(d / "cli.tfrc"), "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1",
-        "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": moto_server_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
     }
 
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url,
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server_url,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     a, b, c, dd = (ec2.create_image(InstanceId=inst, Name=f"review-{n}")["ImageId"] for n in "abcd")

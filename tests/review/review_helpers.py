@@ -1,22 +1,10 @@
-"""Helpers for the review tests: run the CLI, write lock files."""
+"""Helpers for the review tests: write lock files."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from bake.model.lock import ImageDigest, LockEntry, LockFile, Pin, PoolLock
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_bake(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "bake", *args], cwd=cwd, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120)
-
 
 def digest(ch: str) -> str:
     return "sha256:" + ch * 64

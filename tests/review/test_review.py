@@ -10,7 +10,8 @@ import pytest
 
 from bake.model.lock import LockData, Pin, PoolLock
 from bake.review import MARKER, build_review, render_markdown
-from review_helpers import digest, entry, run_bake, write_lock
+from review_helpers import digest, entry, write_lock
+from support.cli import run_bake
 
 
 @pytest.fixture
@@ -67,6 +68,24 @@ def test_ami_change_without_refresh(workspace: SimpleNamespace, locks: SimpleNam
         "docker.io/library/nginx": "changed", "docker.io/library/redis": "removed", "ghcr.io/acme/agent": "added"}
     assert pools["batch"]["status"] == "unchanged" and pools["batch"]["rollout"] == "none"
     assert data["flagged"] == []
+
+
+def test_a_plan_older_than_the_lock_is_called_stale(workspace: SimpleNamespace, locks: SimpleNamespace, tmp_path: Path) -> None:
+    """plan-b sets general's template to B; the lock was rolled back to A since."""
+    w = workspace
+    rolled_back = write_lock(tmp_path / "rolled-back.json", {
+        "general": entry(w.a, "ami-base00001", [("nginx:1.27", digest("1"))]),
+        "batch": entry(w.c, "ami-base00001", [("busybox:1.36", digest("3"))]),
+    })
+    r = run_bake("review", "--plan", str(w.plan_b), "--base-lock", str(locks.head), "--lock", str(rolled_back),
+                 "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = json.loads(r.stdout)["warnings"]
+    assert warnings == [f"pool general: the plan sets aws_launch_template.nodepool-general_lt to {w.b}, but the lock's "
+                        f"current AMI is {w.a}: a stale plan (made before the last build or rollback?); "
+                        "synthesize and plan again"]
+    md = run_bake("review", "--plan", str(w.plan_b), "--base-lock", str(locks.head), "--lock", str(rolled_back), cwd=tmp_path)
+    assert "> [!CAUTION]\n> pool general: the plan sets" in md.stdout and "a stale plan" in md.stdout
 
 
 def test_replacement_is_flagged_first_and_refresh_replaces_nodes(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bake.sandbox.private_moto import private_moto_server
-from rollout_helpers import Moto, Project
+from support.terraform import Moto, Project
 
 
 @pytest.fixture(scope="session")

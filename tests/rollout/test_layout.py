@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rollout_helpers import ROOT, base_env
+from support.terraform import ROOT, base_env
 
 
 def test_constructs_is_the_pypi_package() -> None:

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from rollout_helpers import PYTHON, ROOT, base_env
+from support.terraform import PYTHON, ROOT, base_env
 
 from bake.errors import ConfigError
 from bake.model.config import load_config

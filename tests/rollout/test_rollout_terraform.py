@@ -17,46 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_helpers import ROOT, Moto, Project, base_env, changes, needs_terraform
+from support.ci import unavailable
+from support.terraform import IMAGE, ROOT, Moto, Project, asg_image, bake_ami, base_env, changes, needs_terraform, record
 
-from bake.model.lock import ImageDigest, LockEntry, LockFile
+from bake.model.lock import LockFile
 
 pytestmark = [
     pytest.mark.terraform,
     needs_terraform(),
 ]
 
-IMAGE = "docker.io/library/nginx:1.27"
-DIGEST = "sha256:" + "a" * 64
-
-
-def bake_ami(moto: Moto, name: str) -> str:
-    """Stand-in for a bake: an instance from moto's EKS AMI, imaged, terminated."""
-    ec2 = moto.client("ec2")
-    inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="t3.medium")
-    iid = inst["Instances"][0]["InstanceId"]
-    ami = ec2.create_image(InstanceId=iid, Name=name)["ImageId"]
-    ec2.terminate_instances(InstanceIds=[iid])
-    return ami
-
-
-def record(lock: Path, pool: str, ami: str, fingerprint: str, built_at: str) -> None:
-    entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint=fingerprint, base_ami="ami-ekslinux",
-                      images=[ImageDigest(ref=IMAGE, digest=DIGEST)], built_at=built_at)
-    LockFile(lock).update(pool, lambda p: p.promoted(entry))
-
-
-def asg_image(moto: Moto, name: str) -> str:
-    """The AMI the ASG launches now: through its template version or its launch configuration."""
-    asg = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    if "LaunchTemplate" in asg:
-        spec = asg["LaunchTemplate"]
-        v = moto.client("ec2").describe_launch_template_versions(
-            LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"][0]
-        return v["LaunchTemplateData"]["ImageId"]
-    lc = moto.client("autoscaling").describe_launch_configurations(
-        LaunchConfigurationNames=[asg["LaunchConfigurationName"]])["LaunchConfigurations"][0]
-    return lc["ImageId"]
 
 
 def asg_settings(moto: Moto, name: str) -> dict[str, Any]:
@@ -274,26 +244,66 @@ def test_instance_refresh_reaches_the_plan(plan_only: Project) -> None:
     assert lt["iam_instance_profile"] == []  # EKS uses node_role_arn
 
 
-def test_nodegroup_apply_against_moto(plan_only: Project, moto_server: Moto) -> None:
+NODEGROUP_TARGETS = ["-target=aws_launch_template.eks", "-target=aws_eks_node_group.eks"]
+
+
+@pytest.fixture(scope="module")
+def nodegroup_applied(plan_only: Project, moto_server: Moto) -> dict:
     """moto's EKS: create the cluster with boto3, then apply only the node group's resources."""
     eks = moto_server.client("eks")
     subnets = json.loads(json.dumps(plan_only.synthesized()["resource"]["aws_eks_node_group"]["eks"]["subnet_ids"]))
     eks.create_cluster(name="bake-test", roleArn="arn:aws:iam::123456789012:role/eks",
                        resourcesVpcConfig={"subnetIds": subnets})
-    targets = ["-target=aws_launch_template.eks", "-target=aws_eks_node_group.eks"]
-    plan_only.tf("apply", "-input=false", "-no-color", "-auto-approve", *targets, timeout=300)
-    ng = eks.describe_nodegroup(clusterName="bake-test", nodegroupName="eks")["nodegroup"]
+    plan_only.tf("apply", "-input=false", "-no-color", "-auto-approve", *NODEGROUP_TARGETS, timeout=300)
+    return eks.describe_nodegroup(clusterName="bake-test", nodegroupName="eks")["nodegroup"]
+
+
+def template_ami(moto: Moto, spec: dict, version: str) -> str:
+    which = {"LaunchTemplateId": spec["id"]} if spec.get("id") else {"LaunchTemplateName": spec["name"]}
+    found = moto.client("ec2").describe_launch_template_versions(**which, Versions=[version])
+    return found["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"]
+
+
+def test_nodegroup_apply_against_moto(plan_only: Project, moto_server: Moto, nodegroup_applied: dict) -> None:
+    ng = nodegroup_applied
     assert ng["launchTemplate"]["version"] == "1"
     assert ng["scalingConfig"]["minSize"] == 1
+    ami = LockFile(plan_only.lock).read().pools["eks"].current.ami_id
+    assert template_ami(moto_server, ng["launchTemplate"], "1") == ami, "the node group launches the baked AMI"
+
+
+def test_nodegroup_rebake_moves_the_template_version(plan_only: Project, moto_server: Moto,
+                                                     nodegroup_applied: dict) -> None:
+    """A rebake plans the template's image_id in place and moves the node group to the
+    template's next version. moto's node group reports an SSH key (remote_access
+    "eksKeypair") it was never given, so against moto terraform replaces the node group for
+    that drift alone; on AWS the same change is an in-place update. The test fails on any
+    other reason to replace it."""
+    first = LockFile(plan_only.lock).read().pools["eks"].current.ami_id
+    second = bake_ami(moto_server, "plan-only-rebake")
+    record(plan_only.lock, "eks", second, "fp2", "2025-02-01T00:00:00Z")
+    plan_only.synth()
+    plan = plan_only.plan_json()
+    ch = changes(plan)
+    lt, ng = ch["aws_launch_template.eks"], ch["aws_eks_node_group.eks"]
+    assert lt["actions"] == ["update"] and (lt["before"]["image_id"], lt["after"]["image_id"]) == (first, second)
+    assert ng["before"]["remote_access"] == [{"ec2_ssh_key": "eksKeypair", "source_security_group_ids": []}]
+    assert ng["after"]["remote_access"] == [], "the stack sets no SSH access: the key is moto's"
+    replace_paths = ng.get("replace_paths") or []
+    assert all(path[0] == "remote_access" for path in replace_paths), replace_paths
+    assert ng["before"]["launch_template"][0]["version"] == "1"
+    assert ng["after_unknown"]["launch_template"][0]["version"] is True  # the template's next version
+    plan_only.tf("apply", "-input=false", "-no-color", "-auto-approve", *NODEGROUP_TARGETS, timeout=300)
+    moto_ng = moto_server.client("eks").describe_nodegroup(clusterName="bake-test", nodegroupName="eks")["nodegroup"]
+    assert moto_ng["launchTemplate"]["version"] == "2"
+    assert template_ami(moto_server, moto_ng["launchTemplate"], "2") == second
 
 
 def test_cdktf_cli_synth_matches_main_py(plan_only: Project) -> None:
     """`cdktf synth` runs cdktf.json's app; its output is the same stack. Skipped only outside CI."""
     cdktf = shutil.which("cdktf")
     if cdktf is None:
-        if os.environ.get("CI"):
-            pytest.fail("cdktf-cli is not installed (scripts/dev.sh setup installs it)")
-        pytest.skip("cdktf-cli is not installed (npm i -g cdktf-cli@0.21.0)")
+        unavailable("cdktf-cli is not installed (scripts/dev.sh setup installs it: npm i -g cdktf-cli@0.21.0)")
     outdir = plan_only.dir / "cli.out"
     env = base_env({"BAKE_CONFIG": str(plan_only.config), "BAKE_LOCK": str(plan_only.lock)})
     p = subprocess.run([cdktf, "synth", "--output", str(outdir)], cwd=ROOT, env=env,

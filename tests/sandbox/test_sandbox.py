@@ -175,3 +175,35 @@ def test_status_and_cli(sandbox):
     assert set(config.pools) == {"cpu", "legacy"}
     assert config.pools["cpu"].images == [*sandbox.info.images, *sandbox.info.ecr_images]
     assert config.pools["legacy"].runtime == "docker"
+
+
+def test_ssh_login_for_a_registered_private_iam_moto(sandbox, tmp_path):
+    """A private moto enforcing IAM (bake.sandbox.iam_moto) registers with the keys command: its
+    running instances' keys log in (the calls are signed with its administrator's keys), a
+    terminated one's do not, and none do once it is unregistered."""
+    from bake.sandbox import builder
+    from bake.sandbox.iam_moto import iam_moto_server
+
+    builder.serve_extra_endpoints(sandbox.layout)  # a sandbox started by an older checkout has another
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(_ed25519_pem()))
+    with iam_moto_server(tmp_path, sandbox.layout) as moto:
+        ec2 = moto.client("ec2")
+        ec2.import_key_pair(KeyName="private", PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode())
+        first = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, KeyName="private")["Instances"][0]
+        with _ssh(sandbox, key) as client:
+            assert _run(client, "id -un")[1].split() == ["ec2-user"]
+        ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+        with pytest.raises(paramiko.AuthenticationException):
+            _ssh(sandbox, key).close()
+        ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, KeyName="private")
+    assert not list(builder.extra_endpoints_dir(sandbox.layout).glob("*.json"))
+    with pytest.raises(paramiko.AuthenticationException):  # its instance still "runs", but it is gone
+        _ssh(sandbox, key).close()
+
+
+def _ed25519_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()

@@ -5,26 +5,23 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
+
+import pytest
 
 from bake import cli
 from bake.progress import JsonReporter, PlainReporter
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def bake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bake", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+from support.cli import ROOT
+from support.cli import run_bake as bake
 
 
 def test_every_command_is_built_and_documented_in_the_readme():
     files = {f.stem for f in (ROOT / "bake" / "commands").glob("*.py")} - {"__init__", "_common", "context"}
-    assert files == set(cli.COMMANDS), "a module of bake/commands/ is not wired into the CLI"
-    assert all(module.__name__ == f"bake.commands.{name}" for name, module in cli.COMMANDS.items())
+    # A command's module is its name with '_' for '-' (iam-policy is iam_policy.py).
+    assert files == {n.replace("-", "_") for n in cli.COMMANDS}, "a module of bake/commands/ is not wired into the CLI"
+    assert all(module.__name__ == f"bake.commands.{name.replace('-', '_')}" for name, module in cli.COMMANDS.items())
     readme = (ROOT / "README.md").read_text()
-    table = re.findall(r"^\| `(\w+)", readme, flags=re.MULTILINE)
+    table = re.findall(r"^\| `([\w-]+)", readme, flags=re.MULTILINE)
     for name in cli.COMMANDS:
         assert name in table, f"README's command table does not document `{name}`"
 
@@ -71,6 +68,24 @@ def test_build_and_plan_refuse_an_unknown_rollout_key(tmp_path):
     r = bake("plan", "--config", str(cfg))
     assert r.returncode == 2
     assert "pools.cpu.launch_template: unknown key 'root_volume_sise' (did you mean 'root_volume_size'?)" in r.stderr
+
+
+@pytest.mark.parametrize("table,says", [
+    ('regions = ["eu-west-9"]', "pools.cpu.distribute.regions: 'eu-west-9' is not an AWS Region"),
+    ('regions = ["eu-west-1"]\nkms_key_ids = { us-west-2 = "alias/ami" }',
+     "pools.cpu.distribute: kms_key_ids names 'us-west-2', which is not in regions"),
+    ('accounts = ["1234"]', "pools.cpu.distribute.accounts: '1234' is not an AWS account id"),
+    ('organizational_units = ["ou-ab12-cdef3456"]', "pools.cpu.distribute.organizational_units: 'ou-ab12-cdef3456'"),
+])
+def test_build_and_plan_refuse_a_bad_distribute_table(tmp_path, table, says):
+    cfg = tmp_path / "bake.toml"
+    cfg.write_text('region = "us-east-1"\n[pools.cpu]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["python"]\n'
+                   f"[pools.cpu.distribute]\n{table}\n")
+    for command in ("build", "plan"):
+        r = bake(command, "--config", str(cfg))
+        assert r.returncode == 2, (command, r.stderr)
+        assert f"{cfg}: {says}" in r.stderr, r.stderr
+    assert not (tmp_path / "amis.lock.json").exists()
 
 
 def test_default_command_is_build(tmp_path):

@@ -9,17 +9,19 @@ FP = "sha256:" + "a" * 64
 OLD = "sha256:" + "b" * 64
 
 
-def entry(ami: str, fp: str = FP, region: str = "us-east-1") -> LockEntry:
+def entry(ami: str, fp: str = FP, region: str = "us-east-1", copies: dict[str, str] | None = None) -> LockEntry:
     return LockEntry(ami_id=ami, region=region, fingerprint=fp, base_ami="ami-base", images=[],
-                     built_at="2026-11-01T00:00:00Z", runtime="containerd")
+                     built_at="2026-11-01T00:00:00Z", runtime="containerd", copies=copies)
 
 
 def pin(ami: str, fp: str) -> Pin:
     return Pin(ami_id=ami, reason="rollback", at="2026-11-02T00:00:00Z", fingerprint=fp)
 
 
-def run(record: PoolLock, *, available: bool = True, by_tag: str | None = None, region: str = "us-east-1"):
-    return decide("cpu", FP, region, record, lock_ami_available=available, ami_with_fingerprint=by_tag)
+def run(record: PoolLock, *, available: bool = True, by_tag: str | None = None, region: str = "us-east-1",
+        missing: tuple[str, ...] = ()):
+    return decide("cpu", FP, region, record, lock_ami_available=available, ami_with_fingerprint=by_tag,
+                  missing_copies=missing)
 
 
 def test_new_pool_bakes():
@@ -29,8 +31,29 @@ def test_new_pool_bakes():
 
 def test_same_fingerprint_and_available_lock_ami_skips():
     d = run(PoolLock(current=entry("ami-1")), by_tag="ami-other")
-    assert (d.action, d.ami_id) == ("skip", "ami-1")
+    assert (d.action, d.ami_id, d.copies) == ("skip", "ami-1", {})
     assert d.reason == "up to date: ami-1 has this fingerprint"
+
+
+def test_current_ami_missing_a_distribute_region_is_copied_keeping_the_copies_it_has():
+    record = PoolLock(current=entry("ami-1", copies={"eu-west-1": "ami-e1"}))
+    d = run(record, by_tag="ami-1", missing=("us-west-2", "ap-south-1"))
+    assert (d.action, d.ami_id, d.copies) == ("copy", "ami-1", {"eu-west-1": "ami-e1"})
+    assert d.reason == "ami-1 is up to date but has no copy in us-west-2, ap-south-1 yet"
+
+
+def test_skip_carries_the_lock_entrys_copies():
+    d = run(PoolLock(current=entry("ami-1", copies={"eu-west-1": "ami-e1"})))
+    assert (d.action, d.copies) == ("skip", {"eu-west-1": "ami-e1"})
+
+
+def test_missing_copies_do_not_matter_when_the_ami_must_be_baked_or_is_pinned():
+    gone = run(PoolLock(current=entry("ami-1")), available=False, missing=("us-west-2",))
+    assert gone.action == "bake"
+    changed = run(PoolLock(current=entry("ami-1", fp=OLD)), missing=("us-west-2",))
+    assert changed.action == "bake"
+    pinned = run(PoolLock(current=entry("ami-2", fp=OLD), pinned=pin("ami-1", FP)), missing=("us-west-2",))
+    assert pinned.action == "pinned"
 
 
 def test_changed_inputs_bake():

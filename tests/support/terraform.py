@@ -1,4 +1,4 @@
-"""Helpers for the rollout tests: throw-away projects, synth and terraform runners, plan reading.
+"""Terraform for the rollout, adopt and end-to-end tests: throw-away projects, synth and terraform runners, plan reading.
 
 Terraform runs for real, with providers from the local mirror (terraform/cli.tfrc) and AWS
 pointed at a moto server by AWS_ENDPOINT_URL only; the synthesized stack has no test settings.
@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from nodepools import tfenv
+from bake.model.lock import ImageDigest, LockEntry, LockFile
 
-ROOT = Path(__file__).resolve().parents[2]
+from nodepools import tfenv
+from support.ci import in_ci
+from support.cli import ROOT
+
 PYTHON = sys.executable
 STACK_DIR = Path("cdktf.out") / "stacks" / "nodepools"
 
@@ -109,5 +112,38 @@ def changes(plan: dict) -> dict[str, dict]:
 
 def needs_terraform() -> pytest.MarkDecorator:
     """Skip without terraform on a developer's machine; in CI (CI=true) run and fail loudly."""
-    missing = shutil.which("terraform") is None and os.environ.get("CI") != "true"
+    missing = shutil.which("terraform") is None and not in_ci()
     return pytest.mark.skipif(missing, reason="terraform is not installed")
+
+
+IMAGE = "docker.io/library/nginx:1.27"
+DIGEST = "sha256:" + "a" * 64
+
+
+def bake_ami(moto: Moto, name: str) -> str:
+    """Stand-in for a bake: an instance from moto's EKS AMI, imaged, terminated."""
+    ec2 = moto.client("ec2")
+    inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="t3.medium")
+    iid = inst["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name=name)["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return ami
+
+
+def record(lock: Path, pool: str, ami: str, fingerprint: str, built_at: str) -> None:
+    entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint=fingerprint, base_ami="ami-ekslinux",
+                      images=[ImageDigest(ref=IMAGE, digest=DIGEST)], built_at=built_at)
+    LockFile(lock).update(pool, lambda p: p.promoted(entry))
+
+
+def asg_image(moto, name: str) -> str:  # noqa: ANN001 - a Moto or the Sandbox: anything with .client
+    """The AMI the ASG launches now: through its template version or its launch configuration."""
+    asg = moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    if "LaunchTemplate" in asg:
+        spec = asg["LaunchTemplate"]
+        v = moto.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=spec["LaunchTemplateId"], Versions=[spec["Version"]])["LaunchTemplateVersions"][0]
+        return v["LaunchTemplateData"]["ImageId"]
+    lc = moto.client("autoscaling").describe_launch_configurations(
+        LaunchConfigurationNames=[asg["LaunchConfigurationName"]])["LaunchConfigurations"][0]
+    return lc["ImageId"]

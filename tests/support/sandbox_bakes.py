@@ -1,28 +1,17 @@
-"""Helpers for end-to-end bakes in the sandbox: run the CLI as a user does, write configs,
-and prove after every test that nothing was left behind."""
+"""Bakes in the sandbox: write a config for it, and prove after every test that nothing was left
+behind (no builder, group or key pair; no registry credential on the builder)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from bake import tags
+from bake.sandbox import builder
 
-ROOT = Path(__file__).resolve().parents[2]
 RUNNING = ["pending", "running", "stopping", "stopped", "shutting-down"]
-
-
-def run_bake(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bake", *args],
-        cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def write_config(path: Path, sandbox, pools: dict[str, dict]) -> Path:
@@ -69,11 +58,26 @@ def builder_files_containing(sandbox, secret: str) -> list[str]:
     return hits
 
 
-@pytest.fixture
-def clean_after(sandbox, ec2):
-    """Every end-to-end test ends with nothing running, no temporary group or key pair, and no
-    registry credential on the builder."""
-    yield
-    assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
-    user, password = sandbox.ecr_credentials()
-    assert builder_files_containing(sandbox, password) == []
+def in_builder(sandbox, script: str, stdin: str | None = None) -> str:
+    """Run ``script`` as root in the builder's mount namespace (what a command over SSH sees)."""
+    pid = builder.daemon(sandbox.layout).pid()
+    assert pid, "the sandbox's sshd is not running"
+    r = subprocess.run(["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "sh", "-c", script],
+                       input=stdin, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def event_time(ev: dict) -> datetime:
+    return datetime.fromisoformat(ev["time"].replace("Z", "+00:00"))
+
+
+def pool_spans(events: list[dict]) -> dict[str, tuple[datetime, datetime]]:
+    """pool -> (its pool.start, its pool.done or pool.fail), from ``build --json`` events."""
+    start, end = {}, {}
+    for ev in events:
+        if ev.get("kind") == "pool.start":
+            start[ev["pool"]] = event_time(ev)
+        elif ev.get("kind") in ("pool.done", "pool.fail") and ev.get("pool") in start:
+            end[ev["pool"]] = event_time(ev)
+    return {p: (start[p], end[p]) for p in start}

@@ -1,0 +1,99 @@
+"""What a config names that a policy can be scoped to: regions, accounts, parameters, ECR
+repositories, subnets, instance profiles, KMS keys, launch modes, the state bucket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bake.model.config import BakeConfig
+from bake.model.refs import parse_reference
+
+PARTITION = "aws"
+
+
+@dataclass(frozen=True)
+class Scope:
+    regions: tuple[str, ...]  # ("*",) when the config names none
+    accounts: tuple[str, ...]  # ("*",) when neither --account nor [provider] allowed_account_ids names one
+    ssm_parameters: tuple[str, ...]  # "/aws/service/..." (AWS-owned) or the account's own
+    ecr_repositories: tuple[tuple[str, str, str], ...]  # (region, account, repository)
+    subnets: tuple[str, ...]  # builder subnets; () = the default VPC's
+    builder_security_groups: tuple[str, ...]
+    instance_profiles: tuple[str, ...]  # builder and launch template profiles (names)
+    node_roles: tuple[str, ...]  # EKS node group role ARNs
+    kms_keys: tuple[str, ...]
+    asg_base_amis: bool  # a pool's base_ami is "asg:NAME"
+    launch_modes: frozenset[str]  # "template" | "configuration" | "nodegroup"
+    asg_names: tuple[str, ...]  # the stack's Auto Scaling groups (asg.name, else the pool's name)
+    configuration_pools: tuple[str, ...]  # pools whose launch configurations are named POOL-...
+    nodegroups: tuple[tuple[str, str], ...]  # (cluster, node group name)
+    reads_console: bool  # a pool's host_key_policy is not "tofu": the builder's console is read
+    adopts: bool
+    state_bucket: str | None
+    state_key: str | None
+    state_lock_table: str | None
+
+    def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True) -> list[str]:
+        """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region and account in scope."""
+        regions = self.regions if region else ("",)
+        accounts = self.accounts if account else ("",)
+        return [f"arn:{PARTITION}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
+
+
+def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
+    """The scope ``config`` names (the typed models of ``bake.model``, rollout tables included)."""
+    accounts = list(accounts or config.provider.allowed_account_ids)
+    ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
+    asg_base = adopts = False
+    asg_names: list[str] = []
+    configuration_pools: list[str] = []
+    nodegroups: list[tuple[str, str]] = []
+    for pool in config.pools.values():
+        if pool.base_ami.startswith("ssm:"):
+            ssm.append(pool.base_ami[4:])
+        asg_base |= pool.base_ami.startswith("asg:")
+        for image in pool.images:
+            ref = parse_reference(image)
+            if ref.ecr:
+                account, region = ref.ecr
+                repos.append((region, account, ref.repository))
+        subnets += [pool.subnet_id] if pool.subnet_id else []
+        groups += pool.security_group_ids
+        profiles += [pool.iam_instance_profile] if pool.iam_instance_profile else []
+        keys += [pool.kms_key_id] if pool.kms_key_id else []
+        ro = pool.rollout
+        if not ro.configured or ro.launch == "none":
+            continue
+        modes.add(ro.launch)
+        if ro.launch_template.iam_instance_profile:
+            profiles.append(ro.launch_template.iam_instance_profile)
+        if ro.asg is not None and ro.launch in ("template", "configuration"):
+            asg_names.append(ro.asg.name or pool.name)
+        if ro.launch == "configuration":
+            configuration_pools.append(pool.name)
+        if ro.launch == "nodegroup" and ro.nodegroup is not None:
+            roles.append(ro.nodegroup.node_role_arn)
+            nodegroups.append((ro.nodegroup.cluster_name, ro.nodegroup.node_group_name or pool.name))
+        adopts |= ro.adopt is not None
+    s3 = config.state.backend == "s3"
+    return Scope(
+        regions=(config.region,) if config.region else ("*",),
+        accounts=tuple(dict.fromkeys(accounts)) or ("*",),
+        ssm_parameters=tuple(dict.fromkeys(ssm)),
+        ecr_repositories=tuple(dict.fromkeys(repos)),
+        subnets=tuple(dict.fromkeys(subnets)),
+        builder_security_groups=tuple(dict.fromkeys(groups)),
+        instance_profiles=tuple(dict.fromkeys(p.rsplit("/", 1)[-1] for p in profiles)),
+        node_roles=tuple(dict.fromkeys(roles)),
+        kms_keys=tuple(dict.fromkeys(keys)),
+        asg_base_amis=asg_base,
+        launch_modes=frozenset(modes),
+        asg_names=tuple(dict.fromkeys(asg_names)),
+        configuration_pools=tuple(configuration_pools),
+        nodegroups=tuple(nodegroups),
+        reads_console=any(p.host_key_policy != "tofu" for p in config.pools.values()),
+        adopts=adopts,
+        state_bucket=config.state.bucket if s3 else None,
+        state_key=config.state.key if s3 else None,
+        state_lock_table=config.state.dynamodb_table if s3 else None,
+    )

@@ -1,0 +1,119 @@
+"""Distribute the AMI: a copy in each of the pool's other regions (encrypted with that region's
+KMS key when one is named), then launch permission for the accounts, organizations and OUs on
+the AMI and every copy, and create-volume permission on the snapshots for the accounts.
+
+The copies' undo removes the copies this run started (never one an earlier bake recorded)
+unless the bake succeeded; it is registered before the first CopyImage, and each copy's id is
+kept the moment AWS returns it, before it is tagged or waited on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from bake import aws, resources, tags
+from bake.errors import BakeError
+from bake.steps.base import BuildState
+
+
+def copy_token(st: BuildState, region: str) -> str:
+    """CopyImage's ClientToken (at most 64 characters): a retried call of this run starts no
+    second copy."""
+    return hashlib.sha256(f"{st.run_id}/{st.pool.name}/{st.ami_id}/{region}".encode()).hexdigest()[:64]
+
+
+def copy_tags(source: dict[str, str], st: BuildState) -> dict[str, str]:
+    """The original's tags, this run's id and time (a sweep finds a killed run's copies by them),
+    and where the copy came from; image tags give way when AWS's 50-tag limit is reached."""
+    out = {**source, tags.KEY_RUN: st.run_id, tags.KEY_CREATED: st.created_at,
+           tags.KEY_SOURCE_AMI: st.ami_id or "", tags.KEY_SOURCE_REGION: st.region}
+    images = sorted((k for k in out if k.startswith(tags.KEY_IMAGE_PREFIX)),
+                    key=lambda k: int(k.removeprefix(tags.KEY_IMAGE_PREFIX)), reverse=True)
+    for key in images[: max(0, len(out) - tags.TAGS_MAX)]:
+        del out[key]
+    return out
+
+
+class StepCopyAmi:
+    name = "copies"
+    title = "copying the AMI to other regions"
+
+    def run(self, st: BuildState) -> None:
+        assert st.ec2_in is not None and st.ami_id
+        todo = [r for r in st.pool.distribute.copy_regions(st.region) if r not in st.copies]
+        if not todo:
+            return
+        source = st.ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]
+        aws_tags = tags.as_aws(copy_tags(tags.from_aws(source.get("Tags")), st))
+        keys = st.pool.distribute.kms_key_ids
+        # Every copy is started before any is waited for: AWS copies them at the same time.
+        for region in todo:
+            st.cancel.check()
+            encryption = {"Encrypted": True, "KmsKeyId": keys[region]} if region in keys else {}
+            try:
+                resp = st.ec2_in(region).copy_image(
+                    SourceImageId=st.ami_id, SourceRegion=st.region, Name=source["Name"],
+                    Description=source.get("Description", ""), ClientToken=copy_token(st, region), **encryption,
+                )
+            except Exception as e:
+                raise BakeError(f"copy of {st.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
+            st.started_copies[region] = st.copies[region] = resp["ImageId"]
+            st.ec2_in(region).create_tags(Resources=[resp["ImageId"]], Tags=aws_tags)
+            st.emit("step", f"copy {resp['ImageId']} in {region} started"
+                    + (f" (encrypted with {keys[region]})" if region in keys else ""), step=self.name)
+        for region in todo:
+            ami, ec2 = st.copies[region], st.ec2_in(region)
+            aws.wait(ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
+                     what=f"copy {ami} in {region} did not become available", hint="raise ami_timeout in bake.toml",
+                     ImageIds=[ami])
+            snaps = resources.image_snapshot_ids(ec2, ami)
+            if snaps:
+                ec2.create_tags(Resources=snaps, Tags=aws_tags)
+            st.emit("step", f"copy {ami} in {region} available", step=self.name, data={"region": region, "ami_id": ami})
+
+    def cleanup(self, st: BuildState) -> None:
+        if st.succeeded or st.ec2_in is None:
+            return
+        failures: list[str] = []
+        # One region's refusal does not keep the other regions' copies: each is tried, then all
+        # refusals are reported together.
+        for region, ami in st.started_copies.items():
+            removal = resources.deregister_image_and_snapshots(st.ec2_in(region), ami)
+            if removal.failures:
+                failures += [f"{region}: {f}" for f in removal.failures]
+                continue
+            st.emit("cleanup", f"deregistered unfinished copy {ami} in {region} and {len(removal.snapshots)} snapshot(s)",
+                    step=self.name)
+        if failures:
+            raise BakeError("; ".join(failures))
+
+
+def launch_permission(st: BuildState) -> list[dict[str, str]]:
+    d = st.pool.distribute
+    return ([{"UserId": a} for a in d.accounts] + [{"OrganizationArn": o} for o in d.organizations]
+            + [{"OrganizationalUnitArn": u} for u in d.organizational_units])
+
+
+class StepShareAmi:
+    name = "share"
+    title = "sharing the AMI and its copies"
+
+    def run(self, st: BuildState) -> None:
+        if not st.pool.distribute.shared:
+            return
+        assert st.ec2_in is not None and st.ami_id
+        accounts = st.pool.distribute.accounts
+        for region, ami in [(st.region, st.ami_id), *sorted(st.copies.items())]:
+            st.cancel.check()
+            ec2: Any = st.ec2 if region == st.region else st.ec2_in(region)
+            ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": launch_permission(st)})
+            snaps = resources.image_snapshot_ids(ec2, ami)
+            for snap in snaps if accounts else []:
+                ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                              OperationType="add", UserIds=accounts)
+            st.emit("step", f"{ami} in {region}: launch permission for {len(launch_permission(st))} "
+                    f"principal(s), {len(snaps) if accounts else 0} snapshot(s) shared", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        pass  # an unfinished AMI or copy is deregistered by its own step, its permissions with it

@@ -1,0 +1,41 @@
+"""CI is detected one way (tests/support/ci.py), and CI sets it itself."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from support.ci import in_ci, unavailable
+from support.cli import ROOT
+
+
+@pytest.mark.parametrize("value,expected", [("true", True), ("TRUE", True), ("1", True), ("yes", True),
+                                            ("", False), ("false", False), ("0", False)])
+def test_ci_values(monkeypatch, value, expected):
+    monkeypatch.setenv("CI", value)
+    assert in_ci() is expected
+
+
+def test_a_missing_component_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        unavailable("terraform is not installed")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        unavailable("terraform is not installed")
+
+
+def test_ci_run_sets_ci_itself():
+    assert re.search(r"^export CI=true$", (ROOT / ".ci/run").read_text(), flags=re.MULTILINE)
+
+
+def test_nothing_else_reads_ci():
+    """One reader: a second one drifts (four places once read CI four ways)."""
+    readers = []
+    for path in [*ROOT.joinpath("tests").rglob("*.py"), *ROOT.joinpath("bake").rglob("*.py"), ROOT / "main.py"]:
+        if path.name == "ci.py" and path.parent.name == "support" or path.name == "test_ci.py":
+            continue
+        if re.search(r"""environ(\.get)?\s*[\(\[]\s*["']CI["']""", path.read_text()):
+            readers.append(str(path.relative_to(ROOT)))
+    assert readers == []
