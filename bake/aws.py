@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
+from bake.polling import WaitStats, schedule_for
 
 
 def session(region: str | None = None) -> Any:
@@ -71,24 +73,40 @@ def wait(
     delay: float,
     what: str,
     hint: str = "",
+    on_poll: Callable[[float], None] | None = None,
     **kwargs: Any,
-) -> None:
+) -> WaitStats:
     """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled.
 
-    ``hint`` follows the timeout message (for example, which setting raises the timeout)."""
+    Polls follow ``bake.polling`` (quick first and around the state's usual time on EC2, never
+    more than ``delay`` apart). ``hint`` follows the timeout message (for example, which
+    setting raises the timeout); ``on_poll(elapsed)`` runs after each poll that found the
+    state not reached yet (progress reports)."""
     from botocore.exceptions import WaiterError
 
     waiter = ec2_or_other.get_waiter(waiter_name)
-    deadline = time.monotonic() + timeout
+    schedule = schedule_for(waiter_name, ceiling=delay)
+    stats = WaitStats(waiter_name)
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         cancel.check()
+        stats.calls += 1
         try:
             waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 1}, **kwargs)
-            return
+            stats.seconds = time.monotonic() - started
+            return stats
         except WaiterError as e:
             reason = str(e.kwargs.get("reason", ""))
             if "Max attempts exceeded" not in reason:
                 raise BakeError(f"{what}: {reason}") from None
-        if time.monotonic() + delay > deadline:
-            raise BakeError(f"{what}: not done after {timeout:.0f}s" + (f" ({hint})" if hint else ""))
-        cancel.sleep(delay)
+        if on_poll:
+            on_poll(time.monotonic() - started)
+        now = time.monotonic()
+        pause = schedule.interval(now - started)
+        if now + pause > deadline:
+            if now < deadline:  # one last look at the deadline itself
+                pause = deadline - now
+            else:
+                raise BakeError(f"{what}: not done after {timeout:.0f}s" + (f" ({hint})" if hint else ""))
+        cancel.sleep(pause)

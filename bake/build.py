@@ -24,16 +24,19 @@ from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
+from bake.first_start import FirstRead, first_read
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
 from bake.progress import Reporter
+from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
-from bake.steps.ami import StepCreateAmi
+from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
@@ -44,6 +47,10 @@ from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
+
+# Digest lookups are small HEAD/GET requests: more at once than pulls (pull_concurrency).
+RESOLVE_CONCURRENCY = 16
+
 
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
     """The whole procedure, in order; each step undoes itself (see bake.steps.base)."""
@@ -56,6 +63,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         *(gpu_steps() if pool.gpu else []),
         StepPull(),
         StepVerify(),
+        StepCache(),
     ]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
@@ -79,9 +87,21 @@ class PoolPlan:
     ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
     copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
+    image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
+    runtime_version: str | None = None
     disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
-    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (bakes only)
+    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
     warnings: list[str] = field(default_factory=list)
+    cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
+    snapshot_ids: list[str] = field(default_factory=list)  # likewise
+    snapshot_gib: int | None = None  # likewise
+    first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
+
+    @property
+    def compressed_bytes(self) -> int | None:
+        return sum(self.image_sizes.values()) if self.image_sizes else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,7 +112,13 @@ class PoolPlan:
             "base_ami": self.base_ami,
             "fingerprint": self.fingerprint,
             "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest} for i in self.images],
+            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original),
+                        **({"aliases": self.aliases[i.ref.original]} if i.ref.original in self.aliases else {})}
+                       for i in self.images],
+            "compressed_bytes": self.compressed_bytes,
+            "cache_bytes": self.cache_bytes,
+            "first_read": self.first_read.as_dict() if self.first_read else None,
+            "notes": self.notes,
             "builder_disk": self.disk.as_dict() if self.disk else None,
             "warnings": self.warnings,
         }
@@ -131,6 +157,7 @@ class Baker:
                 f"{self.config.path}: no region: set `region` in the file, AWS_REGION or AWS_DEFAULT_REGION"
             )
         self._clients: dict[str, Any] = {}
+        self._regions: list[str] | None = None
 
     def client(self, service: str, region: str | None = None) -> Any:
         # botocore clients are thread-safe; one per service and region serves every pool.
@@ -152,30 +179,53 @@ class Baker:
         with RegistryClient(
             registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
         ) as registry:
-            return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+            plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        for p in plans:
+            # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
+            p.first_read = first_read(p.pool, p if p.cache_bytes is not None else data.pool(p.pool.name).current)
+        return plans
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
-        base = resolve_base_ami(pool.base_ami, pool.name, self.client)
-        images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=pool.pull_concurrency)
-        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images])
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "")
+        # The base AMI (SSM, EC2) and the digests (registries) are independent round trips.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="base-ami") as ex:
+            base_ami = ex.submit(resolve_base_ami, pool.base_ami, pool.name, self.client)
+            try:
+                images = registry.resolve_all([parse_reference(r) for r in pool.images], concurrency=RESOLVE_CONCURRENCY)
+            except BaseException:
+                base_ami.result()  # a bad base AMI is reported first, as when resolved first
+                raise
+            base = base_ami.result()
+        refs = [i.ref for i in images]
+        regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
+        aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
+        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
+                        notes=_gc_notes(pool, record_))
         base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
         if warning := baked_base_warning(pool, base, base_image):
             plan.warnings.append(warning)
-        plan = self._decide(plan, record_)
-        if plan.action == "bake":
-            self._size_disk(plan, registry, base_image)
-        return plan
-
-    def _size_disk(self, plan: PoolPlan, registry: RegistryClient, base_image: dict[str, Any]) -> None:
-        """Compressed sizes from the manifests (also for the full-disk message); the builder's
-        disk from them when the pool does not set root_volume_size."""
+        # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
+        # the builder's disk and records their total.
         arch = platform_arch(base_image)
         plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        plan = self._decide(plan, record_)
+        if plan.action == "bake":
+            self._size_disk(plan, base_image)
+        return plan
+
+    def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
+        """The builder's disk from the compressed sizes when the pool does not set root_volume_size."""
         base_gib = root_volume_gib(base_image)
         if plan.pool.root_volume_size is None and base_gib is not None:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
+
+    def regions(self) -> list[str]:
+        """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
+        if self._regions is None:
+            found = self.client("ec2").describe_regions(AllRegions=True)["Regions"]
+            self._regions = sorted(r["RegionName"] for r in found)
+        return self._regions
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
         """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag, and on
@@ -189,7 +239,12 @@ class Baker:
             ami_with_fingerprint=find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
             missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
         )
-        return replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
+        plan = replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
+        if current and d.action in ("skip", "copy"):
+            # The AMI kept is the current entry's: so are its cache figures.
+            plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
+            plan.snapshot_gib = current.snapshot_gib
+        return plan
 
     # --- building -------------------------------------------------------------------------
 
@@ -235,6 +290,8 @@ class Baker:
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
+            if plan.action == "reuse":
+                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = ami_facts(self.client("ec2"), plan.ami_id or "")
             if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
                 return self._distribute(plan, run_id, started)
             if plan.action == "reuse":
@@ -263,9 +320,10 @@ class Baker:
         return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
             ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, ec2_in=self.ec2_in,
-            run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
+            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
+            ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
+            compressed_bytes=plan.compressed_bytes,
         )
 
     def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
@@ -278,6 +336,8 @@ class Baker:
         """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
         st = self._state(plan, run_id)
         st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
+        # The lock entry keeps the AMI's cache figures (from the lock on a copy, AWS on a reuse).
+        st.snapshot_ids, st.snapshot_gib, st.cache_bytes = list(plan.snapshot_ids), plan.snapshot_gib, plan.cache_bytes
         self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
                            pool=plan.pool.name, status="started", data={"run_id": run_id})
         return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
@@ -315,6 +375,20 @@ def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:
     )["Images"]
     images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
     return images[0]["ImageId"] if images else None
+
+
+def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
+    """Whether the kubelet's image GC may remove this pool's cache, as far as the lock knows."""
+    if pool.runtime != "containerd":
+        return []
+    seen = record_.current.runtime_version if record_.current else None
+    if not seen:
+        return ["the kubelet's image GC spares cached images only on containerd 1.7+ (pinned); "
+                "the bake checks the builder's containerd and says"]
+    name, _, version = seen.partition(" ")
+    if reports_pinned(name, version):
+        return []
+    return [f"the current AMI's {seen} does not report pinned images: {GC_ADVICE}"]
 
 
 def _iso_from_run(run_id: str) -> str:

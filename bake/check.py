@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bake import tags
 from bake.build import PoolPlan
-from bake.model.lock import LockData, PoolLock
+from bake.model.lock import ImageDigest, LockData, PoolLock
 
 CURRENT_ACTIONS = ("skip", "pinned")
 
@@ -50,15 +50,31 @@ def explain(plan: PoolPlan, record: PoolLock) -> tuple[str, ...]:
             if old[ref] != new[ref]]
     out += [f"image {ref}: added ({new[ref]})" for ref in sorted(new.keys() - old.keys())]
     out += [f"image {ref}: removed" for ref in sorted(old.keys() - new.keys())]
+    out += _alias_changes(cur.images, plan, new.keys() & old.keys())
     if cur.runtime != plan.pool.runtime:
         out.append(f"runtime {cur.runtime} -> {plan.pool.runtime}")
     if cur.region != plan.region:
         out.append(f"region {cur.region} -> {plan.region}")
+    if cur.prewarm is not None and cur.prewarm != plan.pool.prewarm:
+        out.append(f"prewarm {str(cur.prewarm).lower()} -> {str(plan.pool.prewarm).lower()}")
     if not out and cur.fingerprint != plan.fingerprint:
-        out.append("same base AMI and digests: the recipe version or the GPU settings changed")
+        out.append("same base AMI, digests and aliases: the recipe version, the GPU settings or prewarm changed")
     if plan.action == "reuse":
         out.append(found)
     return tuple(out) or (plan.reason,)  # same fingerprint: the lock's AMI is gone
+
+
+def _alias_changes(recorded: list[ImageDigest], plan: PoolPlan, kept: Iterable[str]) -> list[str]:
+    """Aliases are in the fingerprint: an image kept with other aliases rebakes."""
+    old = {i.ref: set(i.aliases or ()) for i in recorded}
+    out = []
+    for ref in sorted(kept):
+        now = set(plan.aliases.get(ref, ()))
+        added, removed = sorted(now - old[ref]), sorted(old[ref] - now)
+        if added or removed:
+            parts = ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else [])
+            out.append(f"image {ref}: aliases {'; '.join(parts)}")
+    return out
 
 
 def check(plans: Iterable[PoolPlan], lock: LockData) -> list[PoolCheck]:

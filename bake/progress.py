@@ -9,21 +9,23 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 MASK = "***"
+PLAIN_PROGRESS_EVERY = 10.0
 
 
 @dataclass
 class Event:
-    kind: str  # run.start | pool.start | step | image | pool.done | pool.skip | pool.fail | cleanup | warn | run.done
+    kind: str  # run.start | pool.start | step | wait | image | pool.done | pool.skip | pool.fail | cleanup | warn | run.done
     message: str
     pool: str | None = None
     step: str | None = None
     image: str | None = None
-    status: str | None = None  # started | done | failed | skipped | retry
+    status: str | None = None  # started | done | failed | skipped | retry | progress
     data: dict[str, Any] = field(default_factory=dict)
     time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
@@ -68,13 +70,20 @@ class Reporter:
 
 
 class PlainReporter(Reporter):
-    """Timestamped lines, for logs and CI."""
+    """Timestamped lines, for logs and CI. Progress lines of one image or step come at most
+    every PLAIN_PROGRESS_EVERY seconds: a log is read later, not watched."""
 
     def __init__(self, stream: TextIO | None = None):
         super().__init__()
         self.stream = stream or sys.stderr
+        self._shown: dict[tuple[str | None, str | None, str | None], float] = {}
 
     def _write(self, ev: Event) -> None:
+        if ev.status == "progress":
+            key, now = (ev.pool, ev.image, ev.step), time.monotonic()
+            if now - self._shown.get(key, -PLAIN_PROGRESS_EVERY) < PLAIN_PROGRESS_EVERY:
+                return
+            self._shown[key] = now
         where = f"[{ev.pool}]" if ev.pool else "[bake]"
         image = f" {ev.image}:" if ev.image else ""
         self.stream.write(f"{ev.time} {where}{image} {ev.message}\n")

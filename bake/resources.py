@@ -27,6 +27,7 @@ from typing import Any
 
 from bake import aws
 from bake.cancel import CancelToken
+from bake.polling import WaitStats
 
 # What AWS answers when the thing a call names does not exist (or no longer does). One set for
 # every resource: a code is specific to its resource, so sharing the set never widens a check.
@@ -79,19 +80,23 @@ def terminate_instances(
     cancel: CancelToken | None = None,
     timeout: float = TERMINATE_TIMEOUT,
     delay: float = 5.0,
+    on_wait: Callable[[WaitStats], None] | None = None,
 ) -> list[str]:
     """Terminate the instances and wait until they are terminated; returns those that existed.
 
     Without ``cancel`` the wait cannot be interrupted: a step's undo must not leave a
     half-terminated builder. ``sweep`` passes its token: its instances are terminating by then.
-    Each is terminated on its own, so one already gone does not fail the others.
+    Each is terminated on its own, so one already gone does not fail the others. ``on_wait``
+    receives the wait's figures (a bake reports them per wait).
     """
     ids = [i for i in instance_ids if _unless_gone(ec2.terminate_instances, InstanceIds=[i])]
     if ids:
-        aws.wait(
+        stats = aws.wait(
             ec2, "instance_terminated", cancel=cancel or CancelToken(), timeout=timeout, delay=delay,
             what=f"instance{'s' if len(ids) > 1 else ''} {', '.join(ids)} did not terminate", InstanceIds=ids,
         )
+        if on_wait:
+            on_wait(stats)
     return ids
 
 

@@ -19,9 +19,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bake.errors import UsageError
+from bake.first_start import FirstRead
 from bake.model.lock import LockData, LockEntry
 from bake.model.refs import parse_reference
-from bake.model.stack import AUTOSCALING_GROUP, EKS_NODE_GROUP, LAUNCH_CONFIGURATION, LAUNCH_TEMPLATE, pool_addresses
+from bake.model.stack import (
+    AUTOSCALING_GROUP,
+    EBS_FAST_SNAPSHOT_RESTORE,
+    EKS_NODE_GROUP,
+    LAUNCH_CONFIGURATION,
+    LAUNCH_TEMPLATE,
+    pool_addresses,
+)
 
 MARKER = "<!-- eks-image-bake:review -->"
 COUNTED = ("create", "update", "replace", "destroy", "import")
@@ -147,6 +155,9 @@ class PoolReview:
     rollout_detail: str = ""
     plan_images: list[dict[str, Any]] = field(default_factory=list)  # image_id changes the plan makes
     warnings: list[str] = field(default_factory=list)
+    # How a new node first reads the cache after this plan (bake.first_start): figures and lines.
+    first_read: dict[str, Any] = field(default_factory=dict)
+    first_read_lines: list[str] = field(default_factory=list)
     # A distributed pool's AMI in each region, before and after ({region, before, after}).
     regions: list[dict[str, str | None]] = field(default_factory=list)
 
@@ -325,11 +336,29 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
                 r.warnings.append(f"pool {name}: the plan sets {c.address} to {planned_ami}, but the lock's current "
                                   f"AMI is {new.ami_id}: a stale plan (made before the last build or rollback?); "
                                   "synthesize and plan again")
+    if new is not None:
+        fr = _first_read(name, new, mine)
+        r.first_read, r.first_read_lines = fr.as_dict(), fr.lines()
     if status in ("changed", "new") and new and not ami_moves and not r.warnings and not any(
             _image_id(c.after) in new.amis() for c in mine if c.type in IMAGE_TYPES):
         r.warnings.append(f"pool {name}: the lock moves to {new.ami_id} but the plan sets no launch template or "
                           "configuration to it (stale synth, or the stack does not read the lock?)")
     return r
+
+
+def _first_read(name: str, entry: LockEntry, mine: list[ResourceChange]) -> FirstRead:
+    """The pool's first-read strategy as the plan leaves it (the template's rate, the fast
+    snapshot restores that stay or are created) with the lock's figures of its AMI."""
+    kept = [c for c in mine if c.action not in ("destroy", "read") and c.after]
+    zones = sorted({c.after["availability_zone"] for c in kept if c.type == EBS_FAST_SNAPSHOT_RESTORE and c.after.get("availability_zone")})
+    rates = []
+    for c in kept:
+        if c.type == LAUNCH_TEMPLATE:
+            for bdm in c.after.get("block_device_mappings") or []:
+                rates += [e.get("volume_initialization_rate") for e in bdm.get("ebs") or [] if e.get("volume_initialization_rate")]
+    return FirstRead(pool=name, rate_mib_s=rates[0] if rates else None, fsr_zones=tuple(zones),
+                     prewarm=bool(entry.prewarm), cache_bytes=entry.cache_bytes, snapshot_gib=entry.snapshot_gib,
+                     snapshots=len(entry.snapshot_ids))
 
 
 # ---------------------------------------------------------------------------- render
@@ -380,6 +409,10 @@ def render_markdown(review: Review) -> str:
             lines += ["Images: unchanged (same tags and digests; the base AMI or build changed).", ""]
         if p.rollout_detail:
             lines += [f"**Nodes:** {p.rollout_detail}.", ""]
+        if p.first_read_lines:
+            lines += ["**First start:**", ""]
+            lines += [f"- {'**' + line + '**' if line.startswith('warning:') else line}" for line in p.first_read_lines]
+            lines.append("")
         for pi in p.plan_images:
             lines.append(f"- `{pi['address']}` ({pi['action']}): image_id {_code(pi['before'])} → {_code(pi['after'])}")
         if p.plan_images:

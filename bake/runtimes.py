@@ -10,9 +10,18 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from bake import cri
+from bake.errors import BakeError
 from bake.model.images import Credential, ResolvedImage
+from bake.model.refs import parse_reference
+from bake.pull_progress import CtrProgressParser, PullProgress
+from bake.references import references
 from bake.ssh import Connection
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);
@@ -33,13 +42,33 @@ def sudo(script: str) -> str:
     return f"sudo -n sh -c {shlex.quote(script)}"
 
 
+@dataclass(frozen=True)
+class Found:
+    """What the node's runtime answers for one reference: the image id and its digests."""
+
+    id: str
+    repo_digests: tuple[str, ...] = ()
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    runtime: str  # as the runtime names itself: "containerd", "docker"
+    version: str
+    images: dict[str, Found | None]  # None: "not present", the answer that makes the kubelet pull
+
+
 class Runtime(Protocol):
     name: str
+    digest_aliases: bool  # whether an alias can also be held as ALIAS@DIGEST
     data_root: str
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None: ...
-    def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]: ...
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None: ...
+    def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str: ...
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]: ...
+    def lookup(self, conn: Connection, refs: list[str]) -> Answer: ...
     def logout(self, conn: Connection, registry: str) -> None: ...
 
 
@@ -47,39 +76,93 @@ class Containerd:
     """Pulls with ``ctr`` into the ``k8s.io`` namespace, the one the kubelet's CRI uses."""
 
     name = "containerd"
+    digest_aliases = True
     namespace = "k8s.io"
+    cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
     data_root = "/var/lib/containerd"  # content store and snapshots: where a pull needs space
     # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
     # talks plain HTTP to any registry on localhost/127.0.0.1.
     hosts_dir = "/etc/containerd/certs.d"
 
+    def __init__(self, socket: str = "/run/containerd/containerd.sock"):
+        # containerd's socket, where the kubelet's CRI calls go on EKS AMIs; ctr uses it too
+        self.socket = socket
+        self.ctr = f"ctr --address {shlex.quote(socket)} -n {self.namespace}"
+
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
         labels = " ".join(f"--label {shlex.quote(label)}" for label in CRI_LABELS)
         # ctr does not normalize names ("python" -> docker.io/library/python:latest); the CRI does.
         ref = shlex.quote(image.ref.canonical)
         script = (
             'IFS= read -r cred || true; set --; [ -n "$cred" ] && set -- --user "$cred"; '
-            f"exec ctr -n {self.namespace} images pull --hosts-dir {self.hosts_dir} {labels} \"$@\" {ref}"
+            f"exec {self.ctr} images pull --hosts-dir {self.hosts_dir} {labels} \"$@\" {ref}"
         )
         cred = image.credential
         stdin = f"{cred.username}:{cred.password}\n" if cred else "\n"
-        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}")
+        parser = CtrProgressParser()
 
-    def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]:
-        out = conn.run(f"sudo -n ctr -n {self.namespace} images ls", timeout=120).stdout
-        found: dict[str, set[str]] = {}
-        for line in out.splitlines()[1:]:
-            cols = line.split()
-            if len(cols) < 3:
-                continue
-            labels = cols[-1]
-            if "io.cri-containerd.image=managed" not in labels:
-                continue  # not visible to the kubelet: does not count
-            found.setdefault(cols[0], set()).add(cols[2])
-        return {img.ref.original: found.get(img.ref.canonical, set()) for img in images}
+        def progress(chunk: bytes) -> None:
+            if on_progress and (found := parser.feed(chunk)):
+                on_progress(found)
+
+        conn.run(sudo(script), stdin=stdin, timeout=timeout, shown=f"ctr images pull {image.ref.canonical}", on_stdout=progress)
+
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]:
+        """The manifest digest the pulled tag names in containerd (`ctr images ls`' DIGEST)."""
+        source = image.ref.canonical
+        out = conn.run(sudo(f"exec {self.ctr} images ls {shlex.quote('name==' + source)}"), timeout=120,
+                       shown=f"ctr images ls {source}").stdout
+        return {cols[2] for cols in map(str.split, out.splitlines()[1:]) if len(cols) >= 3 and cols[0] == source}
+
+    def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:
+        """Name the pulled image as a kubelet's pull would (repo@digest, the image id) and by
+        its aliases; ``ctr images tag`` copies the source's CRI labels to every new name.
+        Returns the image id the CRI reports."""
+        source = image.ref.canonical
+        found = self._await(conn, [source]).get(source)
+        if found is None:
+            raise BakeError(f"image {image.ref.original}: the CRI does not report {source} after its pull")
+        targets = [r for r in references(image, aliases, found.id, digest_aliases=True) if r != source]
+        command = sudo(f"exec {self.ctr} images tag --force {shlex.quote(source)} " + " ".join(map(shlex.quote, targets)))
+        shown = f"ctr images tag {source} (+{len(targets)} references)"
+        # Two bakes sharing one containerd (the sandbox's builders all do) may name the same
+        # image at once: containerd then answers "already exists" for a name the other created.
+        for _ in range(2):
+            if conn.run(command, timeout=120, shown=shown, warn=True).ok:
+                break
+            time.sleep(0.5)
+        else:
+            conn.run(command, timeout=120, shown=shown)
+        self._await(conn, targets)  # verify then judges what the CRI reports
+        return found.id
+
+    def _await(self, conn: Connection, refs: list[str]) -> dict[str, Found | None]:
+        """The CRI learns of new names from containerd's events, a moment after ctr returns:
+        ask until it reports every one of ``refs`` or ``cri_wait`` passes."""
+        deadline = time.monotonic() + self.cri_wait
+        while True:
+            images = self.lookup(conn, refs).images
+            if all(images.values()) or time.monotonic() > deadline:
+                return images
+            time.sleep(0.2)
+
+    def lookup(self, conn: Connection, refs: list[str]) -> Answer:
+        """Ask the CRI on the builder, as the kubelet does: ImageStatus for every reference
+        (bake/cri.py, run by the builder's python3 with its source on stdin)."""
+        res = conn.run(
+            "sudo -n python3 - " + " ".join(map(shlex.quote, [self.socket, *refs])),
+            stdin=CRI_PROGRAM, timeout=300, shown=f"CRI ImageStatus x{len(refs)}",
+        )
+        data = json.loads(res.stdout)
+        images = {
+            ref: Found(v["id"], tuple(v["repo_digests"]), bool(v["pinned"])) if v else None
+            for ref, v in data["images"].items()
+        }
+        return Answer(data["runtime"], data["version"], images)
 
     def logout(self, conn: Connection, registry: str) -> None:
         pass
@@ -89,6 +172,7 @@ class Docker:
     """Pulls with the Docker CLI, for pools whose nodes still run dockerd."""
 
     name = "docker"
+    digest_aliases = False  # `docker tag` refuses a target with a digest
     data_root = "/var/lib/docker"
 
     def login(self, conn: Connection, cred: Credential) -> None:
@@ -100,26 +184,49 @@ class Docker:
             shown=f"docker login {cred.registry}",
         )
 
-    def pull(self, conn: Connection, image: ResolvedImage, timeout: float) -> None:
+    def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
+             on_progress: Callable[[PullProgress], None] | None = None) -> None:
+        # docker pull prints no byte counts without a terminal: no progress to report.
         conn.run(f"sudo -n docker pull --quiet {shlex.quote(image.ref.original)}", timeout=timeout)
 
-    def digests(self, conn: Connection, images: list[ResolvedImage]) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {}
-        for img in images:
-            res = conn.run(
-                f"sudo -n docker image inspect --format '{{{{json .RepoDigests}}}}' {shlex.quote(img.ref.original)}",
-                warn=True,
-                timeout=120,
-            )
-            digests: set[str] = set()
-            if res.ok:
-                for repo_digest in json.loads(res.stdout.strip() or "[]"):
-                    digests.add(repo_digest.rpartition("@")[2])
-            found[img.ref.original] = digests
-        return found
+    def pulled_digests(self, conn: Connection, image: ResolvedImage) -> set[str]:
+        """The digests dockerd records for the pulled tag's image (its RepoDigests)."""
+        res = conn.run(sudo("exec docker image inspect --format '{{range .RepoDigests}}{{.}} {{end}}' "
+                            + shlex.quote(image.ref.original)), timeout=120, shown=f"docker image inspect {image.ref.original}")
+        return {r.rpartition("@")[2] for r in res.stdout.split() if "@" in r}
+
+    def add_references(self, conn: Connection, image: ResolvedImage, aliases: list[str]) -> str:
+        """dockerd records repo@digest on a pull by tag (`docker image inspect repo@digest`
+        finds it); only the aliases need adding, as tags."""
+        source = shlex.quote(image.ref.original)
+        tags = [a for a in aliases if parse_reference(a).tag]
+        script = "".join(f"docker tag {source} {shlex.quote(t)} && " for t in tags)
+        res = conn.run(sudo(f"{script}exec docker image inspect --format '{{{{.Id}}}}' {source}"), timeout=120,
+                       shown=f"docker tag {image.ref.original} (+{len(tags)} aliases)")
+        return res.stdout.strip()
+
+    def lookup(self, conn: Connection, refs: list[str]) -> Answer:
+        """`docker image inspect` for every reference: the daemon's version, then one line per
+        reference in order, "ID DIGEST..." or empty."""
+        script = (
+            "docker version --format '{{.Server.Version}}' 2>/dev/null || echo; for r in "
+            + " ".join(map(shlex.quote, refs))
+            + """; do docker image inspect --format '{{.Id}}{{range .RepoDigests}} {{.}}{{end}}' "$r" 2>/dev/null || echo; done"""
+        )
+        lines = conn.run(sudo(script), timeout=300, shown=f"docker image inspect x{len(refs)}").stdout.split("\n")
+        lines += [""] * (len(refs) + 1 - len(lines))
+        images: dict[str, Found | None] = {}
+        for ref, line in zip(refs, lines[1:]):
+            words = line.split()
+            images[ref] = Found(words[0], tuple(words[1:])) if words else None
+        return Answer("docker", lines[0].strip(), images)
 
     def logout(self, conn: Connection, registry: str) -> None:
         conn.run(f"sudo -n docker logout {shlex.quote(registry)}", warn=True, timeout=60)
+
+
+# The CRI client, sent to the builder's python3 on stdin (it leaves no file behind).
+CRI_PROGRAM = Path(cri.__file__).read_text(encoding="utf-8")
 
 
 def runtime_for(name: str) -> Runtime:

@@ -20,9 +20,11 @@ import paramiko
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
+from bake.polling import WaitStats, schedule_for
 from bake.proxy import ProxyProcess
 
 OUTPUT_TAIL = 1500
+SSH_RETRY_CEILING = 10.0  # the longest pause between SSH attempts
 
 
 @dataclass(frozen=True)
@@ -108,20 +110,26 @@ class Connection:
         self._lock = threading.Lock()
         self._reconnecting = threading.Lock()
 
-    def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> None:
-        """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late."""
-        deadline = time.monotonic() + timeout
-        delay = 1.0
+    def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> WaitStats:
+        """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late.
+        Attempts follow ``bake.polling`` (quick at first and while sshd usually comes up)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        schedule = schedule_for("ssh_ready", ceiling=SSH_RETRY_CEILING)
+        stats = WaitStats("ssh_ready")
         last = ""
         while True:
             self.cancel.check()
+            stats.calls += 1
             try:
                 self._connect_once()
-                return
+                stats.seconds = time.monotonic() - started
+                return stats
             except BakeError:
                 raise  # a host key mismatch is not going to fix itself
             except (OSError, paramiko.SSHException, EOFError) as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            delay = schedule.interval(time.monotonic() - started)
             if time.monotonic() + delay > deadline:
                 if self.proxy:
                     raise BakeError(
@@ -136,7 +144,6 @@ class Connection:
             if on_retry:
                 on_retry(last)
             self.cancel.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     def _connect_once(self) -> None:
         client = paramiko.SSHClient()
@@ -195,8 +202,11 @@ class Connection:
         warn: bool = False,
         timeout: float = 3600,
         shown: str | None = None,
+        on_stdout: Callable[[bytes], None] | None = None,
     ) -> Result:
         """Run ``command``; raise UnexpectedExit on a non-zero exit unless ``warn``.
+
+        ``on_stdout`` sees each chunk of standard output as it arrives (progress reports).
 
         ``stdin`` feeds secrets without putting them on a command line or a disk.
         ``shown`` is how the command appears in errors (defaults to the command).
@@ -219,8 +229,11 @@ class Connection:
                     self.cancel.check()
                 got = False
                 while chan.recv_ready():
-                    out += chan.recv(65536)
+                    chunk = chan.recv(65536)
+                    out += chunk
                     got = True
+                    if on_stdout:
+                        on_stdout(chunk)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                     got = True

@@ -20,6 +20,7 @@ KEY_BASE_AMI = "bake:base-ami"
 KEY_RUNTIME = "bake:runtime"
 KEY_IMAGE_PREFIX = "bake:image:"  # bake:image:N = "REF@DIGEST" (truncated to 256)
 KEY_GPU_DRIVER = "bake:gpu-driver"
+KEY_CACHE_BYTES = "bake:cache-bytes"  # what the images occupy on the builder's disk
 # On a copy of an AMI in another region: the AMI it was copied from, and that AMI's region.
 KEY_SOURCE_AMI = "bake:source-ami"
 KEY_SOURCE_REGION = "bake:source-region"

@@ -11,6 +11,7 @@ import json
 from bake.commands._common import add_config_args, load
 from bake.commands.context import Context
 from bake.errors import ExitCode
+from bake.first_start import human_bytes
 from bake.progress import NullReporter
 
 
@@ -56,10 +57,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for i in p.images:
             size = f"  ({p.image_sizes[i.ref.original] / 2**20:.0f} MiB compressed)" if i.ref.original in p.image_sizes else ""
             print(f"  image        {i.ref.original}  {i.digest}{size}")
+            if i.ref.original in p.aliases:
+                print(f"    aliases    {len(p.aliases[i.ref.original])}: {', '.join(p.aliases[i.ref.original][:3])}"
+                      f"{', …' if len(p.aliases[i.ref.original]) > 3 else ''}")
+        print(f"  compressed   {human_bytes(p.compressed_bytes)} in {len(p.images)} image(s), the layers a pull downloads")
+        if p.cache_bytes is not None:
+            print(f"  cache        {human_bytes(p.cache_bytes)} on the AMI's disk (measured by the bake of {p.ami_id})")
+        if p.first_read:
+            for line in p.first_read.lines():
+                print(f"  {line}")
         if p.disk:
             print(f"  builder disk {p.disk.gib} GiB = {p.disk.reason}")
         elif p.action == "bake" and p.pool.root_volume_size is not None:
             print(f"  builder disk {p.pool.root_volume_size} GiB (root_volume_size)")
+        for note in p.notes:
+            print(f"  note         {note}")
         for w in p.warnings:
             print(f"  WARNING      {w}")
     if args.check:

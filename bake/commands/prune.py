@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Per pool, deregister the AMIs this tool built beyond the N newest and delete their snapshots. "
             "Never one that the lock names (current, pin, history within N), that a launch template "
-            "version or launch configuration uses, or that a non-terminated instance runs. "
+            "version or launch configuration uses, that a non-terminated instance runs, or whose snapshot "
+            "still has fast snapshot restore enabled. "
             "Without --yes only shows what it would remove and why it keeps the rest."
         ),
     )
@@ -64,7 +65,7 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
         unknown = [p for p in args.pool if p not in known]
         if unknown:
             raise UsageError(f"no pool named {', '.join(map(repr, unknown))} in the config, the lock or the AMIs' tags")
-    plan = plan_prune(images, lock, images_in_use(ec2, autoscaling), keep=args.keep, pools=args.pool)
+    plan = plan_prune(images, lock, images_in_use(ec2, autoscaling, images), keep=args.keep, pools=args.pool)
 
     if not plan.candidates:
         print(f"no AMIs built by this tool in {region}" + (f" for {', '.join(args.pool)}" if args.pool else ""))

@@ -193,7 +193,8 @@ GRANTS: list[Grant] = [
     Grant("Describe", "bake/lifecycle/: find the tool's resources and what uses its AMIs", LIFECYCLE,
           ("ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeKeyPairs",
            "ec2:DescribeSnapshots", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
-           "autoscaling:DescribeLaunchConfigurations"), lambda s: ANY, proof="lifecycle"),
+           "autoscaling:DescribeLaunchConfigurations", "ec2:DescribeFastSnapshotRestores"), lambda s: ANY,
+          proof="lifecycle (prune keeps an AMI whose snapshot still has fast snapshot restore)"),
     # --- Terraform: the provider's own calls for the stack's resources (plan refreshes, deploy writes)
     Grant("Describe", "terraform apply: aws_autoscaling_group waits for its capacity", DEPLOY,
           ("autoscaling:DescribeScalingActivities",), lambda s: ANY, when=lambda s: bool(s.asg_names), proof="deploy"),

@@ -65,9 +65,11 @@ def tool_amis(ec2: Any, pool: str | None = None) -> list[dict[str, Any]]:
     return list(paginate(ec2, "describe_images", "Images", Owners=["self"], Filters=filters))
 
 
-def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
+def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] = ()) -> dict[str, list[str]]:
     """``{ami: [who uses it]}`` over all launch template versions, launch configurations and
-    non-terminated instances of the region. Raises BakeError when a listing is refused."""
+    non-terminated instances of the region, and, among ``images``, those with a snapshot whose
+    fast snapshot restore is still enabled in some zone (AWS refuses to delete that snapshot).
+    Raises BakeError when a listing is refused."""
     used: dict[str, list[str]] = {}
 
     def add(ami: str | None, who: str) -> None:
@@ -83,6 +85,17 @@ def images_in_use(ec2: Any, autoscaling: Any) -> dict[str, list[str]]:
             add(lc.get("ImageId"), f"launch configuration {lc.get('LaunchConfigurationName')}")
         for inst in instances(ec2, [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
             add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
+        images = list(images)
+        if images:
+            zones: dict[str, list[str]] = {}
+            for item in paginate(ec2, "describe_fast_snapshot_restores", "FastSnapshotRestores"):
+                if item.get("State") != "disabled":
+                    zones.setdefault(item["SnapshotId"], []).append(item["AvailabilityZone"])
+            for img in images:
+                for snap in resources.snapshot_ids(img):
+                    if snap in zones:
+                        add(img["ImageId"], f"fast snapshot restore still enabled on {snap} in "
+                                            f"{', '.join(sorted(zones[snap]))} (disable it first)")
     except ClientError as e:
         raise BakeError(
             f"cannot tell which AMIs are in use ({_refusal_or_error(e)}); "

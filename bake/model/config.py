@@ -30,6 +30,8 @@ BASE_AMI = re.compile(r"^(ami-[0-9a-z]{8,17}|ssm:/.+|asg:[\w+=,.@/-]{1,255})$")
 SSH_HOST = re.compile(r"^(public_ip|private_ip|[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$")
 # A POSIX user name: no shell metacharacters can ever reach a remote command through it.
 SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# gp3's baseline and ratios (AWS EBS volume types page, checked 2026-11-30; docs/ec2-timing.md).
+GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS = 3000, 125, 500, 0.25
 
 
 class RegistryAuth(Strict):
@@ -196,6 +198,13 @@ class PoolConfig(Strict):
     name: str
     base_ami: str
     images: Annotated[list[str], Field(min_length=1)]
+    # Other names the pods use for an image (a mirror, a pull-through cache), keyed by the image
+    # as listed in `images`: NAME[:TAG], the image's tag when none. The bake adds NAME:TAG and
+    # NAME@DIGEST (see bake/references.py).
+    aliases: dict[str, list[str]] = {}
+    # ECR images also under every regional ECR name of the partition (and the FIPS ones), as
+    # the EKS AMI tags its cached images: a copied AMI still matches pods in another region.
+    ecr_regional_aliases: bool = False
     instance_type: str = "m5.large"
     runtime: Literal["containerd", "docker"] = "containerd"
     gpu: bool = False
@@ -221,9 +230,17 @@ class PoolConfig(Strict):
     root_volume_size: Annotated[int, Field(ge=1, le=16384)] | None = None
     root_volume_type: Literal["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"] = "gp3"
     kms_key_id: str | None = None
+    # The builder's gp3 root volume during the bake only (pulls and unpacking are disk-bound at
+    # gp3's 3,000 IOPS / 125 MiB/s baseline); the AMI records the node's own volume settings.
+    # 0 keeps the baseline. docs/ec2-timing.md justifies the defaults.
+    builder_volume_iops: Annotated[int, Field(ge=0, le=80000)] = 6000
+    builder_volume_throughput: Annotated[int, Field(ge=0, le=2000)] = 500
     tags: dict[str, str] = {}
+    # Bake in the boot-time unit that reads the cached images once (docs/first-start.md).
+    prewarm: bool = True
     distribute: Distribution = Distribution()
-    # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt).
+    # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt,
+    # fast_snapshot_restore).
     rollout: PoolRollout = PoolRollout()
 
     @field_validator("name")
@@ -248,6 +265,32 @@ class PoolConfig(Strict):
         if len(set(v)) != len(v):
             raise ValueError("an image is listed twice")
         return v
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        images = info.data.get("images") or []
+        for image, names in v.items():
+            if image not in images:
+                raise ValueError(f"{image!r} is not one of this pool's images{suggest(image, images)}")
+            for name in names:
+                if parse_reference(name).digest:
+                    raise ValueError(f"alias {name!r} of {image!r}: no digest (the image's own is added)")
+        return v
+    @model_validator(mode="after")
+    def _builder_volume(self) -> PoolConfig:
+        iops, mibs = self.builder_volume_iops, self.builder_volume_throughput
+        if iops and iops < GP3_BASE_IOPS:
+            raise ValueError(f"builder_volume_iops = {iops}: gp3 starts at {GP3_BASE_IOPS} (0 keeps the baseline)")
+        if mibs and mibs < GP3_BASE_MIBS:
+            raise ValueError(f"builder_volume_throughput = {mibs}: gp3 starts at {GP3_BASE_MIBS} MiB/s (0 keeps the baseline)")
+        if mibs and mibs > (iops or GP3_BASE_IOPS) * GP3_MIBS_PER_IOPS:
+            raise ValueError(f"builder_volume_throughput = {mibs} MiB/s needs at least {int(mibs / GP3_MIBS_PER_IOPS)} "
+                             f"builder_volume_iops (gp3 allows 0.25 MiB/s per IOPS)")
+        if iops and self.root_volume_size and iops > self.root_volume_size * GP3_IOPS_PER_GIB:
+            raise ValueError(f"builder_volume_iops = {iops} needs a root volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "
+                             f"(gp3 allows {GP3_IOPS_PER_GIB} IOPS per GiB; root_volume_size = {self.root_volume_size})")
+        return self
 
     @field_validator("ssh_user")
     @classmethod
@@ -402,9 +445,30 @@ def parse_config(raw: dict[str, Any], path: Path) -> BakeConfig:
             raise config_error(path, where, e, RegistryAuth) from None
     top = {k: raw[k] for k in ("region", "state", "provider") if k in raw}
     try:
-        return BakeConfig(path=path, pools=built, registries=registries, **top)
+        config = BakeConfig(path=path, pools=built, registries=registries, **top)
     except ValidationError as e:
         raise config_error(path, "", e, BakeConfig) from None
+    _check_zones_in_region(config)
+    return config
+
+
+def _check_zones_in_region(config: BakeConfig) -> None:
+    """Fast snapshot restore zones belong to the file's region (when it names one), where the
+    pool's nodes must live: the lock records the snapshots of the original AMI only, not those of
+    its copies, so a pool launching a copy (node_region elsewhere) cannot name the copy's snapshots."""
+    for name, pool in config.pools.items():
+        fsr = pool.rollout.fast_snapshot_restore
+        if fsr is None or not config.region:
+            continue
+        node = pool.rollout.node_region
+        if node and node != config.region:
+            raise fail(config.path, f"pools.{name}.fast_snapshot_restore",
+                       f"the pool's nodes live in node_region {node!r}, on a copy of the AMI whose snapshots the "
+                       f"lock does not record; fast snapshot restore is for pools whose nodes are in the bake's "
+                       f"region {config.region} (drop node_region or this table)")
+        if wrong := fsr.outside(config.region):
+            raise fail(config.path, f"pools.{name}.fast_snapshot_restore.availability_zones",
+                       f"{', '.join(map(repr, wrong))} {'is' if len(wrong) == 1 else 'are'} not in the region {config.region}")
 
 
 def _pool(path: Path, name: str, table: Any, defaults: dict[str, Any]) -> PoolConfig:

@@ -34,6 +34,11 @@ class _Model(BaseModel):
 class ImageDigest(_Model):
     ref: str
     digest: str
+    # The CRI's image id (the config's digest), as the bake found it; absent for an AMI
+    # recorded from its tags. The AMI holds the image as ref, NAME@digest, image_id, and each
+    # alias (NAME:TAG, and NAME@digest on containerd).
+    image_id: str | None = None
+    aliases: list[str] | None = None
 
 
 class LockEntry(_Model):
@@ -45,13 +50,22 @@ class LockEntry(_Model):
     built_at: str
     runtime: str = "containerd"
     gpu_driver_version: str | None = None
+    # The first-read facts (docs/first-start.md): the images' compressed size in their registries
+    # (the builder's platform), what they occupy on the AMI's disk, and the AMI's snapshots (the
+    # stack enables fast snapshot restore on them without asking AWS).
+    compressed_bytes: int | None = None
+    cache_bytes: int | None = None
+    snapshot_ids: list[str] = Field(default_factory=list)
+    snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
+    prewarm: bool | None = None  # the boot-time prewarm unit is baked in
+    # The builder's runtime as verify saw it ("containerd 1.6.20"): whether the CRI pins images.
+    runtime_version: str | None = None
     # The AMI's copies in other regions ([pools.NAME.distribute] regions): { REGION: AMI_ID }.
     # None (not written) for a pool that distributes nothing.
     copies: dict[str, str] | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None
-
 
     def amis(self) -> list[str]:
         """The AMI and its copies, in every region."""

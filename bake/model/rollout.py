@@ -14,6 +14,7 @@ Pure data: no cdktf, no boto3, no file reads (``user_data_file`` is read by ``ma
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -124,6 +125,9 @@ class LaunchTemplateSettings(Strict):
     http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 2
     detailed_monitoring: bool | None = None
     tags: dict[str, str] = {}
+    # MiB/s at which EBS fills the root volume (and every block device made from a snapshot) from
+    # the AMI's snapshot: AWS's provisioned rate, 100-300, billed per volume (docs/first-start.md).
+    volume_initialization_rate: Annotated[int, Field(ge=100, le=300)] | None = None
 
     @model_validator(mode="after")
     def _one_user_data(self) -> LaunchTemplateSettings:
@@ -137,6 +141,29 @@ class LaunchTemplateSettings(Strict):
             return None
         p = Path(self.user_data_file)
         return p if p.is_absolute() else config_path.parent / p
+
+AZ_NAME = re.compile(r"^(?P<region>[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+)(-[a-z]{3}-\d+)?[a-z]$")
+
+
+class FastSnapshotRestore(Strict):
+    """``[pools.NAME.fast_snapshot_restore]``: EBS fast snapshot restore on every snapshot of the
+    pool's current AMI in each zone (``aws_ebs_fast_snapshot_restore``; docs/first-start.md)."""
+
+    availability_zones: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones(cls, v: list[str]) -> list[str]:
+        for zone in v:
+            if not AZ_NAME.match(zone):
+                raise ValueError(f"{zone!r} is not an availability zone name (like 'us-east-1a')")
+        if len(set(v)) != len(v):
+            raise ValueError("a zone is listed twice")
+        return v
+
+    def outside(self, region: str) -> list[str]:
+        """The zones that are not in ``region`` (fast snapshot restore is per region's zone)."""
+        return [z for z in self.availability_zones if AZ_NAME.match(z).group("region") != region]  # type: ignore[union-attr]
 
 
 class Taint(Strict):
@@ -210,6 +237,7 @@ class PoolRollout(Strict):
     nodegroup: NodegroupSettings | None = None
     # Written by `bake adopt`: the stack imports this existing ASG (see Adopt).
     adopt: Adopt | None = None
+    fast_snapshot_restore: FastSnapshotRestore | None = None
 
     @field_validator("node_region")
     @classmethod
@@ -232,6 +260,9 @@ class PoolRollout(Strict):
             raise ValueError('launch = "nodegroup": EKS owns the group; size it in [nodegroup], not [asg]')
         if self.launch == "configuration" and self.asg and self.asg.instance_refresh and self.asg.instance_refresh.auto_rollback:
             raise ValueError("asg.instance_refresh.auto_rollback needs a launch template (launch = \"template\")")
+        if self.launch == "configuration" and self.launch_template.volume_initialization_rate is not None:
+            raise ValueError("launch_template.volume_initialization_rate: a launch configuration has no such "
+                             'setting; use launch = "template" (or "nodegroup")')
         if self.adopt is not None:
             if self.launch not in ("template", "configuration"):
                 raise ValueError(f'adopt: an adopted Auto Scaling group needs launch = "template" or '

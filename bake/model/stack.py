@@ -20,6 +20,8 @@ LAUNCH_CONFIGURATION = "aws_launch_configuration"
 AUTOSCALING_GROUP = "aws_autoscaling_group"
 EKS_NODE_GROUP = "aws_eks_node_group"
 POOL_RESOURCE_TYPES = (LAUNCH_TEMPLATE, LAUNCH_CONFIGURATION, AUTOSCALING_GROUP, EKS_NODE_GROUP)
+# One per snapshot of the pool's current AMI and zone, named fsr_logical_id(pool, snapshot, zone).
+EBS_FAST_SNAPSHOT_RESTORE = "aws_ebs_fast_snapshot_restore"
 # [distribute] ssm_parameter: one per region, named ssm_logical_id(pool, region).
 SSM_PARAMETER = "aws_ssm_parameter"
 
@@ -29,6 +31,12 @@ _TF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 def logical_id(pool: str) -> str:
     """The Terraform resource name for a pool (names may start with a digit; HCL's may not)."""
     return pool if _TF_NAME.match(pool) else f"_{pool}"
+
+
+def fsr_logical_id(pool: str, snapshot_id: str, zone: str) -> str:
+    """One name per snapshot and zone: a rebake's new snapshots are new addresses (created) and
+    the old ones' addresses disappear (destroyed), in the same plan."""
+    return f"{logical_id(pool)}_{snapshot_id}_{zone}"
 
 
 def ssm_logical_id(pool: str, region: str) -> str:

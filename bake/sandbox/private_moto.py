@@ -3,7 +3,6 @@ with the sandbox's (prune and sweep look account-wide; the rollout tests create 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,14 +14,6 @@ from pathlib import Path
 from bake.sandbox.process import free_port
 
 
-def executable() -> str:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    if not found:
-        raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
-    return found
-
-
 @contextmanager
 def private_moto_server(log_dir: Path, timeout: float = 60, *, program: list[str] | None = None,
                         env: dict[str, str] | None = None) -> Iterator[str]:
@@ -31,7 +22,9 @@ def private_moto_server(log_dir: Path, timeout: float = 60, *, program: list[str
     port = free_port()
     log = Path(log_dir) / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*(program or [executable()]), "-H", "127.0.0.1", "-p", str(port)],
+        # Default: the sandbox's moto server (moto's own, plus what bake.sandbox.moto_server adds).
+        default = [sys.executable, "-m", "bake.sandbox.moto_server"]
+        proc = subprocess.Popen([*(program or default), "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

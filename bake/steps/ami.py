@@ -4,12 +4,16 @@ succeeded, as Packer's stepCreateAMI does."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from bake import aws, resources, tags
 from bake.errors import BakeError
+from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
 from bake.steps.base import BuildState
+from bake.steps.instance import fast_builder_disk
 
 STOP_TIMEOUT = 900
+PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their DescribeSnapshots call)
 
 
 def ami_tags(st: BuildState) -> dict[str, str]:
@@ -22,11 +26,53 @@ def ami_tags(st: BuildState) -> dict[str, str]:
             tags.KEY_RUNTIME: st.pool.runtime,
         }
     )
+    if st.cache_bytes is not None:
+        base[tags.KEY_CACHE_BYTES] = str(st.cache_bytes)
     if st.gpu_driver_version:
         base[tags.KEY_GPU_DRIVER] = st.gpu_driver_version
     pairs = [(img.ref.original, img.digest) for img in st.images]
     base.update(tags.image_tags(pairs, tags.TAGS_MAX - len(base)))
     return base
+
+
+def node_volume(st: BuildState) -> dict[str, Any]:
+    """CreateImage's root mapping when the builder's disk was made fast: the AMI records the
+    pool's own volume (gp3 baseline), so nodes launched from it do not pay the builder's IOPS."""
+    if not fast_builder_disk(st.pool) or not st.root_device_name:
+        return {}
+    pool = st.pool
+    # No VolumeSize: CreateImage cannot change it (the AMI keeps the builder's size).
+    ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True,
+                           "Iops": GP3_BASE_IOPS, "Throughput": GP3_BASE_MIBS}
+    return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
+
+
+class SnapshotProgress:
+    """While the AMI is pending: its elapsed time and its snapshots' own progress
+    (DescribeSnapshots' percentage), at most every PROGRESS_EVERY seconds (one call each)."""
+
+    def __init__(self, st: BuildState):
+        self.st = st
+        self.last = -PROGRESS_EVERY
+        self.snapshots: list[str] = []
+
+    def __call__(self, elapsed: float) -> None:
+        if elapsed - self.last < PROGRESS_EVERY:
+            return
+        self.last = elapsed
+        st = self.st
+        data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
+        try:
+            self.snapshots = self.snapshots or resources.image_snapshot_ids(st.ec2, st.ami_id or "")
+            if self.snapshots:
+                found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
+                percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
+                data["snapshot_progress"] = min(percents) if percents else 0
+        except Exception as e:  # noqa: BLE001 - progress is a display; the wait itself decides
+            if aws.describe_error(e) is None:
+                raise
+        shown = f", snapshots {data['snapshot_progress']}%" if "snapshot_progress" in data else ""
+        st.emit("step", f"AMI {st.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
 
 
 class StepCreateAmi:
@@ -35,10 +81,10 @@ class StepCreateAmi:
 
     def run(self, st: BuildState) -> None:
         st.ec2.stop_instances(InstanceIds=[st.instance_id])
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
-        )
+        ), self.name)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
@@ -49,15 +95,17 @@ class StepCreateAmi:
             # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
             # them, and not every EC2 implementation takes snapshot tag specifications here.
             TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
+            **node_volume(st),
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
-        aws.wait(
+        st.waited(aws.wait(
             st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
             what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
-            ImageIds=[st.ami_id],
-        )
-        st.snapshot_ids = resources.image_snapshot_ids(st.ec2, st.ami_id)
+            on_poll=SnapshotProgress(st), ImageIds=[st.ami_id],
+        ), self.name)
+        facts = ami_facts(st.ec2, st.ami_id)
+        st.snapshot_ids, st.snapshot_gib = facts.snapshot_ids, facts.snapshot_gib
         if st.snapshot_ids:
             st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
         st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
@@ -70,3 +118,24 @@ class StepCreateAmi:
             raise BakeError("; ".join(removal.failures))
         st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(removal.snapshots)} snapshot(s)",
                 step=self.name)
+
+
+class AmiFacts(NamedTuple):
+    snapshot_ids: list[str]  # in mapping order
+    snapshot_gib: int | None  # the sizes of the volumes they were taken of, GiB
+    cache_bytes: int | None  # the bake:cache-bytes tag
+
+
+def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
+    """What the lock records of an AMI beside its id; nothing when the AMI is gone."""
+    image = resources.describe_image(ec2, ami_id)
+    if image is None:
+        return AmiFacts([], None, None)
+    ebs = [bdm["Ebs"] for bdm in image.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
+    cached = tags.from_aws(image.get("Tags")).get(tags.KEY_CACHE_BYTES)
+    sizes = [e.get("VolumeSize") for e in ebs]
+    return AmiFacts(
+        snapshot_ids=[e["SnapshotId"] for e in ebs],
+        snapshot_gib=sum(sizes) if sizes and all(isinstance(s, int) for s in sizes) else None,
+        cache_bytes=int(cached) if cached and cached.isdigit() else None,
+    )

@@ -18,6 +18,7 @@ from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
+from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
@@ -41,6 +42,7 @@ class BuildState:
     private_key_pem: str | None = None  # kept in memory only with --keep-on-failure
     security_group_id: str | None = None
     instance_id: str | None = None
+    root_device_name: str | None = None  # the builder's root device, as the base AMI names it
     conn: Any = None  # bake.ssh.Connection
     host_key_check: Any = None  # bake.ssh.HostKeyCheck: the host key it accepted
     ssh_address: tuple[str, int] | None = None
@@ -53,7 +55,14 @@ class BuildState:
     ami_id: str | None = None
     ami_name: str | None = None
     snapshot_ids: list[str] = field(default_factory=list)
+    snapshot_gib: int | None = None
     gpu_driver_version: str | None = None
+    compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
+    cache_bytes: int | None = None  # what the images occupy on the builder's disk
+    # image (as listed) -> its aliases (from the plan); -> its id (from the pull); the runtime verify saw
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    image_ids: dict[str, str] = field(default_factory=dict)
+    runtime_version: str | None = None
     # The AMI's copies in other regions: every one the lock entry will name, and those this run
     # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
     ec2_in: Callable[[str], Any] | None = None
@@ -64,6 +73,10 @@ class BuildState:
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+
+    def waited(self, stats: WaitStats, step: str) -> None:
+        """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
+        self.emit("wait", f"{stats.name} after {stats.seconds:.1f}s ({stats.calls} poll(s))", step=step, data=stats.as_data())
 
 
 class Step(Protocol):

@@ -77,10 +77,11 @@ class StepConnect:
         st.host_key_check = HostKeyCheck(expected, on_trust)
         st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, st.host_key_check, st.cancel,
                              proxy=proxy, log=st.run_dir.logger(st) if st.run_dir else None)
-        st.conn.open(
+        stats = st.conn.open(
             st.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),
         )
+        st.waited(stats, self.name)
         st.ssh_address = (host, port)
         st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}{via}", step=self.name)
 

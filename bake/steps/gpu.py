@@ -155,7 +155,7 @@ class StepGpuValidate:
         cached = next((i for i in st.images if i.ref.original == s.validate_image), None)
         # Not one of the pool's images: pulled anonymously (a public CUDA image) and not resolved at plan time.
         image = cached or ResolvedImage(parse_reference(s.validate_image), "", None)
-        pull_one(st, runtime, image, threading.Event())
+        pull_one(st, runtime, image, threading.Event(), cached=cached is not None)
         ref = image.ref.original if st.pool.runtime == "docker" else image.ref.canonical
         command = " ".join(shlex.quote(a) for a in shlex.split(s.validate_command))
         line = (s.validate_run or DEFAULT_VALIDATE[st.pool.runtime]).format(

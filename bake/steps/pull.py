@@ -11,12 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from bake.disk import needed_bytes
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
-from bake.runtimes import TRANSIENT, Runtime, runtime_for
+from bake.pull_progress import PullProgress, human
+from bake.references import GC_ADVICE, references, reports_pinned
+from bake.runtimes import TRANSIENT, Answer, Runtime, runtime_for
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState
 
 PULL_TIMEOUT = 3600.0
 BACKOFF = 2.0
+PROGRESS_EVERY = 1.0
 # What containerd and dockerd say when a write fails with ENOSPC. Never worth a retry.
 DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 
@@ -47,7 +50,19 @@ def gib(n: int | None) -> str:
     return "?" if n is None else f"{n / 2**30:.2f} GiB"
 
 
-def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event) -> None:
+def name_for_kubelet(st: BuildState, runtime: Runtime, image: ResolvedImage) -> None:
+    # A tag re-pushed after it was resolved: the pull fetched other content than the lock
+    # will record. Refuse before naming it repo@digest, which would make it look right.
+    if (pulled := runtime.pulled_digests(st.conn, image)) and image.digest not in pulled:
+        raise BakeError(f"the runtime does not hold the resolved digests: {image.ref.original} (want {image.digest}, "
+                        f"found {', '.join(sorted(pulled))}); the tag moved after it was resolved: build again")
+    st.image_ids[image.ref.original] = runtime.add_references(st.conn, image, st.aliases.get(image.ref.original, []))
+
+
+def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event, *,
+             cached: bool = True) -> None:
+    """Pull one image; a ``cached`` one is held to its resolved digest and named as the
+    kubelet will ask for it (an image only used during the bake, like the GPU check's, is not)."""
     name = image.ref.original
     attempts = st.pool.pull_retries + 1
     for attempt in range(1, attempts + 1):
@@ -56,9 +71,12 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
             return
         started = time.monotonic()
         st.emit("image", "pulling", image=name, status="started")
+        progress = ProgressEvents(st, name)
         try:
-            runtime.pull(st.conn, image, PULL_TIMEOUT)
-            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done")
+            runtime.pull(st.conn, image, PULL_TIMEOUT, on_progress=progress)
+            if cached:
+                name_for_kubelet(st, runtime, image)
+            st.emit("image", f"pulled in {time.monotonic() - started:.1f}s", image=name, status="done", data=progress.final())
             return
         except ConnectionLost as e:
             reason, transient = str(e), True
@@ -80,6 +98,33 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
         st.cancel.sleep(delay)
+
+
+class ProgressEvents:
+    """A pulling image's bytes done of its total and its rate, as ``image`` events with status
+    ``progress``, at most one every PROGRESS_EVERY seconds (ctr redraws ten times a second)."""
+
+    def __init__(self, st: BuildState, name: str):
+        self.st, self.name = st, name
+        self.last = 0.0
+        self.latest: PullProgress | None = None
+
+    def final(self) -> dict[str, int | None]:
+        """The last figures ctr printed (the whole image), for the ``done`` event."""
+        p = self.latest
+        return {"bytes": p.done, "total": p.total} if p else {}
+
+    def __call__(self, p: PullProgress) -> None:
+        if p.total is None:  # ctr has not listed the layers' sizes yet: the registry's figure
+            p.total = self.st.image_sizes.get(self.name)
+        self.latest = p
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        of = f" of {human(p.total)}" if p.total else ""
+        self.st.emit("image", f"pulling: {human(p.done)}{of}, {human(p.rate)}/s", image=self.name, status="progress",
+                     data={"bytes": p.done, "total": p.total, "rate": round(p.rate)})
 
 
 class StepPull:
@@ -113,20 +158,63 @@ class StepPull:
 
 
 class StepVerify:
+    """Ask the node's runtime what the kubelet will ask: containerd through the CRI
+    (ImageStatus on its socket), dockerd through `docker image inspect`. Every reference of
+    every image must be found, as the same image, holding the resolved digest."""
+
     name = "verify"
     title = "verifying the images on the builder"
 
     def run(self, st: BuildState) -> None:
         runtime = runtime_for(st.pool.runtime)
-        present = runtime.digests(st.conn, st.images)
-        missing = [
-            f"{img.ref.original} (want {img.digest}, found {', '.join(sorted(present.get(img.ref.original, ()))) or 'nothing'})"
+        wanted = {
+            img.ref.original: references(img, st.aliases.get(img.ref.original, []), st.image_ids.get(img.ref.original),
+                                         digest_aliases=runtime.digest_aliases)
             for img in st.images
-            if img.digest not in present.get(img.ref.original, set())
-        ]
-        if missing:
-            raise BakeError(f"the runtime does not hold the resolved digests: {'; '.join(missing)}")
-        st.emit("step", f"all {len(st.images)} digest(s) present in {runtime.name}", step=self.name)
+        }
+        answer = runtime.lookup(st.conn, [r for refs in wanted.values() for r in refs])
+        problems = [p for img in st.images for p in _problems(img, wanted[img.ref.original], st, answer)]
+        where = "the CRI" if runtime.name == "containerd" else runtime.name
+        if problems:
+            raise BakeError(f"{where} ({answer.runtime} {answer.version}) does not find what the kubelet may ask for: "
+                            + "; ".join(problems))
+        st.runtime_version = f"{answer.runtime} {answer.version}"
+        count = sum(map(len, wanted.values()))
+        st.emit("step", f"{where} finds all {len(st.images)} image(s) under {count} reference(s) "
+                        f"(tag, digest, image id, {sum(map(len, st.aliases.values()))} alias(es))", step=self.name)
+        if runtime.name == "containerd":
+            self._pinned(st, answer, wanted)
+
+    def _pinned(self, st: BuildState, answer: Answer, wanted: dict[str, list[str]]) -> None:
+        if not reports_pinned(answer.runtime, answer.version):
+            st.emit("warn", f"{answer.runtime} {answer.version} does not report pinned images: {GC_ADVICE}",
+                    step=self.name)
+            return
+        if unpinned := not_pinned(answer, wanted):
+            raise BakeError(f"the CRI ({answer.runtime} {answer.version}) does not report pinned for: "
+                            f"{', '.join(unpinned)}; the kubelet's image GC could remove them")
+        st.emit("step", f"the CRI reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
+                step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         pass
+
+
+def not_pinned(answer: Answer, wanted: dict[str, list[str]]) -> list[str]:
+    """The images (by their first reference) the CRI does not report pinned."""
+    return [refs[0] for refs in wanted.values() if not (found := answer.images.get(refs[0])) or not found.pinned]
+
+
+def _problems(img: ResolvedImage, refs: list[str], st: BuildState, answer: Answer) -> list[str]:
+    want_id = st.image_ids.get(img.ref.original)
+    out = []
+    for ref in refs:
+        found = answer.images.get(ref)
+        if found is None:
+            out.append(f"{ref} (not present)")
+        elif want_id and found.id != want_id:
+            out.append(f"{ref} (is {found.id}, not {img.ref.original}'s {want_id})")
+    primary = answer.images.get(refs[0])
+    if primary and img.digest not in {d.rpartition("@")[2] for d in primary.repo_digests}:
+        out.append(f"{refs[0]} holds {', '.join(primary.repo_digests) or 'no digest'}, not the resolved {img.digest}")
+    return out

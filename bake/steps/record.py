@@ -21,6 +21,13 @@ class Built(Protocol):
     base_ami: str
     images: list[ResolvedImage]
     gpu_driver_version: str | None
+    compressed_bytes: int | None
+    cache_bytes: int | None
+    snapshot_ids: list[str]
+    snapshot_gib: int | None
+    aliases: dict[str, list[str]]
+    image_ids: dict[str, str]
+    runtime_version: str | None
     copies: dict[str, str]
 
 
@@ -30,10 +37,17 @@ def entry_for(built: Built) -> LockEntry:
         region=built.region,
         fingerprint=built.fingerprint,
         base_ami=built.base_ami,
-        images=[ImageDigest(ref=i.ref.original, digest=i.digest) for i in built.images],
+        images=[ImageDigest(ref=i.ref.original, digest=i.digest, image_id=built.image_ids.get(i.ref.original),
+                            aliases=built.aliases.get(i.ref.original)) for i in built.images],
         built_at=now_iso(),
         runtime=built.pool.runtime,
         gpu_driver_version=built.gpu_driver_version,
+        compressed_bytes=built.compressed_bytes,
+        cache_bytes=built.cache_bytes,
+        snapshot_ids=list(built.snapshot_ids),
+        snapshot_gib=built.snapshot_gib,
+        prewarm=built.pool.prewarm,
+        runtime_version=built.runtime_version,
         copies=dict(built.copies) or None,
     )
 

@@ -20,6 +20,7 @@ from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroupLaunchTemplate,
     AutoscalingGroupTag,
 )
+from cdktf_cdktf_provider_aws.ebs_fast_snapshot_restore import EbsFastSnapshotRestore
 from cdktf_cdktf_provider_aws.eks_node_group import (
     EksNodeGroup,
     EksNodeGroupLaunchTemplate,
@@ -45,7 +46,7 @@ from cdktf_cdktf_provider_aws.launch_template import (
 from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
-from bake.model.stack import logical_id, ssm_logical_id
+from bake.model.stack import fsr_logical_id, logical_id, ssm_logical_id
 from nodepools.props import InstanceProps, NodePoolProps
 
 
@@ -86,8 +87,21 @@ class NodePool(Construct):
             # EKS rejects an instance profile in a node group's template: it uses node_role_arn.
             self.launch_template = self._launch_template(props, with_profile=False)
             self.node_group = self._node_group(props)
+        self.fast_snapshot_restores = self._fast_snapshot_restores(props)
         self.ssm_parameters = [self._ssm_parameter(props, region, ami, providers.get(region))
                                for region, ami in sorted(props.ssm_values.items())]
+
+    # -- fast snapshot restore (every mode) -------------------------------------------------------
+    def _fast_snapshot_restores(self, p: NodePoolProps) -> list[EbsFastSnapshotRestore]:
+        """In the nodes' region, as the snapshots are (props refuses a pool launching a copy)."""
+        out = []
+        for snap in p.snapshot_ids:
+            for zone in p.fast_snapshot_restore_zones:
+                fsr = EbsFastSnapshotRestore(self, f"fsr_{snap}_{zone}", snapshot_id=snap, availability_zone=zone,
+                                             provider=self.provider)
+                fsr.override_logical_id(fsr_logical_id(p.name, snap, zone))
+                out.append(fsr)
+        return out
 
     def _ssm_parameter(self, p: NodePoolProps, region: str, ami_id: str,
                        provider: TerraformProvider | None) -> SsmParameter:
@@ -132,6 +146,7 @@ class NodePool(Construct):
                     volume_type=i.root_volume_type,
                     encrypted=_bool_str(i.root_volume_encrypted),
                     delete_on_termination="true",
+                    volume_initialization_rate=i.volume_initialization_rate,
                 ),
             )] + [LaunchTemplateBlockDeviceMappings(
                 device_name=d.device_name,
@@ -143,6 +158,8 @@ class NodePool(Construct):
                     encrypted=_bool_str(d.encrypted),
                     snapshot_id=d.snapshot_id,
                     delete_on_termination=_bool_str(d.delete_on_termination),
+                    # the rate applies only to volumes made from a snapshot
+                    volume_initialization_rate=i.volume_initialization_rate if d.snapshot_id else None,
                 ),
             ) for d in i.block_devices],
             metadata_options=LaunchTemplateMetadataOptions(

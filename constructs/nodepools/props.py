@@ -42,6 +42,7 @@ class InstanceProps:
     http_put_response_hop_limit: int = 2
     detailed_monitoring: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    volume_initialization_rate: int | None = None  # MiB/s, on every volume made from a snapshot
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class NodePoolProps:
     # An existing ASG this pool adopted: imported, and its tags kept exactly (asg.tags/group_tags
     # only; the pool's own tags go to the launch template and the instances).
     adopt: Adopt | None = None
+    # Fast snapshot restore: every snapshot of the AMI (from the lock) in each of these zones.
+    snapshot_ids: tuple[str, ...] = ()
+    fast_snapshot_restore_zones: tuple[str, ...] = ()
     # Where the nodes live: None is the stack's region (its default provider).
     region: str | None = None
     # [distribute] ssm_parameter: its name, and the pool's AMI id in each region it is written in.
@@ -97,6 +101,7 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
         http_put_response_hop_limit=lt.http_put_response_hop_limit,
         detailed_monitoring=lt.detailed_monitoring,
         tags={**tags, **lt.tags},
+        volume_initialization_rate=lt.volume_initialization_rate,
     )
     assert rollout.launch != "none"
     node_region = rollout.node_region or stack_region
@@ -108,12 +113,27 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
             f"{entry.region}; copies: {copies}); list {node_region} in [pools.{pool.name}.distribute] regions "
             f"and run python -m bake build --pool {pool.name}"
         )
+    fsr = rollout.fast_snapshot_restore
+    # The lock records the original AMI's snapshots only: a copy's are unknown here.
+    if fsr and entry.region != node_region:
+        raise MissingAmiError(
+            f"pool {pool.name!r}: fast_snapshot_restore needs the snapshots of the AMI its nodes launch in "
+            f"{node_region}, a copy of {entry.ami_id} (baked in {entry.region}) whose snapshot ids the lock does "
+            f"not record; rebake the pool in {node_region} or drop [pools.{pool.name}.fast_snapshot_restore]"
+        )
+    if fsr and not entry.snapshot_ids:
+        raise MissingAmiError(
+            f"pool {pool.name!r}: fast_snapshot_restore needs the snapshot ids of {entry.ami_id}, which its lock "
+            f"entry does not record (baked before they were): rebake it: python -m bake build --pool {pool.name}"
+        )
     ssm = pool.distribute.ssm_parameter
     ssm_values = {entry.region: entry.ami_id, **(entry.copies or {})} if ssm else {}
     return NodePoolProps(name=pool.name, ami_id=ami_id, launch=rollout.launch, instance=instance,
                          asg=rollout.asg, nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
                          region=None if node_region == stack_region else node_region,
-                         ssm_parameter=ssm, ssm_values=ssm_values)
+                         ssm_parameter=ssm, ssm_values=ssm_values,
+                         snapshot_ids=tuple(entry.snapshot_ids) if fsr else (),
+                         fast_snapshot_restore_zones=tuple(fsr.availability_zones) if fsr else ())
 
 
 def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]) -> StackProps:

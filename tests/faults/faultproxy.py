@@ -11,7 +11,6 @@ asked EC2 for, e.g. RunInstances' MetadataOptions.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import re
 import threading
@@ -19,7 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
+
+from bake.sandbox import http_relay as relay
 
 EC2_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
@@ -107,16 +108,9 @@ class FaultProxy:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(relay.QuietHandler):
             def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                action, params = _action(self.headers.get("X-Amz-Target"), self.path, body)
+                body, action, params = relay.read_request(self)
                 region = _signed_region(self.headers.get("Authorization", ""))
                 rule = proxy._match(action)
                 if rule and rule.delay:
@@ -128,31 +122,13 @@ class FaultProxy:
                     else:
                         payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
                     proxy._log(Call(action, params, rule.status, True, region=region))
-                    self.send_response(rule.status)
-                    self.send_header("Content-Type", ctype)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    relay.respond(self, rule.status, [("Content-Type", ctype)], payload)
                     return
-                conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    status, resp_headers = resp.status, resp.getheaders()
-                finally:
-                    conn.close()
+                status, headers, data = relay.forward(proxy.upstream, self, body)
                 if rule and rule.rewrite:
                     data = rule.rewrite(data)
                 proxy._log(Call(action, params, status, False, region=region))
-                self.send_response(status)
-                for k, v in resp_headers:
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                relay.respond(self, status, headers, data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
 
@@ -163,15 +139,6 @@ def _signed_region(authorization: str) -> str:
     """REGION of ``AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, ...``."""
     scope = authorization.partition("Credential=")[2].split(",")[0].split("/")
     return scope[2] if len(scope) >= 5 else ""
-
-
-def _action(target: str | None, path: str, body: bytes) -> tuple[str, dict[str, str]]:
-    if target:  # JSON protocol: "AmazonSSM.GetParameter"
-        return target.rpartition(".")[2], {}
-    form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
-    if not form:
-        form = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
-    return form.get("Action", ""), form
 
 
 def console_with_fingerprints(fingerprints: list[str]) -> Callable[[bytes], bytes]:

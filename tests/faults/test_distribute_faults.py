@@ -78,6 +78,7 @@ def test_a_bake_copies_to_two_regions_shares_and_records_the_copies(sandbox, ec2
         assert got[tags.KEY_POOL] == "cpu" and got[tags.KEY_FINGERPRINT] == entry["fingerprint"]
         assert got[tags.KEY_SOURCE_AMI] == ami and got[tags.KEY_SOURCE_REGION] == SOURCE
         assert got[tags.KEY_RUN] == run.run_id
+        assert got[tags.KEY_CACHE_BYTES] == source_tags[tags.KEY_CACHE_BYTES] == str(entry["cache_bytes"])
         assert {k: v for k, v in got.items() if k.startswith(tags.KEY_IMAGE_PREFIX)} == \
             {k: v for k, v in source_tags.items() if k.startswith(tags.KEY_IMAGE_PREFIX)}
     # Launch permission on the original and every copy; the account may create volumes from
@@ -108,6 +109,10 @@ def test_a_bake_copies_to_two_regions_shares_and_records_the_copies(sandbox, ec2
     after = current(cfg)
     assert after["current"]["ami_id"] == ami and after["history"] == before["history"]
     assert after["current"]["copies"] == {**entry["copies"], "ap-southeast-2": after["current"]["copies"]["ap-southeast-2"]}
+    # A copy-only run keeps the AMI's first-read facts (docs/first-start.md) in the lock.
+    first_read = ("compressed_bytes", "cache_bytes", "snapshot_ids", "snapshot_gib", "prewarm")
+    assert entry["cache_bytes"] > 0 and entry["snapshot_ids"] and entry["snapshot_gib"]
+    assert {k: after["current"][k] for k in first_read} == {k: entry[k] for k in first_read}
     done = next(e for e in run2.events if e.get("kind") == "pool.done")
     assert done["message"].startswith(f"distributed {ami}")
 

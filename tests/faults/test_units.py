@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,39 +28,35 @@ from bake.proxy import ProxyProcess
 from bake.model.refs import parse_reference
 from bake.progress import NullReporter
 from bake.runtimes import Containerd, Docker, sudo
-from bake.ssh import Result, UnexpectedExit
 from bake.steps import security_group
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
 from bake.steps.security_group import StepSecurityGroup
+from support.local_shell import LocalShell
 
 RECORDER = """#!/bin/sh
 # record argv (one JSON list per call) and stdin, as the real tool would receive them
-python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/{name}.argv"
+{python} -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/{name}.argv"
 cat >> "$LOG/{name}.stdin"
+"""
+# The builder's python3 running bake/cri.py: records its argv and answers that the CRI holds
+# every reference asked for, as one image (the real program is tested against containerd in tests/cri).
+FAKE_PYTHON3 = """#!/bin/sh
+exec {python} -c '
+import json, sys
+with open(sys.argv[1] + "/python3.argv", "a") as f:
+    f.write(json.dumps(sys.argv[2:]) + "\\n")
+program = sys.stdin.read()
+assert "ImageStatus" in program, "the CRI client arrives on stdin"
+refs = sys.argv[4:]
+image = {{"id": "sha256:" + "d" * 64, "repo_tags": [], "repo_digests": ["r@sha256:" + "b" * 64], "pinned": False}}
+print(json.dumps({{"runtime": "containerd", "version": "1.6.20", "images": {{r: image for r in refs}}}}))
+' "$LOG" "$@"
 """
 FAKE_SUDO = """#!/bin/sh
 [ "$1" = "-n" ] && shift
 exec "$@"
 """
-
-
-class LocalShell:
-    """Connection.run's contract, executed by a local sh with the fake tools first on PATH."""
-
-    def __init__(self, bin_dir: Path, log: Path):
-        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-        self.commands: list[str] = []
-
-    def run(self, command: str, *, stdin: str | None = None, warn: bool = False, timeout: float = 60,
-            shown: str | None = None) -> Result:
-        self.commands.append(command)
-        p = subprocess.run(["sh", "-c", command], input=stdin or "", capture_output=True, text=True,
-                           env=self.env, timeout=timeout)
-        res = Result(command, p.stdout, p.stderr, p.returncode)
-        if p.returncode and not warn:
-            raise UnexpectedExit(res, shown)
-        return res
 
 
 @pytest.fixture
@@ -69,11 +65,13 @@ def shell(tmp_path):
     bin_dir.mkdir()
     log.mkdir()
     for name in ("ctr", "docker"):
-        (bin_dir / name).write_text(RECORDER.format(name=name))
+        (bin_dir / name).write_text(RECORDER.format(name=name, python=sys.executable))
     (bin_dir / "sudo").write_text(FAKE_SUDO)
+    (bin_dir / "python3").write_text(FAKE_PYTHON3.format(python=sys.executable))
     for f in bin_dir.iterdir():
         f.chmod(0o755)
-    return LocalShell(bin_dir, log), log
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
+    return LocalShell(env), log  # the fake tools first on PATH
 
 
 def _calls(log: Path, name: str) -> list[list[str]]:
@@ -136,12 +134,51 @@ def test_docker_commands_pass_hostile_values_as_single_arguments(shell, tmp_path
         image = ResolvedImage(parse_reference(ref), "sha256:" + "c" * 64, cred)
         docker.pull(conn, image, 30)
         assert _calls(log, "docker")[-1] == ["pull", "--quiet", ref]
-        docker.digests(conn, [image])
-        assert _calls(log, "docker")[-1][-1] == ref
+        assert docker.lookup(conn, [ref, bad]).images == {ref: None, bad: None}
+        assert _calls(log, "docker")[-2:] == [["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", r]
+                                              for r in (ref, bad)]
         docker.logout(conn, cred.registry)
         assert _calls(log, "docker")[-1] == ["logout", cred.registry]
         assert not marker.exists(), bad
     assert (log / "docker.stdin").read_text().count("-pw\n") == len(_hostile(marker))
+
+
+# grammar-valid aliases at their edges: the remote commands must carry each as one argument
+ALIASES = ["mirror.example:5000/a__b/c--d:T.a-g_1", "[::1]:5000/ns/img", "python", "r.example/x/y"]
+
+
+@pytest.mark.parametrize("ref", REFS)
+def test_containerd_references_and_cri_lookup_pass_values_as_single_arguments(shell, tmp_path, ref):
+    conn, log = shell
+    marker = tmp_path / "pwned"
+    image = ResolvedImage(parse_reference(ref), "sha256:" + "b" * 64, None)
+    containerd = Containerd()
+    image_id = containerd.add_references(conn, image, ALIASES)
+    assert image_id == "sha256:" + "d" * 64
+    # the CRI was asked about the pulled name, through the program on stdin
+    assert _calls(log, "python3")[0] == ["-", containerd.socket, image.ref.canonical]
+    # one `ctr images tag` names it by digest, by id and by every alias (tag and digest forms)
+    tag = _calls(log, "ctr")[-1]
+    assert tag[:8] == ["--address", containerd.socket, "-n", "k8s.io", "images", "tag", "--force", image.ref.canonical]
+    assert image_id in tag and f"{image.ref.registry}/{image.ref.repository}@{image.digest}" in tag
+    assert "mirror.example:5000/a__b/c--d:T.a-g_1" in tag and "[::1]:5000/ns/img@sha256:" + "b" * 64 in tag
+    assert "docker.io/library/python@sha256:" + "b" * 64 in tag
+    # hostile strings given to the lookup arrive whole and run nothing
+    answer = containerd.lookup(conn, _hostile(marker))
+    assert _calls(log, "python3")[-1] == ["-", containerd.socket, *_hostile(marker)]
+    assert set(answer.images) == set(_hostile(marker))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("ref", REFS)
+def test_docker_aliases_are_tags_passed_as_single_arguments(shell, tmp_path, ref):
+    conn, log = shell
+    image = ResolvedImage(parse_reference(ref), "sha256:" + "c" * 64, None)
+    Docker().add_references(conn, image, ALIASES)
+    calls = _calls(log, "docker")
+    # docker cannot hold ALIAS@DIGEST: only the aliases that carry a tag are added
+    assert calls[:-1] == [["tag", ref, "mirror.example:5000/a__b/c--d:T.a-g_1"]]
+    assert calls[-1] == ["image", "inspect", "--format", "{{.Id}}", ref]
 
 
 def test_sudo_wraps_any_script_as_one_argument(shell, tmp_path):
@@ -322,7 +359,7 @@ def test_a_dying_proxy_is_an_end_of_stream_not_a_hang(tmp_path):
 
 # containerd's answer when the content store's write hits ENOSPC (the Go error chain, as ctr prints it)
 CTR_ENOSPC = """#!/bin/sh
-python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/ctr.argv"
+{python} -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$LOG/ctr.argv"
 cat > /dev/null
 echo 'ctr: failed to copy: failed to send write: write /var/lib/containerd/io.containerd.content.v1.content/ingest/5f1d/data: no space left on device: unknown' >&2
 exit 1
@@ -337,7 +374,7 @@ echo '/dev/nvme0n1p1 21462233088 20925362176 536870912 98% /'
 def test_a_full_disk_fails_the_pull_at_once_naming_image_free_and_needed(shell, tmp_path):
     conn, log = shell
     bin_dir = Path(conn.env["PATH"].split(":", 1)[0])
-    (bin_dir / "ctr").write_text(CTR_ENOSPC)
+    (bin_dir / "ctr").write_text(CTR_ENOSPC.format(python=sys.executable))  # python3 is the CRI double
     (bin_dir / "df").write_text(FAKE_DF)
     for f in bin_dir.iterdir():
         f.chmod(0o755)

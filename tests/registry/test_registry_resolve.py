@@ -387,3 +387,4 @@ def test_importing_the_resolver_does_not_load_boto3() -> None:
     code = "import sys, bake.registry; print(sorted(m for m in ('boto3', 'botocore', 'cdktf') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
+

@@ -14,6 +14,7 @@ import pytest
 
 from bake.model.rollout import (
     AsgSettings,
+    BlockDevice,
     InstanceRefresh,
     NodegroupSettings,
     ProviderSettings,
@@ -64,6 +65,20 @@ POOLS = (
 )
 
 
+# A node group pool whose new nodes read the cache fast: a provisioned initialization rate on the
+# root volume and on the block device made from a snapshot, fast snapshot restore per snapshot x zone.
+FIRST_START = NodePoolProps(
+    name="fast", ami_id="ami-0new0000000000005", launch="nodegroup",
+    instance=_instance(volume_initialization_rate=250, block_devices=(
+        BlockDevice(device_name="/dev/xvdb", snapshot_id="snap-0cache000000000001"),
+        BlockDevice(device_name="/dev/xvdc", volume_size=50))),
+    nodegroup=NodegroupSettings(cluster_name="prod", node_role_arn="arn:aws:iam::123456789012:role/nodes",
+                                subnet_ids=["subnet-a"]),
+    snapshot_ids=("snap-0root0000000000001", "snap-0cache000000000001"),
+    fast_snapshot_restore_zones=("eu-west-1a", "eu-west-1b"),
+)
+
+
 @pytest.fixture(scope="module")
 def synth() -> dict[str, str]:
     from cdktf import Testing
@@ -80,6 +95,8 @@ def synth() -> dict[str, str]:
                             use_lockfile=True))))
     out["local"] = Testing.synth(NodePoolsStack(Testing.app(), "nodepools", StackProps(
         region="eu-west-1", pools=())))
+    out["first_start"] = Testing.synth(NodePoolsStack(Testing.app(), "nodepools", StackProps(
+        region="eu-west-1", pools=(FIRST_START,))))
     return out
 
 
@@ -212,3 +229,15 @@ def test_backends(synth: dict[str, str]) -> None:
                          "dynamodb_table": "locks", "encrypt": True, "use_lockfile": True}}
     local = json.loads(synth["local"])["terraform"]["backend"]
     assert local == {"local": {"path": "../../../terraform.nodepools.tfstate"}}
+
+
+def test_first_start_rate_and_fast_snapshot_restore(synth: dict[str, str]) -> None:
+    doc = json.loads(synth["first_start"])["resource"]
+    bdms = doc["aws_launch_template"]["fast"]["block_device_mappings"]
+    rates = {b["device_name"]: b["ebs"].get("volume_initialization_rate") for b in bdms}
+    assert rates == {"/dev/xvda": 250, "/dev/xvdb": 250, "/dev/xvdc": None}  # not on an empty volume
+    fsr = doc["aws_ebs_fast_snapshot_restore"]
+    assert {(r["snapshot_id"], r["availability_zone"]) for r in fsr.values()} == {
+        (s, z) for s in FIRST_START.snapshot_ids for z in FIRST_START.fast_snapshot_restore_zones}
+    assert "fast_snap-0root0000000000001_eu-west-1a" in fsr  # the address names pool, snapshot and zone
+    assert "aws_ebs_fast_snapshot_restore" not in json.loads(synth["main"])["resource"]

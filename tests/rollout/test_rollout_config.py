@@ -114,6 +114,21 @@ def test_missing_lock_entry_and_wrong_region(tmp_path: Path) -> None:
         stack_props(c, lock, {})
 
 
+def test_fast_snapshot_restore_refuses_a_copy(tmp_path: Path) -> None:
+    """Nodes in the stack's region launching a copy (the entry was baked elsewhere): the lock has
+    only the original's snapshots, so fast snapshot restore on them would be the wrong ones."""
+    c = cfg(tmp_path, "[pools.a.asg]\nsubnet_ids = ['s']\n[pools.a.fast_snapshot_restore]\n"
+                      "availability_zones = ['us-east-1a']\n")
+    baked = entry("ami-aaaaaaaa", "eu-west-1").model_copy(
+        update={"copies": {"us-east-1": "ami-cccccccc"}, "snapshot_ids": ["snap-0123456789abcdef0"]})
+    with pytest.raises(MissingAmiError, match=r"'a': fast_snapshot_restore .* a copy of ami-aaaaaaaa"):
+        stack_props(c, LockData(pools={"a": PoolLock(current=baked)}), {})
+    here = baked.model_copy(update={"region": "us-east-1", "copies": None})
+    (props,) = stack_props(c, LockData(pools={"a": PoolLock(current=here)}), {}).pools
+    assert (props.ami_id, props.snapshot_ids, props.fast_snapshot_restore_zones) == (
+        "ami-aaaaaaaa", ("snap-0123456789abcdef0",), ("us-east-1a",))
+
+
 def test_region_is_required(tmp_path: Path) -> None:
     p = tmp_path / "bake.toml"
     p.write_text(HEAD.replace('region = "us-east-1"', "") + "[pools.a.asg]\nsubnet_ids = ['s']\n")

@@ -29,10 +29,17 @@ def write_config(path: Path, sandbox, pools: dict[str, dict]) -> Path:
             **extra,
         }
         lines.append(f"[pools.{name}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in pool.items()]
+        lines += [f"{k} = {_toml(v)}" for k, v in pool.items()]
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def _toml(value: object) -> str:
+    """A TOML value: JSON's strings, numbers, booleans and arrays are TOML too; a table inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 def leftovers(ec2) -> dict[str, list[str]]:

@@ -57,7 +57,25 @@ def test_new_base_ami_names_both_and_the_source() -> None:
 def test_runtime_and_recipe() -> None:
     assert explain(plan("bake"), PoolLock(current=entry(runtime="docker"))) == ("runtime docker -> containerd",)
     assert explain(plan("bake"), PoolLock(current=entry())) == (
-        "same base AMI and digests: the recipe version or the GPU settings changed",)
+        "same base AMI, digests and aliases: the recipe version, the GPU settings or prewarm changed",)
+    baked_with_prewarm = entry().model_copy(update={"prewarm": False})  # POOL has the default, true
+    assert explain(plan("bake"), PoolLock(current=baked_with_prewarm)) == ("prewarm false -> true",)
+
+
+def test_changed_aliases_name_what_was_added_and_removed() -> None:
+    """Aliases are in the fingerprint: plan --check says which image's aliases changed."""
+    old = entry()
+    old.images[0].aliases = ["m.example/app:v1", "m.example/app:old"]
+    now = plan("bake")
+    now.aliases = {"r.example/app:v1": ["m.example/app:v1", "m.example/app:new"], "r.example/tool:v2": ["m.example/tool:v2"]}
+    assert explain(now, PoolLock(current=old)) == (
+        "image r.example/app:v1: aliases added m.example/app:new; removed m.example/app:old",
+        "image r.example/tool:v2: aliases added m.example/tool:v2",
+    )
+    same = plan("bake")
+    same.aliases = {"r.example/app:v1": ["m.example/app:old", "m.example/app:v1"]}
+    assert explain(same, PoolLock(current=old)) == (
+        "same base AMI, digests and aliases: the recipe version, the GPU settings or prewarm changed",)
 
 
 def test_lost_lock_reuse_and_new_pool() -> None:

@@ -57,6 +57,12 @@ def test_issue_example_loads_with_defaults_applied(tmp_path):
         ('ssh_host = "example.com"', r"pools\.cpu\.ssh_host: 'example.com' is not"),
         ('ssh_user = "root; rm -rf /"', r"pools\.cpu\.ssh_user: .*not a valid user name"),
         ('ssh_cidrs = ["10.0.0.0/33"]', r"pools\.cpu\.ssh_cidrs: '10.0.0.0/33' is not a CIDR block"),
+        ('aliases = { "python:3.13" = ["m.example/python"] }',
+         r"pools\.cpu\.aliases: 'python:3.13' is not one of this pool's images \(did you mean 'python:3.12'\?\)"),
+        ('aliases = { "python:3.12" = ["m.example/python@sha256:' + "a" * 64 + '"] }',
+         r"pools\.cpu\.aliases: alias 'm.example/python@sha256:a+' of 'python:3.12': no digest"),
+        ('aliases = { "python:3.12" = ["M.example/Python"] }', r"pools\.cpu.*invalid image reference 'M.example/Python'"),
+        ('ecr_regional_aliases = "yes"', r"pools\.cpu\.ecr_regional_aliases: .*got 'yes'"),
     ],
 )
 def test_bad_keys_name_file_pool_and_key(tmp_path, snippet, expected):
@@ -117,3 +123,14 @@ def test_select_unknown_pool_suggests(tmp_path):
     with pytest.raises(ConfigError, match=r"no pool named 'cpus' \(did you mean 'cpu'\?\)"):
         cfg.select(["cpus"])
     assert [p.name for p in cfg.select(None)] == ["cpu", "gpu"]
+
+
+def test_aliases_and_the_regional_switch_load(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD.replace('pull_concurrency = 4', (
+        'pull_concurrency = 4\n'
+        'aliases = { "quay.io/org/env:rev9" = ["mirror.example.com/org/env", "cache:5000/env:stable"] }\n'
+        'ecr_regional_aliases = true'))))
+    pool = cfg.pools["cpu"]
+    assert pool.aliases == {"quay.io/org/env:rev9": ["mirror.example.com/org/env", "cache:5000/env:stable"]}
+    assert pool.ecr_regional_aliases is True
+    assert cfg.pools["gpu"].aliases == {} and cfg.pools["gpu"].ecr_regional_aliases is False

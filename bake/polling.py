@@ -1,0 +1,68 @@
+"""When to ask again: the interval policy of every wait (instance states, SSH, AMI).
+
+A fixed interval loses half of it on average after the state has changed (5 s polls lose
+2.5 s). Polling every 0.2 s would notice at once but hammer the API for minutes on an AMI.
+So the policy spends its calls where a change is likely: quick polls at first (moto, a reused
+instance, an already-stopped builder), slower ones while the change is still far off, 1 s
+polls from a little before the expected time to well after it, then slower again up to the
+caller's ceiling for the rare wait that runs long. Throttling is not handled here: botocore's
+standard retry mode backs each call off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+QUICK_FOR = 3.0  # seconds of quick polls at the start
+QUICK = 0.5
+FAR = 2.0  # interval while the expected time is still far off
+NEAR = 1.0  # interval around the expected time: about 0.5 s of lag on average
+NEAR_FROM = 0.6  # ... from this fraction of the expected time
+NEAR_UNTIL = 2.0  # ... to this multiple of it
+GROWTH = 0.1  # then +0.1 s of interval per second beyond, up to the ceiling
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    expected: float  # seconds the change usually takes on EC2
+    ceiling: float = 5.0  # the longest interval ever
+
+    def interval(self, elapsed: float) -> float:
+        """Seconds to sleep after a poll made ``elapsed`` seconds into the wait."""
+        if elapsed < QUICK_FOR:
+            step = QUICK
+        elif elapsed < NEAR_FROM * self.expected:
+            # Never sleep past the start of the near zone.
+            step = max(QUICK, min(FAR, NEAR_FROM * self.expected - elapsed))
+        elif elapsed < NEAR_UNTIL * self.expected:
+            step = NEAR
+        else:
+            step = NEAR + GROWTH * (elapsed - NEAR_UNTIL * self.expected)
+        return min(step, max(self.ceiling, QUICK))
+
+
+# What each wait usually takes on EC2 (docs/ec2-timing.md gives the sources).
+EXPECTED = {
+    "instance_running": 17.0,
+    "ssh_ready": 5.0,
+    "instance_stopped": 11.0,
+    "instance_terminated": 7.0,
+    "image_available": 40.0,
+}
+
+
+def schedule_for(what: str, ceiling: float = 5.0) -> PollSchedule:
+    return PollSchedule(EXPECTED.get(what, 10.0), ceiling)
+
+
+@dataclass
+class WaitStats:
+    """How long a wait took and how many polls (API calls, SSH attempts) it made: --json reports both."""
+
+    name: str
+    seconds: float = 0.0
+    calls: int = 0
+
+    def as_data(self) -> dict[str, Any]:
+        return {"wait": self.name, "seconds": round(self.seconds, 3), "calls": self.calls}

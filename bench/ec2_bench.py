@@ -1,0 +1,195 @@
+"""A bake against EC2's clock: how late each wait notices its state change, with how many calls,
+and the whole bake's time against the simulated EC2 delays plus its pull phase.
+
+The sandbox's moto answers at once; here each variant talks to it through its own
+``bake.sandbox.ec2_clock`` (instance pending, SSH refused until running + boot, stopping, AMI
+pending growing with the snapshot's size, shutting-down: the defaults of ``Timing``, see
+docs/ec2-timing.md), so the shared sandbox keeps its instant answers for everyone else.
+
+- tool:   `python -m bake build --json` at its default pull_concurrency; detection lags are
+          measured by the clock (the first answer showing the new state, minus when EC2 would
+          have changed it), call counts both by the clock and by the tool's own `wait` events;
+- manual: the manual procedure's serial variant through the same clock: run-instances,
+          `aws ec2 wait instance-running` (botocore's waiter: every 15 s), SSH retried every 5 s,
+          one `ctr images pull` after another, stop + `wait instance-stopped`, create-image +
+          `wait image-available`, terminate + `wait instance-terminated`;
+- overhead: the tool once more through an instant clock (moto's own timing): its whole time
+          minus its pull phase minus its SSH login (issue 12's fixed-overhead target: 0.6 s).
+
+    .venv/bin/python bench/ec2_bench.py [--images 8] [--mb 4] [--scale 1.0] [--skip-manual]
+Needs the sandbox (`python -m bake sandbox up`); about 3 minutes at --scale 1 (EC2's delays
+are most of it; --scale 0.5 halves them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bake.sandbox import Sandbox  # noqa: E402
+from bake.sandbox.ec2_clock import Ec2Clock, Timing  # noqa: E402
+from bench.bake_bench import pull_serially, push_set, remove  # noqa: E402
+
+MANUAL_SSH_RETRY = 5.0
+
+
+def scaled(scale: float) -> Timing:
+    base = Timing()
+    return Timing(**{f.name: getattr(base, f.name) * scale for f in fields(Timing)})
+
+
+def new_clock(sb: Sandbox, timing: Timing) -> Ec2Clock:
+    host, port = sb.info.ssh_endpoint
+    return Ec2Clock(sb.info.moto_endpoint, timing, ssh_upstream=(host, port)).start()
+
+
+def delays_of(clock: Ec2Clock) -> float:
+    """The EC2 delays a serial bake cannot avoid: pending, boot to SSH, stopping, the AMI, shutting-down."""
+    t = clock.timing
+    ami = sum(v for k, v in clock.simulated_delays().items() if k.startswith("ami-"))
+    return t.pending + t.ssh_after_running + t.stopping + ami + t.shutting_down
+
+
+def stamp(ev: dict) -> float:
+    return datetime.fromisoformat(ev["time"].replace("Z", "+00:00")).timestamp()
+
+
+def tool(sb: Sandbox, clock: Ec2Clock, refs: list[str]) -> dict:
+    info = sb.info
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "bake.toml"
+        cfg.write_text(
+            'region = "us-east-1"\n[pools.bench]\n'
+            f'base_ami = "ssm:{info.base_ami_ssm_parameter}"\n'
+            f'ssh_host = "127.0.0.1:{clock.ssh_port}"\nssh_cidrs = ["127.0.0.1/32"]\nssh_user = "{info.ssh_user}"\n'
+            f"images = [{', '.join(json.dumps(r) for r in refs)}]\n"
+        )
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "bake", "build", "--json", "--config", str(cfg)], capture_output=True,
+                             text=True, env={**os.environ, **sb.env(), "AWS_ENDPOINT_URL": clock.url}, cwd=ROOT)
+        total = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"tool bake failed:\n{res.stderr}")
+    events = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    started = {e["step"]: stamp(e) for e in events if e.get("kind") == "step" and e.get("status") == "started"}
+    waits = {e["data"]["wait"]: e["data"] for e in events if e.get("kind") == "wait"}
+    ami = next(e["data"]["ami_id"] for e in events if e.get("data", {}).get("ami_id"))
+    return {"total": total, "pull": started["verify"] - started["pull"],
+            "ssh_login": started["pull"] - started["connect"], "waits": waits, "ami": ami}
+
+
+def manual(sb: Sandbox, clock: Ec2Clock, refs: list[str]) -> dict:
+    import boto3
+    import paramiko
+
+    from bake.steps.keypair import generate_ed25519
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=clock.url)
+    pkey, public = generate_ed25519()
+    name = f"bench-manual-{time.time_ns()}"
+    ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public.encode())
+    t0 = time.perf_counter()
+    inst = ec2.run_instances(ImageId=sb.info.base_ami, MinCount=1, MaxCount=1, KeyName=name)["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[inst])
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    while True:
+        try:
+            client.connect("127.0.0.1", port=clock.ssh_port, username=sb.info.ssh_user, pkey=pkey,
+                           look_for_keys=False, allow_agent=False, timeout=10)
+            break
+        except (OSError, paramiko.SSHException):
+            time.sleep(MANUAL_SSH_RETRY)
+    pull = pull_serially(client, refs)
+    client.close()
+    ec2.stop_instances(InstanceIds=[inst])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[inst])
+    ami = ec2.create_image(InstanceId=inst, Name=name)["ImageId"]
+    ec2.get_waiter("image_available").wait(ImageIds=[ami])
+    ec2.terminate_instances(InstanceIds=[inst])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[inst])
+    total = time.perf_counter() - t0
+    ec2.delete_key_pair(KeyName=name)
+    return {"total": total, "pull": pull, "ami": ami}
+
+
+def forget_ami(sb: Sandbox, ami: str) -> None:
+    ec2 = sb.client("ec2")
+    snaps = [b["Ebs"]["SnapshotId"] for i in ec2.describe_images(ImageIds=[ami])["Images"]
+             for b in i.get("BlockDeviceMappings", []) if b.get("Ebs", {}).get("SnapshotId")]
+    ec2.deregister_image(ImageId=ami)
+    for s in snaps:
+        ec2.delete_snapshot(SnapshotId=s)
+
+
+def report(label: str, run: dict, clock: Ec2Clock) -> list[float]:
+    delays = delays_of(clock)
+    lags = clock.detections()
+    print(f"\n{label}: total {run['total']:.1f}s; simulated EC2 delays {delays:.1f}s; pull phase {run['pull']:.2f}s; "
+          f"total - delays - pulls = {run['total'] - delays - run['pull']:.2f}s")
+    print("| wait | detection lag (s) | calls (clock) | calls (tool's wait event) |")
+    print("|---|---|---|---|")
+    for d in lags:
+        own = run.get("waits", {}).get(d["wait"], {}).get("calls", "")
+        print(f"| {d['wait']} | {d['lag']:.2f} | {d['calls']} | {own} |")
+    mean = statistics.mean(d["lag"] for d in lags)
+    print(f"mean detection lag: {mean:.2f}s")
+    return [d["lag"] for d in lags]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--mb", type=float, default=4.0, help="size of each image's layer (MB); small keeps the run short")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every EC2 delay (default 1: EC2's figures)")
+    ap.add_argument("--skip-manual", action="store_true")
+    args = ap.parse_args()
+    sb = Sandbox()
+    if not sb.is_up():
+        raise SystemExit("the sandbox is not up: python -m bake sandbox up")
+    os.environ.update(sb.env())
+    timing = scaled(args.scale)
+    print(f"{args.images} images x {args.mb:g} MB (fresh content per variant); EC2 timing: "
+          + ", ".join(f"{f.name} {getattr(timing, f.name):g}" for f in fields(Timing)))
+    variants = [("tool (default pull_concurrency)", tool)] + ([] if args.skip_manual else [("manual, serial", manual)])
+    for label, run_variant in variants:
+        clock = new_clock(sb, timing)
+        refs = push_set(sb, "ec2", args.images, args.mb)
+        try:
+            run = run_variant(sb, clock, refs)
+            lags = report(label, run, clock)
+            if run_variant is tool:
+                target = delays_of(clock) + run["pull"] + 3
+                print(f"targets: mean lag {statistics.mean(lags):.2f}s (<= 1 s); total {run['total']:.1f}s <= "
+                      f"delays + pulls + 3 s = {target:.1f}s: {'met' if run['total'] <= target else 'NOT met'}")
+            forget_ami(sb, run["ami"])
+        finally:
+            clock.stop()
+            remove(refs)
+    clock = new_clock(sb, Timing.instant())
+    refs = push_set(sb, "ec2-instant", args.images, args.mb)
+    try:
+        run = tool(sb, clock, refs)
+        overhead = run["total"] - run["pull"] - run["ssh_login"]
+        print(f"\nfixed overhead (instant clock): total {run['total']:.2f}s - pull phase {run['pull']:.2f}s - "
+              f"SSH login {run['ssh_login']:.2f}s = {overhead:.2f}s (target 0.6 s)")
+        forget_ami(sb, run["ami"])
+    finally:
+        clock.stop()
+        remove(refs)
+
+
+if __name__ == "__main__":
+    main()

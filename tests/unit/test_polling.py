@@ -1,0 +1,126 @@
+"""The wait policy (bake.polling): quick at first and around the expected time, slower in
+between and after, never above the ceiling; and what it costs: a change at the expected
+time is noticed within about half a second, with a bounded number of calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from bake.polling import EXPECTED, PollSchedule, schedule_for
+
+
+def polls(schedule: PollSchedule, until: float) -> list[float]:
+    """The times at which a wait polls, from 0 until ``until`` (polls take no time here)."""
+    t, out = 0.0, []
+    while t <= until:
+        out.append(t)
+        t += schedule.interval(t)
+    return out
+
+
+def lag(schedule: PollSchedule, change_at: float) -> float:
+    return next(t for t in polls(schedule, change_at + 60) if t >= change_at) - change_at
+
+
+def test_quick_polls_first():
+    s = PollSchedule(expected=40)
+    assert [s.interval(t) for t in (0, 1, 2.9)] == [0.5, 0.5, 0.5]
+
+
+def test_slower_in_between_then_one_second_around_the_expected_time():
+    s = PollSchedule(expected=40)
+    assert s.interval(10) == 2.0
+    assert s.interval(23.5) == 0.5  # shortened so as not to sleep past 24 s (0.6 x 40)
+    assert s.interval(24) == s.interval(40) == s.interval(79) == 1.0
+
+
+def test_slower_again_long_after_and_never_above_the_ceiling():
+    s = PollSchedule(expected=10, ceiling=5)
+    assert 1.0 < s.interval(40) < s.interval(60) <= 5.0
+    assert s.interval(3600) == 5.0
+    assert PollSchedule(expected=10, ceiling=0.1).interval(0) == 0.5  # a floor: never a busy loop
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_change_at_its_usual_time_is_noticed_within_a_second(name):
+    s = schedule_for(name)
+    lags = [lag(s, EXPECTED[name] * f) for f in (0.7, 0.85, 1.0, 1.15, 1.3, 1.6)]
+    assert max(lags) <= 1.0 + 1e-9 and sum(lags) / len(lags) <= 0.6, lags
+
+
+def test_any_change_within_the_first_minute_is_noticed_within_two_seconds_without_hammering():
+    s = schedule_for("image_available")
+    lags = [lag(s, t / 4) for t in range(0, 240)]
+    assert max(lags) <= 2.0 + 1e-9 and sum(lags) / len(lags) <= 1.0
+    assert len(polls(s, 60)) <= 60  # at most one call a second on average
+
+
+def test_an_unknown_wait_gets_a_default_expectation():
+    assert schedule_for("something_else").expected > 0
+
+
+class FakeWaiter:
+    """Stands in for a botocore waiter driven one attempt at a time: done after ``after`` s."""
+
+    def __init__(self, after: float):
+        import time
+
+        self.done_at = time.monotonic() + after
+        self.attempts = 0
+
+    def wait(self, **kwargs):
+        import time
+
+        from botocore.exceptions import WaiterError
+
+        self.attempts += 1
+        if time.monotonic() < self.done_at:
+            raise WaiterError(name="x", reason="Max attempts exceeded", last_response={})
+
+
+class FakeClient:
+    def __init__(self, waiter: FakeWaiter):
+        self.waiter = waiter
+
+    def get_waiter(self, name):
+        return self.waiter
+
+
+def test_wait_counts_its_calls_and_times_the_change():
+    from bake import aws
+    from bake.cancel import CancelToken
+
+    waiter = FakeWaiter(after=1.2)
+    stats = aws.wait(FakeClient(waiter), "instance_running", cancel=CancelToken(), timeout=10, delay=5, what="x")
+    # Quick polls at 0, 0.5, 1.0, 1.5 s: noticed within half a second of the change.
+    assert stats.calls == waiter.attempts == 4
+    assert 1.2 <= stats.seconds < 1.8
+    assert stats.as_data() == {"wait": "instance_running", "seconds": round(stats.seconds, 3), "calls": 4}
+
+
+def test_wait_times_out_naming_the_setting_and_looks_once_more_at_the_deadline():
+    from bake import aws
+    from bake.cancel import CancelToken
+    from bake.errors import BakeError
+
+    waiter = FakeWaiter(after=60)
+    with pytest.raises(BakeError, match=r"did not start: not done after 1s \(raise ssh_timeout in bake.toml\)"):
+        aws.wait(FakeClient(waiter), "instance_running", cancel=CancelToken(), timeout=1.2, delay=5,
+                 what="did not start", hint="raise ssh_timeout in bake.toml")
+    assert waiter.attempts == 4  # 0, 0.5, 1.0 and the deadline itself (1.2 s)
+
+
+def test_wait_is_cancelled_within_its_sleep():
+    import threading
+    import time
+
+    from bake import aws
+    from bake.cancel import CancelToken
+    from bake.errors import Cancelled
+
+    cancel = CancelToken()
+    threading.Timer(3.3, cancel.cancel, args=(2,)).start()  # during a 2 s sleep of the far zone
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        aws.wait(FakeClient(FakeWaiter(after=600)), "image_available", cancel=cancel, timeout=600, delay=15, what="x")
+    assert time.monotonic() - t0 < 3.6
