@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bake import aws, tags
+from bake import resources, tags
 from bake.errors import UsageError
 
 
@@ -20,7 +20,7 @@ def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
         try:
             ami = ssm.get_parameter(Name=name)["Parameter"]["Value"]
         except Exception as e:
-            if aws.error_code(e) == "ParameterNotFound":
+            if resources.is_not_found(e):
                 raise UsageError(f"pool {pool}: SSM parameter {name} does not exist (base_ami = {spec!r})") from None
             raise
     elif spec.startswith("asg:"):
@@ -32,18 +32,12 @@ def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
 
 
 def check_available(ami: str, pool: str, spec: str, ec2: Any) -> None:
-    try:
-        images = ec2.describe_images(ImageIds=[ami])["Images"]
-    except Exception as e:
-        if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"):
-            images = []
-        else:
-            raise
-    if not images:
+    image = resources.describe_image(ec2, ami)
+    if image is None:
         via = f" (from {spec})" if spec != ami else ""
         raise UsageError(f"pool {pool}: base AMI {ami}{via} does not exist or is not visible to this account")
-    if images[0].get("State") != "available":
-        raise UsageError(f"pool {pool}: base AMI {ami} is {images[0].get('State')}, not available")
+    if image.get("State") != "available":
+        raise UsageError(f"pool {pool}: base AMI {ami} is {image.get('State')}, not available")
 
 
 def ami_of_asg(name: str, pool: str, ec2: Any, autoscaling: Any) -> str:

@@ -10,16 +10,17 @@ from __future__ import annotations
 import secrets
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from filelock import FileLock, Timeout
 
-from bake import aws, tags
+from bake import aws, resources, tags
 from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
+from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
@@ -46,10 +47,6 @@ from bake.steps.pull import StepPull, StepVerify
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
-
-# copy: the lock's AMI is current, but a region of [pools.NAME.distribute] has no copy of it yet.
-Action = Literal["bake", "skip", "pinned", "reuse", "copy"]
-
 
 # Digest lookups are small HEAD/GET requests: more at once than pulls (pull_concurrency).
 RESOLVE_CONCURRENCY = 16
@@ -176,11 +173,13 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
-        registry = RegistryClient(
-            registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
-        )
         data = self.lock.read()
-        plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
+        # The resolved images carry the credentials the pulls need, so the client's HTTP
+        # sessions close once planning is done.
+        with RegistryClient(
+            registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
+        ) as registry:
+            plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
         for p in plans:
             # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
             p.first_read = first_read(p.pool, p if p.cache_bytes is not None else data.pool(p.pool.name).current)
@@ -229,58 +228,23 @@ class Baker:
         return self._regions
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
-        fp, current, pin = plan.fingerprint, record_.current, record_.pinned
-        if pin and pin.fingerprint == fp:
-            plan.action, plan.ami_id = "pinned", pin.ami_id
-            plan.reason = (f"pinned to {pin.ami_id} by {pin.reason} at {pin.at}; "
-                           f"`python -m bake rollback {plan.pool.name} --unpin` releases it")
-            return plan
-        if current and current.fingerprint == fp and current.region == self.region:
-            if self._available(current.ami_id):
-                plan.ami_id, plan.copies = current.ami_id, dict(current.copies or {})
-                plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
-                plan.snapshot_gib = current.snapshot_gib
-                # Regions only grow copies here; one that left the list is prune's business.
-                missing = [r for r in plan.pool.distribute.copy_regions(self.region) if r not in plan.copies]
-                if missing:
-                    plan.action = "copy"
-                    plan.reason = f"{current.ami_id} is up to date but has no copy in {', '.join(missing)} yet"
-                    return plan
-                plan.action = "skip"
-                plan.reason = f"up to date: {current.ami_id} has this fingerprint"
-                return plan
-            plan.reason = f"the lock's {current.ami_id} is no longer available"
-        found = self._find_by_fingerprint(plan.pool.name, fp)
-        if found:
-            plan.action, plan.ami_id = "reuse", found
-            plan.reason = f"{found} already has this fingerprint (tag {tags.KEY_FINGERPRINT}); recording it"
-            return plan
-        if not plan.reason:
-            plan.reason = "new pool" if not current else "base AMI, images or recipe changed"
-        if pin:
-            plan.reason += f"; the pin on {pin.ami_id} lapses (the images changed since it was set)"
+        """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag, and on
+        which distribute regions the lock's entry has no copy in."""
+        ec2 = self.client("ec2")
+        current = record_.current
+        have = (current.copies or {}) if current else {}
+        d = decide(
+            plan.pool.name, plan.fingerprint, self.region, record_,
+            lock_ami_available=current is not None and resources.image_available(ec2, current.ami_id),
+            ami_with_fingerprint=find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
+            missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
+        )
+        plan = replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
+        if current and d.action in ("skip", "copy"):
+            # The AMI kept is the current entry's: so are its cache figures.
+            plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
+            plan.snapshot_gib = current.snapshot_gib
         return plan
-
-    def _available(self, ami_id: str) -> bool:
-        try:
-            images = self.client("ec2").describe_images(ImageIds=[ami_id])["Images"]
-        except Exception as e:
-            if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"):
-                return False
-            raise
-        return bool(images) and images[0].get("State") == "available"
-
-    def _find_by_fingerprint(self, pool: str, fp: str) -> str | None:
-        images = self.client("ec2").describe_images(
-            Owners=["self"],
-            Filters=[
-                {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
-                {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
-                {"Name": "state", "Values": ["available"]},
-            ],
-        )["Images"]
-        images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
-        return images[0]["ImageId"] if images else None
 
     # --- building -------------------------------------------------------------------------
 
@@ -397,6 +361,20 @@ class Baker:
         self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
         return PoolOutcome(name, action, st.ami_id, seconds=seconds)
+
+
+def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:
+    """The pool's newest available AMI tagged with the fingerprint (a lost lock is rebuilt from it)."""
+    images = ec2.describe_images(
+        Owners=["self"],
+        Filters=[
+            {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
+            {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
+            {"Name": "state", "Values": ["available"]},
+        ],
+    )["Images"]
+    images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
+    return images[0]["ImageId"] if images else None
 
 
 def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:

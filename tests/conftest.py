@@ -46,6 +46,21 @@ def ec2(sandbox):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
+def in_process_ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An EC2 client against moto in this process (``mock_aws``, us-east-1): unit level only;
+    the ``ec2`` fixture is the sandbox's moto server."""
+    from moto import mock_aws
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        import boto3
+
+        yield boto3.client("ec2", region_name="us-east-1")
+
+
+@pytest.fixture
 def clean_after(sandbox, ec2):  # noqa: ANN001, ANN201
     """Every end-to-end test ends with nothing running, no temporary group or key pair, and no
     registry credential on the builder."""

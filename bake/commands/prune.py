@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.commands._common import add_account_args, remove_or_fail
 from bake.commands.context import Context
-from bake.errors import BakeError, ExitCode, UsageError
+from bake.errors import ExitCode, UsageError
 from bake.model.config import BakeConfig
 from bake.model.lock import LockData
 
@@ -26,10 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=int, default=3, metavar="N", help="AMIs to keep per pool (default: %(default)s)")
     p.add_argument("--pool", action="append", metavar="NAME", help="only this pool (repeatable)")
     p.add_argument("--yes", action="store_true", help="really deregister and delete (default: dry run)")
-    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
-    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
-                                    "region a pool's [distribute] names)")
+    add_account_args(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -57,7 +55,6 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
     and instances (and the lock, which names every region's)."""
     from bake.lifecycle import common
     from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
-    from bake.progress import PlainReporter
 
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
@@ -83,8 +80,5 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
     if not removals:
         print("\nnothing to prune")
         return
-    with PlainReporter(sys.stderr) as reporter:
-        failures = apply_prune(ec2, plan, reporter, ctx.cancel)
-    if failures:
-        raise BakeError(f"prune could not remove in {region}: " + "; ".join(failures))
+    remove_or_fail("prune", region, lambda reporter: apply_prune(ec2, plan, reporter, ctx.cancel))
     print(f"\nderegistered {len(removals)} AMI(s) and deleted their snapshots")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from bake.commands._common import add_account_args, remove_or_fail
 from bake.commands.context import Context
-from bake.errors import BakeError, ExitCode
+from bake.errors import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--older-than", default="2h", metavar="DURATION",
                    help="only runs started longer ago than this: 90m, 2h, 1d (default: %(default)s)")
     p.add_argument("--yes", action="store_true", help="really remove them (default: dry run)")
-    p.add_argument("--config", metavar="FILE", help="the config file (default: bake.toml, if present)")
-    p.add_argument("--lock", metavar="FILE", help="the lock file (default: amis.lock.json beside the config)")
-    p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
-                                    "region a pool's [distribute] names)")
+    add_account_args(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -49,7 +46,6 @@ def _sweep_region(args: argparse.Namespace, ctx: Context, region: str, protected
     """One region: a killed bake's copies there carry its run's tags like everything else."""
     from bake.lifecycle import common
     from bake.lifecycle.sweep import describe, find_leftovers, remove_leftovers
-    from bake.progress import PlainReporter
 
     older_than = common.parse_duration(args.older_than)
     (ec2,) = common.clients(region, "ec2")
@@ -67,8 +63,5 @@ def _sweep_region(args: argparse.Namespace, ctx: Context, region: str, protected
     if not args.yes:
         print(f"\ndry run: would remove {len(plan.leftovers)} resource(s); pass --yes to remove them")
         return
-    with PlainReporter(sys.stderr) as reporter:
-        failures = remove_leftovers(ec2, plan, reporter, ctx.cancel)
-    if failures:
-        raise BakeError(f"sweep could not remove in {region}: " + "; ".join(failures))
+    remove_or_fail("sweep", region, lambda reporter: remove_leftovers(ec2, plan, reporter, ctx.cancel))
     print(f"\nremoved {len(plan.leftovers)} resource(s)")

@@ -55,14 +55,6 @@ def error_code(exc: BaseException) -> str:
     return aws.error_code(exc) or ""
 
 
-def why(exc: BaseException) -> str:
-    """What to report for a call that failed: a refusal in full (action, caller, the policy
-    command), else the error code."""
-    from bake.iam.refusal import message
-
-    return message(exc) or error_code(exc)
-
-
 def load_optional_config(path: str | None) -> BakeConfig | None:
     """The config at ``path``; with no --config, ``bake.toml`` if it exists, else None."""
     if path:

@@ -18,10 +18,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bake import tags
+from bake import resources, tags
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, why, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
+from bake.resources import why
 from bake.model.lock import LockData
 from bake.progress import Reporter
 
@@ -91,7 +92,7 @@ def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] =
                 if item.get("State") != "disabled":
                     zones.setdefault(item["SnapshotId"], []).append(item["AvailabilityZone"])
             for img in images:
-                for snap in _snapshots(img):
+                for snap in resources.snapshot_ids(img):
                     if snap in zones:
                         add(img["ImageId"], f"fast snapshot restore still enabled on {snap} in "
                                             f"{', '.join(sorted(zones[snap]))} (disable it first)")
@@ -106,10 +107,6 @@ def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] =
 def _refusal_or_error(e: ClientError) -> str:
     reason = why(e)
     return reason if reason != error_code(e) else f"{reason}: {e.response['Error'].get('Message', '')}"
-
-
-def _snapshots(image: dict[str, Any]) -> list[str]:
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def _created(image: dict[str, Any]) -> str:
@@ -150,7 +147,7 @@ def plan_prune(
         imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.get("CreationDate", ""), i["ImageId"]), reverse=True)
         for rank, img in enumerate(imgs):
             ami = img["ImageId"]
-            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), _snapshots(img))
+            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), resources.snapshot_ids(img))
             if rank < keep:
                 c.reasons.append(f"{rank + 1} of the {keep} newest")
             if ami in protected:
@@ -178,26 +175,18 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
     backing: set[str] = set()
     for img in paginate(ec2, "describe_images", "Images", Owners=["self"]):
         if img["ImageId"] not in gone:
-            backing.update(_snapshots(img))
+            backing.update(resources.snapshot_ids(img))
     failures: list[str] = []
     for c in removals:
         if cancel:
             cancel.check()
-        try:
-            ec2.deregister_image(ImageId=c.ami_id)
+        removal = resources.deregister_image_and_snapshots(ec2, c.ami_id, [s for s in c.snapshots if s not in backing])
+        if removal.deregistered:
             reporter.emit("cleanup", f"deregistered {c.ami_id} ({c.name})", pool=c.pool, status="done")
-        except ClientError as e:
-            if error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                failures.append(f"{c.ami_id}: {why(e)}")
-                continue
         for snap in c.snapshots:
             if snap in backing:
                 reporter.emit("warn", f"kept snapshot {snap}: it backs another AMI", pool=c.pool)
-                continue
-            try:
-                ec2.delete_snapshot(SnapshotId=snap)
+            elif snap in removal.deleted:
                 reporter.emit("cleanup", f"deleted snapshot {snap} of {c.ami_id}", pool=c.pool, status="done")
-            except ClientError as e:
-                if error_code(e) != "InvalidSnapshot.NotFound":
-                    failures.append(f"{snap} (of {c.ami_id}): {why(e)}")
+        failures.extend(removal.failures)
     return failures

@@ -18,15 +18,18 @@ wait, then security groups (free only once the instances are gone), key pairs, A
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bake import aws, tags
+from bake import resources, tags
 from bake.cancel import CancelToken
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, format_age, instances, paginate, parse_time, why
+from bake.errors import BakeError
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate, parse_time
+from bake.resources import why
 from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
@@ -62,10 +65,6 @@ def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any,
     created = parse_time(t.get(tags.KEY_CREATED)) or parse_time(fallback_time)
     return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail,
                     kept=tags.KEY_KEPT in t)
-
-
-def _snapshots_of(image: dict[str, Any]) -> list[str]:
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
 def find_leftovers(
@@ -125,7 +124,7 @@ def find_leftovers(
     backing: dict[str, str] = {}
     for img in all_images:
         if img["ImageId"] not in doomed_images:
-            for snap in _snapshots_of(img):
+            for snap in resources.snapshot_ids(img):
                 backing.setdefault(snap, img["ImageId"])
     snapshots: dict[str, Resource] = {}
     for snap in paginate(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=_TOOL_FILTER):
@@ -139,7 +138,7 @@ def find_leftovers(
     for img in all_images:
         if img["ImageId"] in doomed_images:
             parent = next(x for x in leftovers if x.id == img["ImageId"])
-            for snap in _snapshots_of(img):
+            for snap in resources.snapshot_ids(img):
                 if snap not in backing and snap not in snapshots:
                     snapshots[snap] = Resource("snapshot", snap, f"of {img['ImageId']}", parent.run_id, parent.pool,
                                                parent.created)
@@ -172,53 +171,36 @@ def remove_leftovers(
     if ids:
         cancel.check()
         try:
-            ec2.terminate_instances(InstanceIds=ids)
+            terminated = resources.terminate_instances(ec2, ids, cancel=cancel, timeout=wait_timeout, delay=delay)
             for r in by_kind["instance"]:
-                done(r, "terminating")
-            aws.wait(ec2, "instance_terminated", cancel=cancel, timeout=wait_timeout, delay=delay,
-                     what=f"instances {', '.join(ids)} did not terminate", InstanceIds=ids)
-        except ClientError as e:
-            failures.append(f"instances {', '.join(ids)}: {why(e)}")
+                if r.id in terminated:
+                    done(r, "terminated")
+        except (ClientError, BakeError) as e:
+            failures.append(f"instances {', '.join(ids)}: {why(e) or e}")
             # Groups and key pairs of a run whose instance did not go are still in use.
             stuck = {r.run_id for r in by_kind["instance"]}
             for kind in ("security-group", "key-pair"):
                 by_kind[kind] = [r for r in by_kind[kind] if r.run_id not in stuck]
 
+    # One deadline for all groups: each waits only for its instance's interface to go.
     deadline = time.monotonic() + wait_timeout
-    for r in by_kind["security-group"]:
-        while True:
-            cancel.check()
-            try:
-                ec2.delete_security_group(GroupId=r.id)
-                done(r, "deleted")
-            except ClientError as e:
-                code = error_code(e)
-                if code == "DependencyViolation" and time.monotonic() + delay < deadline:
-                    cancel.sleep(delay)  # a terminated instance's network interface lingers a while
-                    continue
-                if code not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
-                    failures.append(f"security group {r.id}: {why(e)}")
-            break
-
-    # (kind, how to remove one, "already gone" codes, how a failure names it, verb)
-    simple = [
-        # by name: every EC2 (and moto) honours it
-        ("key-pair", lambda r: ec2.delete_key_pair(KeyName=r.name), ("InvalidKeyPair.NotFound",),
-         lambda r: f"key pair {r.name}", "deleted"),
-        ("image", lambda r: ec2.deregister_image(ImageId=r.id), ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"),
-         lambda r: f"AMI {r.id}", "deregistered"),
-        ("snapshot", lambda r: ec2.delete_snapshot(SnapshotId=r.id), ("InvalidSnapshot.NotFound",),
-         lambda r: f"snapshot {r.id}", "deleted"),
+    # (kind, how to remove one: False when already gone, how a failure names it, verb)
+    removals: list[tuple[str, Callable[[Resource], bool], Callable[[Resource], str], str]] = [
+        ("security-group", lambda r: resources.delete_security_group(
+            ec2, r.id, cancel=cancel, timeout=max(0.0, deadline - time.monotonic()), delay=delay),
+         lambda r: f"security group {r.id}", "deleted"),
+        ("key-pair", lambda r: resources.delete_key_pair(ec2, r.name), lambda r: f"key pair {r.name}", "deleted"),
+        ("image", lambda r: resources.deregister_image(ec2, r.id), lambda r: f"AMI {r.id}", "deregistered"),
+        ("snapshot", lambda r: resources.delete_snapshot(ec2, r.id), lambda r: f"snapshot {r.id}", "deleted"),
     ]
-    for kind, remove, gone, label, verb in simple:
+    for kind, remove, label, verb in removals:
         for r in by_kind[kind]:
             cancel.check()
             try:
-                remove(r)
-                done(r, verb)
+                if remove(r):
+                    done(r, verb)
             except ClientError as e:
-                if error_code(e) not in gone:
-                    failures.append(f"{label(r)}: {why(e)}")
+                failures.append(f"{label(r)}: {why(e)}")
     return failures
 
 

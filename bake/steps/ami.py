@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from bake import aws, tags
+from bake import aws, resources, tags
+from bake.errors import BakeError
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
 from bake.steps.base import BuildState
 from bake.steps.instance import fast_builder_disk
@@ -62,7 +63,7 @@ class SnapshotProgress:
         st = self.st
         data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
         try:
-            self.snapshots = self.snapshots or snapshot_ids(st.ec2, st.ami_id or "")
+            self.snapshots = self.snapshots or resources.image_snapshot_ids(st.ec2, st.ami_id or "")
             if self.snapshots:
                 found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
                 percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
@@ -112,30 +113,11 @@ class StepCreateAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or not st.ami_id:
             return
-        removed = remove_ami(st.ec2, st.ami_id, st.snapshot_ids)
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {removed} snapshot(s)", step=self.name)
-
-
-def remove_ami(ec2: Any, ami_id: str, snapshots: list[str] | None = None) -> int:
-    """Deregister ``ami_id`` and delete its snapshots (found first when not given); tolerates
-    either being gone already. Returns how many snapshots were deleted or already gone."""
-    snapshots = snapshots or snapshot_ids(ec2, ami_id)
-    try:
-        ec2.deregister_image(ImageId=ami_id)
-    except Exception as e:
-        if aws.error_code(e) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            raise
-    for snap in snapshots:
-        try:
-            ec2.delete_snapshot(SnapshotId=snap)
-        except Exception as e:
-            if aws.error_code(e) != "InvalidSnapshot.NotFound":
-                raise
-    return len(snapshots)
-
-
-def snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
-    return ami_facts(ec2, ami_id).snapshot_ids
+        removal = resources.deregister_image_and_snapshots(st.ec2, st.ami_id, st.snapshot_ids or None)
+        if removal.failures:
+            raise BakeError("; ".join(removal.failures))
+        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(removal.snapshots)} snapshot(s)",
+                step=self.name)
 
 
 class AmiFacts(NamedTuple):
@@ -146,14 +128,11 @@ class AmiFacts(NamedTuple):
 
 def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
     """What the lock records of an AMI beside its id; nothing when the AMI is gone."""
-    try:
-        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
-    except Exception as e:
-        if aws.error_code(e) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-            return AmiFacts([], None, None)
-        raise
-    ebs = [bdm["Ebs"] for img in images for bdm in img.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
-    cached = tags.from_aws(images[0].get("Tags")).get(tags.KEY_CACHE_BYTES) if images else None
+    image = resources.describe_image(ec2, ami_id)
+    if image is None:
+        return AmiFacts([], None, None)
+    ebs = [bdm["Ebs"] for bdm in image.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
+    cached = tags.from_aws(image.get("Tags")).get(tags.KEY_CACHE_BYTES)
     sizes = [e.get("VolumeSize") for e in ebs]
     return AmiFacts(
         snapshot_ids=[e["SnapshotId"] for e in ebs],

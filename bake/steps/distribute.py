@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from bake import aws, tags
+from bake import aws, resources, tags
 from bake.errors import BakeError
-from bake.steps.ami import remove_ami, snapshot_ids
 from bake.steps.base import BuildState
 
 
@@ -68,7 +67,7 @@ class StepCopyAmi:
             aws.wait(ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
                      what=f"copy {ami} in {region} did not become available", hint="raise ami_timeout in bake.toml",
                      ImageIds=[ami])
-            snaps = snapshot_ids(ec2, ami)
+            snaps = resources.image_snapshot_ids(ec2, ami)
             if snaps:
                 ec2.create_tags(Resources=snaps, Tags=aws_tags)
             st.emit("step", f"copy {ami} in {region} available", step=self.name, data={"region": region, "ami_id": ami})
@@ -76,10 +75,18 @@ class StepCopyAmi:
     def cleanup(self, st: BuildState) -> None:
         if st.succeeded or st.ec2_in is None:
             return
+        failures: list[str] = []
+        # One region's refusal does not keep the other regions' copies: each is tried, then all
+        # refusals are reported together.
         for region, ami in st.started_copies.items():
-            removed = remove_ami(st.ec2_in(region), ami)
-            st.emit("cleanup", f"deregistered unfinished copy {ami} in {region} and {removed} snapshot(s)",
+            removal = resources.deregister_image_and_snapshots(st.ec2_in(region), ami)
+            if removal.failures:
+                failures += [f"{region}: {f}" for f in removal.failures]
+                continue
+            st.emit("cleanup", f"deregistered unfinished copy {ami} in {region} and {len(removal.snapshots)} snapshot(s)",
                     step=self.name)
+        if failures:
+            raise BakeError("; ".join(failures))
 
 
 def launch_permission(st: BuildState) -> list[dict[str, str]]:
@@ -101,7 +108,7 @@ class StepShareAmi:
             st.cancel.check()
             ec2: Any = st.ec2 if region == st.region else st.ec2_in(region)
             ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": launch_permission(st)})
-            snaps = snapshot_ids(ec2, ami)
+            snaps = resources.image_snapshot_ids(ec2, ami)
             for snap in snaps if accounts else []:
                 ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
                                               OperationType="add", UserIds=accounts)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bake import aws, tags
-from bake.cancel import CancelToken
+from bake import aws, resources, tags
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS, PoolConfig
 from bake.steps.base import BuildState
-
-TERMINATE_TIMEOUT = 600
 
 
 def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,23 +98,7 @@ class StepRunInstance:
         st.waited(stats, self.name)
 
     def cleanup(self, st: BuildState) -> None:
-        if not st.instance_id:
-            return
-        try:
-            st.ec2.terminate_instances(InstanceIds=[st.instance_id])
-        except Exception as e:
-            if aws.error_code(e) != "InvalidInstanceID.NotFound":
-                raise
-            return
-        # Never cancellable: a half-terminated builder is exactly what we must not leave.
-        stats = aws.wait(
-            st.ec2,
-            "instance_terminated",
-            cancel=CancelToken(),
-            timeout=TERMINATE_TIMEOUT,
-            delay=5,
-            what=f"builder {st.instance_id} did not terminate",
-            InstanceIds=[st.instance_id],
-        )
-        st.waited(stats, self.name)
-        st.emit("cleanup", f"terminated builder {st.instance_id}", step=self.name)
+        if st.instance_id and resources.terminate_instances(
+            st.ec2, [st.instance_id], on_wait=lambda stats: st.waited(stats, self.name)
+        ):
+            st.emit("cleanup", f"terminated builder {st.instance_id}", step=self.name)

@@ -8,7 +8,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bake import aws, tags
+from bake import resources, tags
 from bake.iam import refusal
 from bake.steps.base import BuildState
 
@@ -64,9 +64,5 @@ class StepKeyPair:
     def cleanup(self, st: BuildState) -> None:
         if not st.key_name:
             return
-        try:
-            st.ec2.delete_key_pair(KeyName=st.key_name)
-        except Exception as e:
-            if aws.error_code(e) not in ("InvalidKeyPair.NotFound",):
-                raise
+        resources.delete_key_pair(st.ec2, st.key_name)
         st.emit("cleanup", f"deleted key pair {st.key_name}", step=self.name)

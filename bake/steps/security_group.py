@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from bake import aws, tags
+from bake import resources, tags
 from bake.errors import BakeError, UsageError
 from bake.steps.base import BuildState
 
@@ -32,7 +30,7 @@ def vpc_of(st: BuildState) -> tuple[str, list[str]]:
         try:
             subnet = st.ec2.describe_subnets(SubnetIds=[st.pool.subnet_id])["Subnets"][0]
         except Exception as e:
-            if aws.error_code(e) == "InvalidSubnetID.NotFound":
+            if resources.is_not_found(e):
                 raise UsageError(f"pool {st.pool.name}: subnet {st.pool.subnet_id} does not exist") from None
             raise
         vpc_id = subnet["VpcId"]
@@ -95,20 +93,11 @@ class StepSecurityGroup:
         )
         st.emit("step", f"security group {st.security_group_id} admits SSH from {', '.join(cidrs)}", step=self.name)
 
-    def cleanup(self, st: BuildState, deadline_s: float = 300.0) -> None:
+    def cleanup(self, st: BuildState, deadline_s: float = resources.GROUP_TIMEOUT) -> None:
         if not st.security_group_id:
             return
-        # A group cannot go while the instance that uses it is still shutting down.
-        deadline = time.monotonic() + deadline_s
-        while True:
-            try:
-                st.ec2.delete_security_group(GroupId=st.security_group_id)
-                break
-            except Exception as e:
-                code = aws.error_code(e)
-                if code == "InvalidGroup.NotFound":
-                    break
-                if code != "DependencyViolation" or time.monotonic() > deadline:
-                    raise BakeError(f"cannot delete security group {st.security_group_id}: {e}") from None
-                time.sleep(5)
+        try:
+            resources.delete_security_group(st.ec2, st.security_group_id, timeout=deadline_s)
+        except Exception as e:
+            raise BakeError(f"cannot delete security group {st.security_group_id}: {e}") from None
         st.emit("cleanup", f"deleted security group {st.security_group_id}", step=self.name)

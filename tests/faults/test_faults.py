@@ -54,6 +54,20 @@ def test_persistent_throttling_or_5xx_fails_cleanly(sandbox, ec2, bake, proxy, p
     assert_nothing_left(ec2, run, cfg.parent / "amis.lock.json")
 
 
+def test_a_group_still_in_use_is_deleted_once_the_builder_lets_go(sandbox, ec2, bake, proxy, pool_config):
+    # On EC2 a terminated builder's network interface holds its group for a while, and
+    # DeleteSecurityGroup answers DependencyViolation (moto never does: the proxy says it).
+    proxy.add("DeleteSecurityGroup", status=400, code="DependencyViolation", times=2)
+    cfg = pool_config()
+    run = bake("--config", str(cfg))
+    assert run.finish() == 0, run.stderr
+    assert [c.status for c in proxy.calls_to("DeleteSecurityGroup")] == [400, 400, 200]
+    messages = [e.get("message", "") for e in run.events]
+    assert not [m for m in messages if "cleanup failed" in m], messages
+    assert any(m.startswith("deleted security group sg-") for m in messages), messages
+    assert_nothing_left(ec2, run, succeeded=True)
+
+
 def test_throttled_planning_fails_with_a_message_not_a_traceback(sandbox, ec2, bake, proxy, pool_config):
     proxy.add("GetParameter", status=400, code="ThrottlingException")
     cfg = pool_config()

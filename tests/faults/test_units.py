@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from bake.cancel import CancelToken
 from bake.disk import needed_bytes
@@ -193,17 +192,6 @@ def test_sudo_wraps_any_script_as_one_argument(shell, tmp_path):
 
 
 # --- the temporary security group's default ----------------------------------------------
-
-
-@pytest.fixture
-def in_process_ec2(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        import boto3
-
-        yield boto3.client("ec2", region_name="us-east-1")
 
 
 def _state(ec2, **pool_kw) -> BuildState:

@@ -210,3 +210,19 @@ def _ed25519_pem() -> str:
 
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+
+
+def test_a_command_s_output_after_its_exit_status_is_kept(sandbox, builder_login):
+    """sshd sends the exit status when the command is reaped; output still in the pipe (here a
+    background child's, a second later) follows it. ``Connection.run`` reads to the channel's
+    EOF: stopping at the exit status lost the last line of a ``du`` once (a failed bake)."""
+    from bake.cancel import CancelToken
+    from bake.ssh import Connection
+
+    key, _ = builder_login
+    host, port = sandbox.info.ssh_endpoint
+    with Connection(host, port, sandbox.info.ssh_user, key, paramiko.AutoAddPolicy(), CancelToken()) as conn:
+        conn.open(timeout=30)
+        res = conn.run("(sleep 1; echo tail) & echo head")
+    assert res.exited == 0
+    assert res.stdout.split() == ["head", "tail"]

@@ -4,7 +4,6 @@ moto server, a real sshd and real runtimes)."""
 from __future__ import annotations
 
 import pytest
-from moto import mock_aws
 
 from bake import tags
 from bake.cancel import CancelToken
@@ -16,18 +15,6 @@ from bake.steps.base import BuildState, run_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keypair import StepKeyPair
 from bake.steps.security_group import StepSecurityGroup
-
-
-@pytest.fixture
-def in_process_ec2(monkeypatch):
-    for k in ("AWS_ENDPOINT_URL",):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        import boto3
-
-        yield boto3.client("ec2", region_name="us-east-1")
 
 
 def state(ec2, **pool_kw) -> BuildState:
