@@ -54,6 +54,11 @@ def _ec2(*kinds: str) -> Callable[[Scope], list[str]]:
     return lambda s: [a for k in kinds for a in s.arns("ec2", k)]
 
 
+def _stack_ec2(*kinds: str) -> Callable[[Scope], list[str]]:
+    """EC2 resources of the stack: in the bake's region and every pool's node_region."""
+    return lambda s: [a for k in kinds for a in s.arns("ec2", k, regions=s.stack_regions)]
+
+
 def _images(s: Scope, regions: tuple[str, ...] | None = None) -> list[str]:
     return s.arns("ec2", "image/*", account=False, regions=regions)
 
@@ -115,7 +120,8 @@ def _nodegroups(s: Scope) -> list[str]:
     # CreateNodegroup is authorized on the cluster, the others on the node group.
     out = []
     for cluster, name in s.nodegroups:
-        out += s.arns("eks", f"cluster/{cluster}") + s.arns("eks", f"nodegroup/{cluster}/{name}/*")
+        out += (s.arns("eks", f"cluster/{cluster}", regions=s.stack_regions)
+                + s.arns("eks", f"nodegroup/{cluster}/{name}/*", regions=s.stack_regions))
     return out
 
 
@@ -238,26 +244,29 @@ GRANTS: list[Grant] = [
            "autoscaling:DescribeLaunchConfigurations", "ec2:DescribeFastSnapshotRestores"), lambda s: ANY,
           proof="lifecycle (prune keeps an AMI whose snapshot still has fast snapshot restore)"),
     # --- Terraform: the provider's own calls for the stack's resources (plan refreshes, deploy writes)
+    # in the bake's region and every pool's node_region (Scope.stack_regions); PassRole is global.
     Grant("Describe", "terraform apply: aws_autoscaling_group waits for its capacity", DEPLOY,
           ("autoscaling:DescribeScalingActivities",), lambda s: ANY, when=lambda s: bool(s.asg_names), proof="deploy"),
     Grant("Describe", "terraform apply: aws_launch_configuration reads its AMI's root device", DEPLOY,
           ("ec2:DescribeImages",), lambda s: ANY, when=lambda s: bool(s.configuration_pools), proof="deploy"),
     Grant("LaunchTemplates", "aws_launch_template: created, then a new version per AMI", DEPLOY,
           ("ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"),
-          _ec2("launch-template/*"), when=lambda s: bool(s.launch_modes & {"template", "nodegroup"}), proof="deploy"),
+          _stack_ec2("launch-template/*"), when=lambda s: bool(s.launch_modes & {"template", "nodegroup"}), proof="deploy"),
     Grant("LaunchConfigurations", "aws_launch_configuration: created before the one it replaces is deleted",
           DEPLOY, ("autoscaling:CreateLaunchConfiguration", "autoscaling:DeleteLaunchConfiguration"),
           lambda s: [a for pool in s.configuration_pools
-                     for a in s.arns("autoscaling", f"launchConfiguration:*:launchConfigurationName/{pool}-*")],
+                     for a in s.arns("autoscaling", f"launchConfiguration:*:launchConfigurationName/{pool}-*",
+                                     regions=s.stack_regions)],
           when=lambda s: bool(s.configuration_pools), proof="deploy"),
     Grant("Groups", "aws_autoscaling_group: created (or imported by adopt), switched to the new launch source",
           DEPLOY, ("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"),
-          lambda s: [a for n in s.asg_names for a in s.arns("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{n}")],
+          lambda s: [a for n in s.asg_names
+                     for a in s.arns("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{n}", regions=s.stack_regions)],
           when=lambda s: bool(s.asg_names), proof="deploy"),
     Grant("GroupsLaunch", "AWS checks that whoever gives a group a launch template may launch from it",
           DEPLOY, ("ec2:RunInstances",),
-          lambda s: _images(s) + _ec2("launch-template/*", "instance/*", "volume/*", "network-interface/*",
-                                      "subnet/*", "security-group/*")(s),
+          lambda s: _images(s, s.stack_regions) + _stack_ec2("launch-template/*", "instance/*", "volume/*",
+                                                             "network-interface/*", "subnet/*", "security-group/*")(s),
           when=lambda s: bool(s.asg_names) and "template" in s.launch_modes,
           proof="unproven: moto does not check it (AWS: 'Launch template support' in the EC2 Auto Scaling guide)"),
     Grant("Nodegroups", "aws_eks_node_group: created on the pool's launch template, updated to each new version",

@@ -15,6 +15,7 @@ PARTITION = "aws"
 class Scope:
     regions: tuple[str, ...]  # ("*",) when the config names none
     copy_regions: tuple[str, ...]  # [distribute] regions besides the bake's own (copies, their parameters)
+    node_regions: tuple[str, ...]  # pools' node_region besides the bake's own (their nodes' stack resources)
     accounts: tuple[str, ...]  # ("*",) when neither --account nor [provider] allowed_account_ids names one
     ssm_parameters: tuple[str, ...]  # "/aws/service/..." (AWS-owned) or the account's own
     ecr_repositories: tuple[tuple[str, str, str], ...]  # (region, account, repository)
@@ -45,6 +46,12 @@ class Scope:
         """The bake's region and every region a copy goes to."""
         return self.regions if self.regions == ("*",) else tuple(dict.fromkeys(self.regions + self.copy_regions))
 
+    @property
+    def stack_regions(self) -> tuple[str, ...]:
+        """The bake's region and every pool's node_region: where terraform makes the launch
+        templates, configurations, groups and node groups."""
+        return self.regions if self.regions == ("*",) else tuple(dict.fromkeys(self.regions + self.node_regions))
+
     def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True,
              regions: tuple[str, ...] | None = None) -> list[str]:
         """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region (``regions``, else the
@@ -60,6 +67,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
     asg_base = adopts = False
     copy_regions: list[str] = []
+    node_regions: list[str] = []
     copy_keys: list[tuple[str, str]] = []
     published: list[str] = []
     asg_names: list[str] = []
@@ -87,6 +95,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         if not ro.configured or ro.launch == "none":
             continue
         modes.add(ro.launch)
+        node_regions += [ro.node_region] if ro.node_region and ro.node_region != config.region else []
         if ro.launch_template.iam_instance_profile:
             profiles.append(ro.launch_template.iam_instance_profile)
         if ro.asg is not None and ro.launch in ("template", "configuration"):
@@ -101,6 +110,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     return Scope(
         regions=(config.region,) if config.region else ("*",),
         copy_regions=tuple(dict.fromkeys(copy_regions)),
+        node_regions=tuple(dict.fromkeys(node_regions)),
         accounts=tuple(dict.fromkeys(accounts)) or ("*",),
         ssm_parameters=tuple(dict.fromkeys(ssm)),
         ecr_repositories=tuple(dict.fromkeys(repos)),

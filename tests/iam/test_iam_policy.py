@@ -325,3 +325,48 @@ def test_console_only_when_a_pool_checks_host_keys_there(tmp_path: Path) -> None
     assert "ec2:GetConsoleOutput" not in all_actions(printed(path, "bake"))
     path.write_text(base)
     assert "ec2:GetConsoleOutput" in all_actions(printed(path, "bake"))
+
+
+NODE_REGION_POOL = """
+[pools.far]
+base_ami = "ami-0123456789abcdef0"
+images = ["quay.io/org/env:rev9"]
+node_region = "us-east-1"
+[pools.far.distribute]
+regions = ["us-east-1"]
+[pools.far.asg]
+subnet_ids = ["subnet-0def"]
+"""
+
+
+def stack_resources(doc: dict, action: str) -> set[str]:
+    return {r for s in statements_with(doc, action) for r in resources(s)}
+
+
+def test_stack_rows_cover_every_pools_node_region(config: Path, tmp_path: Path) -> None:
+    # Without node_region the stack lives in the bake's region only.
+    deploy = printed(config, "deploy")
+    assert stack_resources(deploy, "ec2:CreateLaunchTemplate") == {"arn:aws:ec2:eu-west-1:111122223333:launch-template/*"}
+    assert stack_resources(deploy, "autoscaling:CreateAutoScalingGroup") == {
+        "arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/cpu",
+        "arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/old"}
+    assert "us-east-1" not in json.dumps(deploy) + json.dumps(printed(config, "plan"))
+    far = tmp_path / "far.toml"
+    far.write_text(CONFIG + NODE_REGION_POOL)
+    deploy = printed(far, "deploy")
+    assert stack_resources(deploy, "ec2:CreateLaunchTemplate") == {
+        "arn:aws:ec2:eu-west-1:111122223333:launch-template/*", "arn:aws:ec2:us-east-1:111122223333:launch-template/*"}
+    groups = stack_resources(deploy, "autoscaling:UpdateAutoScalingGroup")
+    assert "arn:aws:autoscaling:us-east-1:111122223333:autoScalingGroup:*:autoScalingGroupName/far" in groups
+    assert "arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/far" in groups
+    launch = stack_resources(deploy, "ec2:RunInstances")  # the group launches from the copy in us-east-1
+    assert {"arn:aws:ec2:us-east-1::image/*", "arn:aws:ec2:us-east-1:111122223333:launch-template/*"} <= launch
+    assert "arn:aws:autoscaling:us-east-1:111122223333:launchConfiguration:*:launchConfigurationName/old-*" in \
+        stack_resources(deploy, "autoscaling:CreateLaunchConfiguration")
+    assert "arn:aws:eks:us-east-1:111122223333:nodegroup/prod/ng/*" in stack_resources(deploy, "eks:CreateNodegroup")
+    assert "arn:aws:eks:us-east-1:111122223333:nodegroup/prod/ng/*" in stack_resources(printed(far, "plan"),
+                                                                                       "eks:DescribeNodegroup")
+    # Still scoped: the builder's rows stay in the bake's region, PassRole names no region.
+    bake = printed(far, "bake")
+    assert not any("us-east-1" in r for r in stack_resources(bake, "ec2:TerminateInstances") if ":instance/" in r)
+    assert all(":iam::" in r for r in stack_resources(deploy, "iam:PassRole"))
