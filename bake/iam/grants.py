@@ -32,6 +32,8 @@ TOOL_TAGGED = {"StringEquals": {f"aws:ResourceTag/{tags.KEY_TOOL}": tags.TOOL}}
 TOOL_TAGGING = {"StringEquals": {f"aws:RequestTag/{tags.KEY_TOOL}": tags.TOOL}}
 # Tags only as part of the creating call (the tag specifications of these actions).
 ON_CREATE = {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup", "ImportKeyPair", "CreateImage"]}}
+# A copy's tags only as part of CopyImage (its TagSpecifications), and only the tool's.
+ON_COPY = {"StringEquals": {"ec2:CreateAction": "CopyImage", **TOOL_TAGGING["StringEquals"]}}
 PASS_TO_EC2 = {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 PASS_TO_EKS = {"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}}
 
@@ -204,8 +206,8 @@ GRANTS: list[Grant] = [
           when=lambda s: s.reads_console, proof="bake"),
     Grant("ImageOfTheBuilder", "bake/steps/ami.py: the AMI and its snapshots", BAKE,
           ("ec2:CreateImage",), lambda s: _images(s) + _snapshots(s), proof="bake"),
-    Grant("TagSnapshots", "bake/steps/ami.py, distribute.py: the AMI's and the copies' snapshots get its tags once known",
-          BAKE, ("ec2:CreateTags",), lambda s: _snapshots(s, s.everywhere), TOOL_TAGGING, proof="bake"),
+    Grant("TagSnapshots", "bake/steps/ami.py: the AMI's snapshots get its tags once known",
+          BAKE, ("ec2:CreateTags",), lambda s: _snapshots(s), TOOL_TAGGING, proof="bake"),
     Grant("RemoveTagged", "undo (bake/steps/) and sweep/prune (bake/lifecycle/): only what the tool made",
           ("bake", "lifecycle"), ("ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair",
                                   "ec2:DeregisterImage", "ec2:DeleteSnapshot"),
@@ -222,9 +224,12 @@ GRANTS: list[Grant] = [
           "AMI and on the new AMI and its snapshots)", BAKE, ("ec2:CopyImage",),
           lambda s: _images(s, s.everywhere) + _snapshots(s, s.copy_regions),
           when=lambda s: bool(s.copy_regions), proof="bake"),
-    Grant("TagCopies", "bake/steps/distribute.py: each copy gets the original's tags (CreateTags after CopyImage)",
-          BAKE, ("ec2:CreateTags",), lambda s: _images(s, s.copy_regions), TOOL_TAGGING,
-          when=lambda s: bool(s.copy_regions), proof="bake"),
+    Grant("TagCopies", "bake/steps/distribute.py: each copy and its snapshots get the original's tags from "
+          "CopyImage's TagSpecifications", BAKE, ("ec2:CreateTags",),
+          lambda s: _images(s, s.copy_regions) + _snapshots(s, s.copy_regions), ON_COPY,
+          when=lambda s: bool(s.copy_regions),
+          proof="unproven: AWS authorizes a CopyImage's TagSpecifications as ec2:CreateTags (EC2 API reference, "
+                "CopyImage); moto checks the CopyImage action only"),
     Grant("EncryptCopiesWithKey", "[distribute] kms_key_ids: each encrypted copy's key, in its region", BAKE,
           EBS_KMS_ACTIONS, _copy_kms, when=lambda s: bool(s.copy_kms_keys),
           proof="unproven: moto's CopyImage ignores Encrypted and KmsKeyId and calls no KMS"),

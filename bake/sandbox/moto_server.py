@@ -4,7 +4,8 @@ It runs moto's own server, with one change: AWS itself publishes the EKS-optimiz
 parameters under ``/aws/service/eks/``, and moto (like AWS) refuses a PutParameter there. Here
 PutParameter on that prefix stores the value as if AWS had published it, so the sandbox can
 seed the base AMI and a test can "publish" a new one to force a rebake. It also answers EBS
-fast snapshot restore, which moto lacks (``bake.sandbox.moto_fsr``).
+fast snapshot restore, which moto lacks (``bake.sandbox.moto_fsr``), and tags a copy with
+CopyImage's TagSpecifications, which moto ignores (``bake.sandbox.moto_copy_tags``).
 
 With ``BAKE_MOTO_IAM=1`` (``bake.sandbox.iam_moto`` sets it; the shared sandbox never does) two
 more changes serve the least-privilege proof:
@@ -83,9 +84,10 @@ def _iam_mode(action_log: str | None) -> None:
 
 def main(argv: list[str]) -> None:
     _allow_published_parameters()
-    from bake.sandbox import moto_fsr
+    from bake.sandbox import moto_copy_tags, moto_fsr
 
     moto_fsr.install()
+    moto_copy_tags.install()
     if os.environ.get("BAKE_MOTO_IAM") == "1":
         _iam_mode(os.environ.get("BAKE_MOTO_ACTION_LOG"))
     from moto.server import main as moto_main

@@ -4,7 +4,11 @@ the AMI and every copy, and create-volume permission on the snapshots for the ac
 
 The copies' undo removes the copies this run started (never one an earlier bake recorded)
 unless the bake succeeded; it is registered before the first CopyImage, and each copy's id is
-kept the moment AWS returns it, before it is tagged or waited on.
+kept the moment AWS returns it, before it is waited on.
+
+A copy and its snapshots are tagged by CopyImage itself (its TagSpecifications): no copy is ever
+untagged, so ``sweep`` finds a killed run's copies, and the bake role may tag images in the copy
+regions only as part of CopyImage (``ec2:CreateAction``, docs/iam.md).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class StepCopyAmi:
             return
         source = st.ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]
         aws_tags = tags.as_aws(copy_tags(tags.from_aws(source.get("Tags")), st))
+        on_copy = [{"ResourceType": kind, "Tags": aws_tags} for kind in ("image", "snapshot")]
         keys = st.pool.distribute.kms_key_ids
         # Every copy is started before any is waited for: AWS copies them at the same time.
         for region in todo:
@@ -54,12 +59,12 @@ class StepCopyAmi:
             try:
                 resp = st.ec2_in(region).copy_image(
                     SourceImageId=st.ami_id, SourceRegion=st.region, Name=source["Name"],
-                    Description=source.get("Description", ""), ClientToken=copy_token(st, region), **encryption,
+                    Description=source.get("Description", ""), ClientToken=copy_token(st, region),
+                    TagSpecifications=on_copy, **encryption,
                 )
             except Exception as e:
                 raise BakeError(f"copy of {st.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
             st.started_copies[region] = st.copies[region] = resp["ImageId"]
-            st.ec2_in(region).create_tags(Resources=[resp["ImageId"]], Tags=aws_tags)
             st.emit("step", f"copy {resp['ImageId']} in {region} started"
                     + (f" (encrypted with {keys[region]})" if region in keys else ""), step=self.name)
         for region in todo:
@@ -67,9 +72,6 @@ class StepCopyAmi:
             aws.wait(ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
                      what=f"copy {ami} in {region} did not become available", hint="raise ami_timeout in bake.toml",
                      ImageIds=[ami])
-            snaps = resources.image_snapshot_ids(ec2, ami)
-            if snaps:
-                ec2.create_tags(Resources=snaps, Tags=aws_tags)
             st.emit("step", f"copy {ami} in {region} available", step=self.name, data={"region": region, "ami_id": ami})
 
     def cleanup(self, st: BuildState) -> None:

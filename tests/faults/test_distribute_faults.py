@@ -42,6 +42,19 @@ def current(cfg) -> dict:
     return json.loads((cfg.parent / "amis.lock.json").read_text())["pools"]["cpu"]
 
 
+def tag_specifications(params: dict[str, str]) -> dict[str, dict[str, str]]:
+    """A query request's TagSpecification.N.{ResourceType,Tag.M.Key,Tag.M.Value} as {type: tags}."""
+    out: dict[str, dict[str, str]] = {}
+    n = 1
+    while f"TagSpecification.{n}.ResourceType" in params:
+        spec, m = out.setdefault(params[f"TagSpecification.{n}.ResourceType"], {}), 1
+        while f"TagSpecification.{n}.Tag.{m}.Key" in params:
+            spec[params[f"TagSpecification.{n}.Tag.{m}.Key"]] = params[f"TagSpecification.{n}.Tag.{m}.Value"]
+            m += 1
+        n += 1
+    return out
+
+
 def amis_of_run_in(sandbox, region: str, run_id: str) -> list[dict]:
     ec2 = sandbox.client("ec2", region)
     return ec2.describe_images(Owners=["self"], Filters=[{"Name": f"tag:{tags.KEY_RUN}", "Values": [run_id]}])["Images"]
@@ -67,6 +80,13 @@ def test_a_bake_copies_to_two_regions_shares_and_records_the_copies(sandbox, ec2
     assert copies["eu-west-1"]["ClientToken"] != copies["us-west-2"]["ClientToken"]
     assert copies["eu-west-1"]["Encrypted"] == "true" and copies["eu-west-1"]["KmsKeyId"] == KEY
     assert "Encrypted" not in copies["us-west-2"] and "KmsKeyId" not in copies["us-west-2"]
+    # Each copy and its snapshots are tagged by CopyImage itself: no CreateTags names a copy.
+    for region, params in copies.items():
+        specs = tag_specifications(params)
+        assert set(specs) == {"image", "snapshot"} and specs["image"] == specs["snapshot"], region
+        assert specs["image"][tags.KEY_TOOL] == tags.TOOL and specs["image"][tags.KEY_RUN] == run.run_id
+    tagged = {r for c in proxy.calls_to("CreateTags") for k, r in c.params.items() if k.startswith("ResourceId.")}
+    assert not tagged & set(entry["copies"].values())
 
     source_tags = tags.from_aws(ec2.describe_images(ImageIds=[ami])["Images"][0]["Tags"])
     for region, copy in entry["copies"].items():
@@ -78,6 +98,9 @@ def test_a_bake_copies_to_two_regions_shares_and_records_the_copies(sandbox, ec2
         assert got[tags.KEY_POOL] == "cpu" and got[tags.KEY_FINGERPRINT] == entry["fingerprint"]
         assert got[tags.KEY_SOURCE_AMI] == ami and got[tags.KEY_SOURCE_REGION] == SOURCE
         assert got[tags.KEY_RUN] == run.run_id
+        snap = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+        snap_tags = rec.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0].get("Tags")
+        assert tags.from_aws(snap_tags) == got, region  # the copy's snapshot: the copy's tags
         assert got[tags.KEY_CACHE_BYTES] == source_tags[tags.KEY_CACHE_BYTES] == str(entry["cache_bytes"])
         assert {k: v for k, v in got.items() if k.startswith(tags.KEY_IMAGE_PREFIX)} == \
             {k: v for k, v in source_tags.items() if k.startswith(tags.KEY_IMAGE_PREFIX)}

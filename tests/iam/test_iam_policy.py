@@ -121,8 +121,11 @@ def test_distribution_scoped_to_the_copy_regions_their_keys_and_the_parameter(co
                                "arn:aws:ec2:eu-west-1::image/*"]
     copy_keys = [s for s in statements_with(bake, "kms:ReEncryptTo") if "eu-central-1" in json.dumps(s)]
     assert [resources(s) for s in copy_keys] == [["arn:aws:kms:eu-central-1:111122223333:key/*"]]  # an alias: its region's keys
-    (tag_copies,) = [s for s in statements_with(bake, "ec2:CreateTags") if "eu-central-1::image" in json.dumps(s)]
-    assert tag_copies["Condition"] == TOOL_TAGGING and resources(tag_copies) == ["arn:aws:ec2:eu-central-1::image/*"]
+    # A copy is tagged only by its CopyImage (TagSpecifications), never by a later CreateTags.
+    (tag_copies,) = [s for s in statements_with(bake, "ec2:CreateTags") if "eu-central-1" in json.dumps(s)]
+    assert tag_copies["Condition"] == {"StringEquals": {"ec2:CreateAction": "CopyImage",
+                                                        f"aws:RequestTag/{tags.KEY_TOOL}": tags.TOOL}}
+    assert resources(tag_copies) == ["arn:aws:ec2:eu-central-1::image/*", "arn:aws:ec2:eu-central-1::snapshot/*"]
     for action, kind in (("ec2:ModifyImageAttribute", "image"), ("ec2:ModifySnapshotAttribute", "snapshot")):
         (share,) = statements_with(bake, action)
         assert share["Condition"] == TOOL_TAGGED
@@ -176,7 +179,7 @@ def test_creation_requires_the_tool_tag(config: Path) -> None:
             if any(":vpc/" in r for r in resources(st)):
                 continue  # the VPC the group goes into carries no request tag
             assert st["Condition"] == {"StringEquals": {f"aws:RequestTag/{tags.KEY_TOOL}": tags.TOOL}}
-    (on_create,) = [s for s in statements_with(doc, "ec2:CreateTags") if "ec2:CreateAction" in json.dumps(s)]
+    (on_create,) = [s for s in statements_with(doc, "ec2:CreateTags") if "RunInstances" in json.dumps(s)]
     assert set(on_create["Condition"]["StringEquals"]["ec2:CreateAction"]) == {
         "RunInstances", "CreateSecurityGroup", "ImportKeyPair", "CreateImage"}
 

@@ -99,6 +99,13 @@ def test_bake_role_copies_shares_and_tags_the_distributed_ami(baked) -> None:  #
     (image,) = there.describe_images(ImageIds=[copy])["Images"]
     copy_tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
     assert copy_tags[tags.KEY_TOOL] == tags.TOOL and copy_tags[tags.KEY_SOURCE_AMI] == entry["ami_id"], copy_tags
+    # Tagged by CopyImage itself, snapshot included: the policy lets CreateTags tag a copy only so.
+    snap = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    (snapshot,) = there.describe_snapshots(SnapshotIds=[snap])["Snapshots"]
+    assert {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])} == copy_tags
+    tag_copies = [st for st in json.loads(p.iam_policy("bake"))["Statement"]
+                  if "ec2:CreateTags" in st["Action"] and iam_flows.COPY_REGION in json.dumps(st["Resource"])]
+    assert [st["Condition"]["StringEquals"]["ec2:CreateAction"] for st in tag_copies] == ["CopyImage"], tag_copies
     for ec2, ami in ((here, entry["ami_id"]), (there, copy)):
         perms = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
         assert {"UserId": iam_flows.SHARED_WITH} in perms, (ami, perms)
