@@ -49,6 +49,9 @@ EXPECTED = {
     "instance_stopped": 11.0,
     "instance_terminated": 7.0,
     "image_available": 40.0,
+    # A terminated instance's interface releasing its group: no figure is published, and moto
+    # (like most clean-ups) answers at once; quick retries first, then the default's pace.
+    "security_group_deletable": 10.0,
 }
 
 
