@@ -33,6 +33,7 @@ import requests
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError, ExitCode
+from bake.http_trust import SharedTrust, TrustStore
 from bake.model.config import RegistryAuth
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import DOCKER_HUB, ImageRef
@@ -119,6 +120,7 @@ class RegistryClient:
         self._auth: dict[tuple[str, str], tuple[str, float]] = {}  # (registry, repo) -> (header, expiry)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self._trust = TrustStore()  # one TLS context per CA bundle for every thread's session
 
     # -- public API -----------------------------------------------------------------------
 
@@ -297,6 +299,7 @@ class RegistryClient:
         if s is None:
             s = requests.Session()
             s.headers["User-Agent"] = USER_AGENT
+            s.mount("https://", SharedTrust(self._trust))
             self._local.session = s
             with self._lock:
                 self._sessions.append(s)
