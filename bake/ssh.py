@@ -106,7 +106,7 @@ class Connection:
         self.proxy = proxy
         self.log = log
         self._client: paramiko.SSHClient | None = None
-        self._sock: ProxyProcess | None = None
+        self._sock: ProxyProcess | socket.socket | None = None
         self._lock = threading.Lock()
         self._reconnecting = threading.Lock()
 
@@ -148,7 +148,7 @@ class Connection:
     def _connect_once(self) -> None:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(self.host_key_check)
-        sock = self.proxy() if self.proxy else None
+        sock: ProxyProcess | socket.socket = self.proxy() if self.proxy else self._tcp()
         try:
             client.connect(
                 self.host,
@@ -164,11 +164,10 @@ class Connection:
             )
         except BaseException as e:
             client.close()
-            if sock is not None:
-                said = sock.error_tail()
-                sock.close()
-                if said and isinstance(e, (OSError, paramiko.SSHException, EOFError)):
-                    raise paramiko.SSHException(f"{e or type(e).__name__} (the proxy said: {said})") from None
+            said = sock.error_tail() if isinstance(sock, ProxyProcess) else ""
+            sock.close()
+            if said and isinstance(e, (OSError, paramiko.SSHException, EOFError)):
+                raise paramiko.SSHException(f"{e or type(e).__name__} (the proxy said: {said})") from None
             raise
         transport = client.get_transport()
         assert transport is not None
@@ -180,6 +179,14 @@ class Connection:
             old.close()
         if old_sock:
             old_sock.close()
+
+    def _tcp(self) -> socket.socket:
+        """The connection to sshd, without Nagle's algorithm: paramiko leaves it on, so each
+        small SSH message (channel open, exec, EOF) waited for the builder's delayed ACK, 40 ms
+        a command on Linux (measured on the sandbox: `true` took 44 ms, 2.5 ms without)."""
+        sock = socket.create_connection((self.host, self.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     @property
     def alive(self) -> bool:
