@@ -210,8 +210,7 @@ class Baker:
         # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
         # the builder's disk and records their total. One manifest GET (two for an index) each.
         arch = platform_arch(base_image)
-        with ThreadPoolExecutor(max_workers=max(1, min(RESOLVE_CONCURRENCY, len(images))), thread_name_prefix="size") as ex:
-            sizes = list(ex.map(lambda i: registry.compressed_size(i, arch), plan.images))
+        sizes = registry.compressed_sizes(plan.images, arch, concurrency=RESOLVE_CONCURRENCY)
         plan.image_sizes = {i.ref.original: n for i, n in zip(plan.images, sizes)}
         plan = self._decide(plan, record_)
         if plan.action == "bake":
