@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import select
 import socket
 import threading
 import time
@@ -244,7 +245,11 @@ class Connection:
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                     got = True
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # sshd sends the exit status as soon as the command is reaped, which can be before
+                # the last of its output (still in the pipe) is sent: the end is the exit status
+                # and the channel's EOF, with nothing left to read.
+                if (chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                        and not chan.recv_ready() and not chan.recv_stderr_ready()):
                     break
                 if chan.closed and not got:
                     # closed without an exit status: the transport went away
@@ -254,7 +259,10 @@ class Connection:
                     chan.close()
                     raise BakeError(f"command timed out after {timeout:.0f}s: {shown or command}")
                 if not got:
-                    chan.status_event.wait(0.1)
+                    if chan.eof_received:
+                        chan.status_event.wait(0.1)  # the output is done: the exit status (or close) is next
+                    else:
+                        select.select([chan], [], [], 0.1)  # output, its EOF or a close wakes it
             code = chan.recv_exit_status()
             chan.close()
             if code == -1 and not self.alive:

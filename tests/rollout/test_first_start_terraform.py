@@ -71,11 +71,8 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     amis = [bake_ami(moto, f"web-{i}") for i in (1, 2)]
     out: dict[str, Any] = {"project": p, "amis": amis}
     record(p.lock, *amis[0], "fp1", "2025-01-01T00:00:00Z")
-    p.synth()
+    out["plan_create"] = p.roll_out(first=True)
     out["synth"] = p.synthesized()
-    p.init()
-    out["plan_create"] = p.plan_json()
-    p.apply_plan()
     out["fsr_after_create"] = fsr_states(moto)
     lt = moto.client("ec2").describe_launch_template_versions(LaunchTemplateName=_lt_name(moto), Versions=["$Latest"])
     out["lt_after_create"] = lt["LaunchTemplateVersions"][0]["LaunchTemplateData"]
@@ -83,15 +80,11 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     out["lock_before_rebake"] = LockFile(p.lock).read()
     record(p.lock, *amis[1], "fp2", "2025-02-01T00:00:00Z")
     out["lock_after_rebake"] = LockFile(p.lock).read()
-    p.synth()
-    out["plan_rebake"] = p.plan_json()
-    p.apply_plan()
+    out["plan_rebake"] = p.roll_out()
     out["fsr_after_rebake"] = fsr_states(moto)
 
     out["rollback_run"] = p.bake("rollback", "web", check=False)
-    p.synth()
-    out["plan_rollback"] = p.plan_json()
-    p.apply_plan()
+    out["plan_rollback"] = p.roll_out()
     out["fsr_after_rollback"] = fsr_states(moto)
     out["plan_steady"] = p.plan_json()
     return out

@@ -101,11 +101,8 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     out: dict[str, Any] = {"project": p, "amis": amis}
     for pool in POOLS:
         record(p.lock, pool, *amis[pool][0], f"{pool}-fp1", "2026-01-01T00:00:00Z")
-    p.synth()
+    out["plan_create"] = p.roll_out(first=True)
     out["synth"] = p.synthesized()
-    p.init()
-    out["plan_create"] = p.plan_json()
-    p.apply_plan()
     out["after_create"] = observed(moto)
 
     base_lock = p.dir / "base.lock.json"
@@ -121,9 +118,7 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     out["after_rebake"] = observed(moto)
 
     out["rollback_runs"] = {pool: p.bake("rollback", pool, check=False) for pool in POOLS}
-    p.synth()
-    out["plan_rollback"] = p.plan_json()
-    p.apply_plan()
+    out["plan_rollback"] = p.roll_out()
     out["after_rollback"] = observed(moto)
     return out
 

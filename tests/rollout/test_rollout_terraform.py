@@ -72,30 +72,21 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
     for pool in amis:
         record(p.lock, pool, amis[pool][0], f"{pool}-fp1", "2025-01-01T00:00:00Z")
-    p.synth()
+    out["plan_create"] = p.roll_out(first=True)
     out["synth"] = p.synthesized()
-    p.init()
-    out["plan_create"] = p.plan_json()
-    p.apply_plan()
     out["after_create"] = {pool: asg_image(moto, pool) for pool in amis}
 
     # A rebake: new AMIs become current.
     for pool in amis:
         record(p.lock, pool, amis[pool][1], f"{pool}-fp2", "2025-02-01T00:00:00Z")
-    p.synth()
-    p.init()
-    out["plan_rebake"] = p.plan_json()
-    p.apply_plan()
+    out["plan_rebake"] = p.roll_out()
     out["after_rebake"] = {pool: asg_image(moto, pool) for pool in amis}
     out["web_asg_after_rebake"] = asg_settings(moto, "web")
 
     # The rollback, as a user runs it.
     out["rollback_runs"] = {pool: p.bake("rollback", pool, check=False) for pool in amis}
     out["lock_after_rollback"] = json.loads(p.lock.read_text())
-    p.synth()
-    p.init()
-    out["plan_rollback"] = p.plan_json()
-    p.apply_plan()
+    out["plan_rollback"] = p.roll_out()
     out["after_rollback"] = {pool: asg_image(moto, pool) for pool in amis}
     out["plan_steady"] = p.plan_json()
     return out

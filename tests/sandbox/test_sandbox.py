@@ -187,6 +187,9 @@ def test_ssh_login_for_a_registered_private_iam_moto(sandbox, tmp_path):
     builder.serve_extra_endpoints(sandbox.layout)  # a sandbox started by an older checkout has another
     key = paramiko.Ed25519Key.from_private_key(io.StringIO(_ed25519_pem()))
     with iam_moto_server(tmp_path, sandbox.layout) as moto:
+        # Only this moto's own file: other private motos (parallel tests) may be registered too.
+        registration = builder.extra_endpoints_dir(sandbox.layout) / f"{moto.endpoint.rsplit(':', 1)[1]}.json"
+        assert registration.is_file()
         ec2 = moto.client("ec2")
         ec2.import_key_pair(KeyName="private", PublicKeyMaterial=f"{key.get_name()} {key.get_base64()}".encode())
         first = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, KeyName="private")["Instances"][0]
@@ -196,7 +199,7 @@ def test_ssh_login_for_a_registered_private_iam_moto(sandbox, tmp_path):
         with pytest.raises(paramiko.AuthenticationException):
             _ssh(sandbox, key).close()
         ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, KeyName="private")
-    assert not list(builder.extra_endpoints_dir(sandbox.layout).glob("*.json"))
+    assert not registration.exists()
     with pytest.raises(paramiko.AuthenticationException):  # its instance still "runs", but it is gone
         _ssh(sandbox, key).close()
 
@@ -207,3 +210,19 @@ def _ed25519_pem() -> str:
 
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+
+
+def test_a_command_s_output_after_its_exit_status_is_kept(sandbox, builder_login):
+    """sshd sends the exit status when the command is reaped; output still in the pipe (here a
+    background child's, a second later) follows it. ``Connection.run`` reads to the channel's
+    EOF: stopping at the exit status lost the last line of a ``du`` once (a failed bake)."""
+    from bake.cancel import CancelToken
+    from bake.ssh import Connection
+
+    key, _ = builder_login
+    host, port = sandbox.info.ssh_endpoint
+    with Connection(host, port, sandbox.info.ssh_user, key, paramiko.AutoAddPolicy(), CancelToken()) as conn:
+        conn.open(timeout=30)
+        res = conn.run("(sleep 1; echo tail) & echo head")
+    assert res.exited == 0
+    assert res.stdout.split() == ["head", "tail"]

@@ -101,6 +101,16 @@ class Project:
     def apply_plan(self) -> None:
         self.tf("apply", "-input=false", "-no-color", "-auto-approve", "tfplan")
 
+    def roll_out(self, *, first: bool = False) -> dict:
+        """What a pipeline does once the lock changed: synthesize, init (the ``first`` time), plan
+        and apply that plan. Returns the plan applied (``synthesized()`` still reads the stack)."""
+        self.synth()
+        if first:
+            self.init()
+        plan = self.plan_json()
+        self.apply_plan()
+        return plan
+
     def bake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(PYTHON, "-m", "bake", *args, "--config", str(self.config), check=check)
 
