@@ -13,10 +13,13 @@ docs/ec2-timing.md), so the shared sandbox keeps its instant answers for everyon
           `aws ec2 wait instance-running` (botocore's waiter: every 15 s), SSH retried every 5 s,
           one `ctr images pull` after another, stop + `wait instance-stopped`, create-image +
           `wait image-available`, terminate + `wait instance-terminated`;
-- overhead: the tool once more through an instant clock (moto's own timing): its whole time
-          minus its pull phase minus its SSH login (issue 12's fixed-overhead target: 0.6 s).
+- overhead: the tool again through an instant clock (moto's own timing), --overhead-rounds
+          times (default 3): its whole time minus its pull phase minus its SSH login (issue 12's
+          fixed-overhead target: 0.6 s), and the median time of each phase, cut at the --json
+          events' timestamps (start and planning, each step, the clean-up, the exit).
 
     .venv/bin/python bench/ec2_bench.py [--images 8] [--mb 4] [--scale 1.0] [--skip-manual]
+                                        [--overhead-only] [--overhead-rounds 3]
 Needs the sandbox (`python -m bake sandbox up`); about 3 minutes at --scale 1 (EC2's delays
 are most of it; --scale 0.5 halves them).
 """
