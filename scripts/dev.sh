@@ -78,7 +78,7 @@ case "${1:-}" in
   test)
     setup
     shift
-    exec "$VENV/bin/python" -m pytest -ra "$@"
+    exec "$VENV/bin/python" -m pytest -ra --durations=20 "$@"
     ;;
   *) sed -n '2,6p' "$0"; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ from bake.iam.grants import ROLES
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("iam-policy", help="print the IAM policy a role needs for this config (JSON)",
                        description="Print the least-privilege IAM policy document for one use of the tool, "
-                                   "scoped to the regions, accounts, parameters, repositories, subnets, "
+                                   "scoped to the regions (the copies' included), accounts, parameters, repositories, subnets, "
                                    "profiles and keys bake.toml names. See docs/iam.md.")
     p.add_argument("--role", required=True, choices=ROLES,
                    help="plan: bake plan/review/adopt, terraform plan; bake: bake build; "

@@ -9,8 +9,9 @@ the sandbox cannot show it (a registry or KMS call moto does not see).
 Roles:
 - ``plan``: read only; ``bake plan``, ``bake review``, ``bake adopt``, ``python main.py`` and
   ``terraform plan``: what a pull request from a fork may run.
-- ``bake``: ``bake build``.
-- ``deploy``: ``terraform apply`` / ``cdktf deploy`` of the stack, imports included.
+- ``bake``: ``bake build``, its copies to other regions and their sharing ([distribute]).
+- ``deploy``: ``terraform apply`` / ``cdktf deploy`` of the stack, imports included, with the
+  SSM parameters and fast snapshot restores it makes.
 - ``lifecycle``: ``bake prune`` and ``bake sweep``. (``bake rollback`` edits the lock only and
   needs no AWS permission.)
 """
@@ -53,12 +54,17 @@ def _ec2(*kinds: str) -> Callable[[Scope], list[str]]:
     return lambda s: [a for k in kinds for a in s.arns("ec2", k)]
 
 
-def _images(s: Scope) -> list[str]:
-    return s.arns("ec2", "image/*", account=False)
+def _images(s: Scope, regions: tuple[str, ...] | None = None) -> list[str]:
+    return s.arns("ec2", "image/*", account=False, regions=regions)
 
 
-def _snapshots(s: Scope) -> list[str]:
-    return s.arns("ec2", "snapshot/*", account=False)  # EBS snapshot ARNs name no account
+def _snapshots(s: Scope, regions: tuple[str, ...] | None = None) -> list[str]:
+    return s.arns("ec2", "snapshot/*", account=False, regions=regions)  # EBS snapshot ARNs name no account
+
+
+def _amis_everywhere(s: Scope) -> list[str]:
+    """The AMIs and snapshots in the bake's region and every copy's."""
+    return _images(s, s.everywhere) + _snapshots(s, s.everywhere)
 
 
 def _subnets(s: Scope) -> list[str]:
@@ -76,11 +82,23 @@ def _repos(s: Scope) -> list[str]:
     return [f"arn:aws:ecr:{r}:{a}:repository/{name}" for r, a, name in s.ecr_repositories]
 
 
+def _key_arns(s: Scope, key: str, regions: tuple[str, ...] | None = None) -> list[str]:
+    # An alias is not a key's resource in a policy: any key of the region (docs/iam.md).
+    if key.startswith("arn:"):
+        return [key]
+    return s.arns("kms", "key/*" if key.startswith("alias/") else f"key/{key}", regions=regions)
+
+
 def _kms(s: Scope) -> list[str]:
-    out = []
-    for k in s.kms_keys:
-        out += [k] if k.startswith("arn:") else s.arns("kms", "key/*" if k.startswith("alias/") else f"key/{k}")
-    return out
+    return [a for k in s.kms_keys for a in _key_arns(s, k)]
+
+
+def _copy_kms(s: Scope) -> list[str]:
+    return [a for region, k in s.copy_kms_keys for a in _key_arns(s, k, (region,))]
+
+
+def _published(s: Scope) -> list[str]:
+    return [a for p in s.published_parameters for a in s.arns("ssm", f"parameter{p}", regions=s.everywhere)]
 
 
 def _profile_roles(s: Scope) -> list[str]:
@@ -122,6 +140,11 @@ def _has_s3_state(s: Scope) -> bool:
 
 
 PLAN, BAKE, DEPLOY, LIFECYCLE = ("plan",), ("bake",), ("deploy",), ("lifecycle",)
+
+# What EC2 needs of a customer managed key to encrypt a volume or snapshot with it, as AWS lists it
+# ("Requirements for Amazon EBS encryption", Amazon EBS User Guide; docs/iam.md).
+EBS_KMS_ACTIONS = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
+                   "kms:ReEncryptFrom", "kms:ReEncryptTo")
 
 GRANTS: list[Grant] = [
     # --- reading what a config names (plan, bake) -------------------------------------------
@@ -175,20 +198,39 @@ GRANTS: list[Grant] = [
           when=lambda s: s.reads_console, proof="bake"),
     Grant("ImageOfTheBuilder", "bake/steps/ami.py: the AMI and its snapshots", BAKE,
           ("ec2:CreateImage",), lambda s: _images(s) + _snapshots(s), proof="bake"),
-    Grant("TagSnapshots", "bake/steps/ami.py: the AMI's snapshots get its tags once known", BAKE,
-          ("ec2:CreateTags",), _snapshots, TOOL_TAGGING, proof="bake"),
+    Grant("TagSnapshots", "bake/steps/ami.py, distribute.py: the AMI's and the copies' snapshots get its tags once known",
+          BAKE, ("ec2:CreateTags",), lambda s: _snapshots(s, s.everywhere), TOOL_TAGGING, proof="bake"),
     Grant("RemoveTagged", "undo (bake/steps/) and sweep/prune (bake/lifecycle/): only what the tool made",
           ("bake", "lifecycle"), ("ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair",
                                   "ec2:DeregisterImage", "ec2:DeleteSnapshot"),
-          lambda s: _images(s) + _snapshots(s) + _ec2("instance/*", "security-group/*", "key-pair/*")(s),
+          lambda s: _amis_everywhere(s) + _ec2("instance/*", "security-group/*", "key-pair/*")(s),
           TOOL_TAGGED, proof="bake (undo), lifecycle"),
     Grant("PassBuilderProfile", "iam_instance_profile: the builder's and the nodes' profile", ("bake", "deploy"),
           ("iam:PassRole",), _profile_roles, PASS_TO_EC2, when=lambda s: bool(s.instance_profiles),
           proof="not in the sample config (no instance profile)"),
     Grant("EncryptWithKey", "kms_key_id: the builder's encrypted root volume and so the AMI's", BAKE,
-          ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
-           "kms:ReEncryptFrom", "kms:ReEncryptTo"), _kms, when=lambda s: bool(s.kms_keys),
+          EBS_KMS_ACTIONS, _kms, when=lambda s: bool(s.kms_keys),
           proof="unproven: moto does not call KMS for an encrypted volume"),
+    # --- [distribute]: copies in other regions, sharing (bake/steps/distribute.py) -------------------
+    Grant("CopyImage", "bake/steps/distribute.py: CopyImage, called in the copy's region (authorized on the source "
+          "AMI and on the new AMI and its snapshots)", BAKE, ("ec2:CopyImage",),
+          lambda s: _images(s, s.everywhere) + _snapshots(s, s.copy_regions),
+          when=lambda s: bool(s.copy_regions), proof="bake"),
+    Grant("TagCopies", "bake/steps/distribute.py: each copy gets the original's tags (CreateTags after CopyImage)",
+          BAKE, ("ec2:CreateTags",), lambda s: _images(s, s.copy_regions), TOOL_TAGGING,
+          when=lambda s: bool(s.copy_regions), proof="bake"),
+    Grant("EncryptCopiesWithKey", "[distribute] kms_key_ids: each encrypted copy's key, in its region", BAKE,
+          EBS_KMS_ACTIONS, _copy_kms, when=lambda s: bool(s.copy_kms_keys),
+          proof="unproven: moto's CopyImage ignores Encrypted and KmsKeyId and calls no KMS"),
+    Grant("ShareImages", "bake/steps/distribute.py: launch permission on the AMI and its copies", BAKE,
+          ("ec2:ModifyImageAttribute",), lambda s: _images(s, s.everywhere), TOOL_TAGGED,
+          when=lambda s: s.shares, proof="bake"),
+    Grant("ShareSnapshots", "bake/steps/distribute.py: create-volume permission on their snapshots for the accounts", BAKE,
+          ("ec2:ModifySnapshotAttribute",), lambda s: _snapshots(s, s.everywhere), TOOL_TAGGED,
+          when=lambda s: s.shares_snapshots, proof="bake"),
+    Grant("Describe", "bake/build.py: ecr_regional_aliases name the image in every region of the partition",
+          ("plan", "bake"), ("ec2:DescribeRegions",), lambda s: ANY, when=lambda s: s.regional_aliases,
+          proof="plan, bake"),
     # --- prune and sweep (bake/lifecycle/) -------------------------------------------------------
     Grant("Describe", "bake/lifecycle/: find the tool's resources and what uses its AMIs", LIFECYCLE,
           ("ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeKeyPairs",
@@ -223,6 +265,29 @@ GRANTS: list[Grant] = [
                    "eks:UpdateNodegroupConfig"), _nodegroups, when=lambda s: bool(s.nodegroups), proof=NODEGROUP_PROOF),
     Grant("Nodegroups", "terraform plan: refreshing the node groups", ("plan",), ("eks:DescribeNodegroup",),
           _nodegroups, when=lambda s: bool(s.nodegroups), proof=NODEGROUP_PROOF),
+    Grant("FastSnapshotRestores", "aws_ebs_fast_snapshot_restore: enabled on the current AMI's snapshots, disabled "
+          "on the replaced AMI's", DEPLOY, ("ec2:EnableFastSnapshotRestores", "ec2:DisableFastSnapshotRestores"),
+          lambda s: _snapshots(s), TOOL_TAGGED, when=lambda s: s.fast_snapshot_restore, proof="deploy"),
+    Grant("Describe", "aws_ebs_fast_snapshot_restore: its state (refresh, and the wait until enabled)",
+          ("plan", "deploy"), ("ec2:DescribeFastSnapshotRestores",), lambda s: ANY,
+          when=lambda s: s.fast_snapshot_restore, proof="plan, deploy"),
+    Grant("PublishParameter", "aws_ssm_parameter: [distribute] ssm_parameter in each region, written and read back",
+          DEPLOY, ("ssm:PutParameter", "ssm:GetParameter", "ssm:ListTagsForResource"),
+          _published, when=lambda s: bool(s.published_parameters), proof="deploy"),
+    Grant("PublishParameter", "aws_ssm_parameter: the parameter's tags (the pool's, at least bake:pool) go with PutParameter",
+          DEPLOY, ("ssm:AddTagsToResource",), _published, when=lambda s: bool(s.published_parameters),
+          proof="unproven: AWS authorizes a PutParameter's Tags as ssm:AddTagsToResource too (CloudFormation guide, "
+                "AWS::SSM::Parameter); moto checks the PutParameter action only"),
+    Grant("ReadParameter", "terraform plan: refreshing the published parameters", PLAN,
+          ("ssm:GetParameter", "ssm:ListTagsForResource"), _published,
+          when=lambda s: bool(s.published_parameters), proof="plan"),
+    Grant("Describe", "aws_ssm_parameter: the provider reads a parameter's tier and policies by name",
+          ("plan", "deploy"), ("ssm:DescribeParameters",), lambda s: ANY,
+          when=lambda s: bool(s.published_parameters), proof="plan, deploy"),
+    Grant("Describe", "aws_ssm_parameter of data type aws:ec2:image: SSM checks the AMI as the caller",
+          DEPLOY, ("ec2:DescribeImages",), lambda s: ANY, when=lambda s: bool(s.published_parameters),
+          proof="unproven: AWS requires it (Systems Manager guide, 'Native parameter support for Amazon Machine "
+                "Image IDs'); moto checks the AMI itself, as no caller"),
     Grant("NodegroupPassRole", "aws_eks_node_group: the node role", DEPLOY, ("iam:PassRole",), _node_roles,
           PASS_TO_EKS, when=lambda s: "nodegroup" in s.launch_modes, proof="not in the sample config"),
     Grant("StateRead", "[state] backend = \"s3\": terraform reads the state", ("plan", "deploy"),

@@ -14,6 +14,7 @@ PARTITION = "aws"
 @dataclass(frozen=True)
 class Scope:
     regions: tuple[str, ...]  # ("*",) when the config names none
+    copy_regions: tuple[str, ...]  # [distribute] regions besides the bake's own (copies, their parameters)
     accounts: tuple[str, ...]  # ("*",) when neither --account nor [provider] allowed_account_ids names one
     ssm_parameters: tuple[str, ...]  # "/aws/service/..." (AWS-owned) or the account's own
     ecr_repositories: tuple[tuple[str, str, str], ...]  # (region, account, repository)
@@ -22,6 +23,12 @@ class Scope:
     instance_profiles: tuple[str, ...]  # builder and launch template profiles (names)
     node_roles: tuple[str, ...]  # EKS node group role ARNs
     kms_keys: tuple[str, ...]
+    copy_kms_keys: tuple[tuple[str, str], ...]  # (region, key) of [distribute] kms_key_ids
+    shares: bool  # a pool's [distribute] names accounts, organizations or OUs
+    shares_snapshots: bool  # ... accounts (who also get create-volume permission on the snapshots)
+    published_parameters: tuple[str, ...]  # [distribute] ssm_parameter names the stack writes
+    fast_snapshot_restore: bool  # a pool's [fast_snapshot_restore]: the stack enables it
+    regional_aliases: bool  # ecr_regional_aliases with an ECR image: the partition's regions are listed
     asg_base_amis: bool  # a pool's base_ami is "asg:NAME"
     launch_modes: frozenset[str]  # "template" | "configuration" | "nodegroup"
     asg_names: tuple[str, ...]  # the stack's Auto Scaling groups (asg.name, else the pool's name)
@@ -33,9 +40,16 @@ class Scope:
     state_key: str | None
     state_lock_table: str | None
 
-    def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True) -> list[str]:
-        """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region and account in scope."""
-        regions = self.regions if region else ("",)
+    @property
+    def everywhere(self) -> tuple[str, ...]:
+        """The bake's region and every region a copy goes to."""
+        return self.regions if self.regions == ("*",) else tuple(dict.fromkeys(self.regions + self.copy_regions))
+
+    def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True,
+             regions: tuple[str, ...] | None = None) -> list[str]:
+        """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region (``regions``, else the
+        bake's) and account in scope."""
+        regions = (regions or self.regions) if region else ("",)
         accounts = self.accounts if account else ("",)
         return [f"arn:{PARTITION}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
 
@@ -45,6 +59,9 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     accounts = list(accounts or config.provider.allowed_account_ids)
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
     asg_base = adopts = False
+    copy_regions: list[str] = []
+    copy_keys: list[tuple[str, str]] = []
+    published: list[str] = []
     asg_names: list[str] = []
     configuration_pools: list[str] = []
     nodegroups: list[tuple[str, str]] = []
@@ -61,6 +78,11 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         groups += pool.security_group_ids
         profiles += [pool.iam_instance_profile] if pool.iam_instance_profile else []
         keys += [pool.kms_key_id] if pool.kms_key_id else []
+        d = pool.distribute
+        # No region in the file: every listed region may get a copy (and "*" covers them anyway).
+        copy_regions += d.copy_regions(config.region) if config.region else d.regions
+        copy_keys += [(r, k) for r, k in d.kms_key_ids.items() if r in copy_regions]
+        published += [d.ssm_parameter] if d.ssm_parameter else []
         ro = pool.rollout
         if not ro.configured or ro.launch == "none":
             continue
@@ -78,6 +100,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     s3 = config.state.backend == "s3"
     return Scope(
         regions=(config.region,) if config.region else ("*",),
+        copy_regions=tuple(dict.fromkeys(copy_regions)),
         accounts=tuple(dict.fromkeys(accounts)) or ("*",),
         ssm_parameters=tuple(dict.fromkeys(ssm)),
         ecr_repositories=tuple(dict.fromkeys(repos)),
@@ -86,6 +109,13 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         instance_profiles=tuple(dict.fromkeys(p.rsplit("/", 1)[-1] for p in profiles)),
         node_roles=tuple(dict.fromkeys(roles)),
         kms_keys=tuple(dict.fromkeys(keys)),
+        copy_kms_keys=tuple(dict.fromkeys(copy_keys)),
+        shares=any(p.distribute.shared for p in config.pools.values()),
+        shares_snapshots=any(p.distribute.accounts for p in config.pools.values()),
+        published_parameters=tuple(dict.fromkeys(published)),
+        fast_snapshot_restore=any(p.rollout.fast_snapshot_restore is not None for p in config.pools.values()),
+        regional_aliases=any(p.ecr_regional_aliases and any(parse_reference(i).ecr for i in p.images)
+                             for p in config.pools.values()),
         asg_base_amis=asg_base,
         launch_modes=frozenset(modes),
         asg_names=tuple(dict.fromkeys(asg_names)),

@@ -70,12 +70,13 @@ class IamMoto:
         """An IAM user holding exactly ``policy`` (an inline policy), and its access key."""
         return _user(self.client("iam"), name, policy)
 
-    def actions(self, creds: Credentials) -> list[tuple[str, bool]]:
-        """(action, allowed) for every call ``creds`` made, in order."""
+    def actions(self, creds: Credentials | str) -> list[tuple[str, bool]]:
+        """(action, allowed) for every call ``creds`` (or the user of that name) made, in order."""
+        user = creds if isinstance(creds, str) else creds.user
         out = []
         for line in self.action_log.read_text().splitlines() if self.action_log.exists() else []:
             d = json.loads(line)
-            if d["caller"].endswith(f":user/{creds.user}"):
+            if d["caller"].endswith(f":user/{user}"):
                 out.append((d["action"], d["allowed"]))
         return out
 

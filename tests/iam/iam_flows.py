@@ -3,7 +3,11 @@ least-privilege tests (and ``tests/iam/minimality.py``) run with exactly the pri
 
 A project is the sandbox's sample config (pool ``cpu``: launch template, containerd, an ECR
 image; ``legacy``: launch configuration, docker) plus a pool ``adopted`` that ``bake adopt``
-writes for a group made the old way, its state and lock in a folder of its own.
+writes for a group made the old way, its state and lock in a folder of its own. Pool ``cpu``
+also uses every feature with AWS calls of its own (``DISTRIBUTE``): a copy in a second region
+encrypted with that region's key, launch and create-volume permission for an account, the AMI
+id published in SSM in both regions, fast snapshot restore on its snapshot, and ECR's regional
+names for its ECR image.
 """
 
 from __future__ import annotations
@@ -25,6 +29,19 @@ from support.cli import ROOT
 from support.terraform import Project, base_env
 
 ROLES = ("plan", "bake", "deploy", "lifecycle")
+
+COPY_REGION = "us-west-2"
+COPY_KEY = f"arn:aws:kms:{COPY_REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SHARED_WITH = "111122223333"
+PARAMETER = "/bake/cpu/ami"
+FSR_ZONE = "us-east-1a"
+# Pool cpu's keys beyond the sample config's: the features whose AWS calls the policies must cover.
+DISTRIBUTE = {
+    "distribute": {"regions": [COPY_REGION], "kms_key_ids": {COPY_REGION: COPY_KEY}, "accounts": [SHARED_WITH],
+                   "ssm_parameter": PARAMETER},
+    "fast_snapshot_restore": {"availability_zones": [FSR_ZONE]},
+    "ecr_regional_aliases": True,
+}
 
 
 @dataclass
@@ -68,11 +85,26 @@ class IamProject(Project):
         return self.as_user(creds, "terraform", f"-chdir={self.stack}", *args)
 
 
+def project_config(layout, images: list[str], ecr_images: list[str], state: Path) -> str:  # noqa: ANN001
+    """The sample config with pool cpu's DISTRIBUTE keys and its state at ``state``: what the
+    IAM tests run, and what docs/iam.md shows the policies of."""
+    doc = tomlkit.parse(sample_config.render(layout, images, ecr_images))
+    doc["state"]["path"] = str(state)
+    cpu = doc["pools"]["cpu"]
+    for key, value in DISTRIBUTE.items():
+        if isinstance(value, dict):
+            table = tomlkit.table()
+            table.update(value)
+            cpu[key] = table
+        else:
+            cpu[key] = value
+    return tomlkit.dumps(doc)
+
+
 def new_project(dir: Path, moto: IamMoto, sandbox, ) -> IamProject:  # noqa: ANN001
-    """The sample config against ``moto``, with its Terraform state in ``dir``."""
+    """The project config against ``moto``, with its Terraform state in ``dir``."""
     info = sandbox.info
-    doc = tomlkit.parse(sample_config.render(sandbox.layout, info.images, info.ecr_images))
-    doc["state"]["path"] = str(dir / "terraform.tfstate")
+    doc = tomlkit.parse(project_config(sandbox.layout, info.images, info.ecr_images, dir / "terraform.tfstate"))
     # The builder settings of the sample pools, for the pool `bake adopt` adds.
     builder = {k: doc["pools"]["cpu"][k] for k in ("ssh_host", "ssh_cidrs", "ssh_user", "root_volume_size")}
     defaults = tomlkit.table()
@@ -200,26 +232,41 @@ def lifecycle_leftovers(moto: IamMoto, pool: str, hours_ago: float = 30) -> dict
     finished = tags.as_aws({**tags.run_tags(old_run, pool, "ami", created), tags.KEY_FINGERPRINT: "sha256:" + "1" * 64})
     ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{old_run}",
                            TagSpecifications=[{"ResourceType": "image", "Tags": finished}])["ImageId"]
-    return {"key": key, "sg": sg, "instance": inst, "orphan_snapshot": orphan, "old_ami": ami}
+    # Its copy in the pool's other region: prune goes there too.
+    old_copy = copy_ami(moto, ami, finished)
+    return {"key": key, "sg": sg, "instance": inst, "orphan_snapshot": orphan, "old_ami": ami, "old_copy": old_copy}
+
+
+def copy_ami(moto: IamMoto, ami: str, aws_tags: list[dict]) -> str:
+    """As the administrator: a copy of ``ami`` in COPY_REGION with ``aws_tags``, as a bake makes it."""
+    ec2 = moto.client("ec2", region=COPY_REGION)
+    copy = ec2.copy_image(SourceImageId=ami, SourceRegion="us-east-1", Name=f"copy-{ami}")["ImageId"]
+    ec2.create_tags(Resources=[copy], Tags=aws_tags)
+    return copy
 
 
 def leftovers(moto: IamMoto) -> dict[str, list[str]]:
-    """Every resource with the tool's tag that still exists (the administrator looks)."""
+    """Every resource with the tool's tag that still exists (the administrator looks): the AMIs
+    in both regions."""
     ec2 = moto.client("ec2")
     f = [{"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]}]
+    images = [i["ImageId"] for region in ("us-east-1", COPY_REGION)
+              for i in moto.client("ec2", region=region).describe_images(Owners=["self"], Filters=f)["Images"]]
     live = ["pending", "running", "stopping", "stopped", "shutting-down"]
     return {
         "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=[*f, {"Name": "instance-state-name", "Values": live}])["Reservations"]
                       for i in r["Instances"]],
         "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]],
         "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]],
-        "images": [i["ImageId"] for i in ec2.describe_images(Owners=["self"], Filters=f)["Images"]],
+        "images": images,
     }
 
 
 def recorded_amis(p: IamProject, pools: list[str]) -> None:
     """Stand-ins for baked AMIs (made by the administrator with the tool's tags) recorded in the
-    lock: the Terraform uses need lock entries, not a bake (which needs the shared sshd)."""
+    lock: the Terraform uses need lock entries, not a bake (which needs the shared sshd). Each has
+    its snapshots (tagged, as a bake tags them: fast snapshot restore goes on them) and, for a pool
+    with DISTRIBUTE, its copy in COPY_REGION (the SSM parameter is written there too)."""
     from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock
 
     ec2 = p.moto.client("ec2")
@@ -227,9 +274,15 @@ def recorded_amis(p: IamProject, pools: list[str]) -> None:
     for pool in pools:
         created = "2026-01-01T00:00:00Z"
         inst = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1, InstanceType="m5.large")["Instances"][0]["InstanceId"]
+        aws_tags = tags.as_aws(tags.run_tags("stand-in", pool, "ami", created))
         ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{uuid.uuid4().hex[:6]}", TagSpecifications=[
-            {"ResourceType": "image", "Tags": tags.as_aws(tags.run_tags("stand-in", pool, "ami", created))}])["ImageId"]
+            {"ResourceType": "image", "Tags": aws_tags}])["ImageId"]
         ec2.terminate_instances(InstanceIds=[inst])
+        snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]
+                     if "Ebs" in m]
+        ec2.create_tags(Resources=snapshots, Tags=aws_tags)
+        copies = {COPY_REGION: copy_ami(p.moto, ami, aws_tags)} if pool == "cpu" else None
         entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint="sha256:" + "0" * 64, base_ami="ami-ekslinux",
-                          images=[ImageDigest(ref="quay.io/org/env:rev9", digest="sha256:" + "a" * 64)], built_at=created)
+                          images=[ImageDigest(ref="quay.io/org/env:rev9", digest="sha256:" + "a" * 64)], built_at=created,
+                          snapshot_ids=snapshots, copies=copies)
         lock.update(pool, lambda _: PoolLock(current=entry))

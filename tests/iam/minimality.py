@@ -1,6 +1,6 @@
 """Every action in each printed policy is needed: remove it, run the role's uses, see one fail.
 
-    flock /tmp/bake-sandbox.lock env CI=true .venv/bin/python -m tests.iam.minimality [--role ROLE]...
+    flock /tmp/bake-sandbox.lock env CI=true .venv/bin/python -m tests.iam.minimality [--role ROLE]... [--action A]...
     env CI=true .venv/bin/python -m tests.iam.minimality --discover --no-bake
 
 For each role and each action its policy holds from a proven row of bake/iam/grants.py, a fresh
@@ -23,10 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bake.iam.grants import GRANTS
-from bake.sandbox import Sandbox
-from bake.sandbox.iam_moto import ADMIN_POLICY, iam_moto_server
-from tests.iam import iam_flows, story
+# Run as a script, tests/ is not on the path that pytest's conftest gives (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bake.iam.grants import GRANTS  # noqa: E402
+from bake.sandbox import Sandbox  # noqa: E402
+from bake.sandbox.iam_moto import ADMIN_POLICY, iam_moto_server  # noqa: E402
+from tests.iam import iam_flows, story  # noqa: E402
 
 ROLES = ["plan", "bake", "deploy", "lifecycle"]
 
@@ -39,7 +42,8 @@ def proven_actions(role: str, policy: str) -> tuple[list[str], list[str]]:
     return [a for a in acts if a in proven], [a for a in acts if a not in proven]
 
 
-def minimality(work: Path, roles: list[str]) -> int:
+def minimality(work: Path, roles: list[str], only: list[str] | None = None) -> int:
+    """``only``: just these actions (the rows a change added), each where a role holds it."""
     sb = Sandbox()
     unneeded = []
     for role in roles:
@@ -50,6 +54,8 @@ def minimality(work: Path, roles: list[str]) -> int:
                 print(f"{role}: FAILS WITH THE FULL POLICY:\n{full[-1].why}")
                 return 1
         proven, unproven = proven_actions(role, policy)
+        if only:
+            proven = [a for a in proven if a in only]
         print(f"## {role}: {len(proven)} action(s) to remove in turn; not shown by the sandbox: {', '.join(unproven) or 'none'}")
         # The plan role's uses change nothing its next run depends on: one prepared account
         # serves every run (its preparation deploys the stack, which takes a while).
@@ -112,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bake", action="store_true",
                     help="with --discover: lock entries stand in for the bake (no shared sandbox needed)")
     ap.add_argument("--role", action="append", choices=ROLES)
+    ap.add_argument("--action", action="append", metavar="SERVICE:ACTION",
+                    help="only remove this action (repeatable; default: every proven action)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bake-iam-") as tmp:
         if args.discover:
             return discover(Path(tmp), not args.no_bake)
-        return minimality(Path(tmp), args.role or ROLES)
+        return minimality(Path(tmp), args.role or ROLES, args.action)
 
 
 if __name__ == "__main__":

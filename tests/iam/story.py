@@ -86,6 +86,20 @@ def _bake_refused_at_snapshot_tags(p: IamProject, creds: Credentials) -> Outcome
     return Outcome("bake-undo", ok, "" if ok else f"left {left} {amis} {snapshots}\n{step}", [step])
 
 
+def _bake_refused_at_sharing(p: IamProject, creds: Credentials) -> Outcome:
+    """Pool cpu's bake with its sharing refused (the distribution's last step, after the copy in
+    the second region was made and tagged): it must fail naming the refusal and undo the copy as
+    well as the AMI, so that nothing of it is left in either region and the lock does not name it."""
+    step = p.bake(creds, "build", "--config", str(p.config), "--pool", "cpu", "--json")
+    left = iam_flows.leftovers(p.moto)
+    amis = [a for a in left["images"] if a not in _lock_amis(p)]
+    others = {k: v for k, v in left.items() if v and k != "images"}
+    want = "AccessDenied: ec2:ModifyImageAttribute is not allowed for arn:aws:iam::123456789012:user/"
+    copied = ("ec2:CopyImage", True) in p.moto.actions(creds)
+    ok = step.returncode == 1 and want in step.stdout and copied and not amis and not others
+    return Outcome("share-undo", ok, "" if ok else f"copied: {copied}, left {others} {amis}\n{step}", [step])
+
+
 def _snapshots(p: IamProject) -> set[str]:
     return {s["SnapshotId"] for s in p.moto.client("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]}
 
@@ -94,7 +108,8 @@ def _lock_amis(p: IamProject) -> set[str]:
     if not p.lock.exists():
         return set()
     data = json.loads(p.lock.read_text())
-    return {e["ami_id"] for pool in data["pools"].values() for e in [pool.get("current") or {}, *pool.get("history", [])] if e}
+    entries = [e for pool in data["pools"].values() for e in [pool.get("current") or {}, *pool.get("history", [])] if e]
+    return {ami for e in entries for ami in [e["ami_id"], *(e.get("copies") or {}).values()]}
 
 
 Use = Callable[[str, str], Outcome]  # (policy, user name) -> what happened
@@ -113,8 +128,11 @@ def uses(role: str, p: IamProject) -> list[tuple[str, Use]]:
         # The undo first: it bakes pool legacy before the whole bake records it. It goes without
         # ec2:CreateTags altogether: moto checks actions only (another statement allows it for
         # tags on create), and in moto the creating calls' tag specifications need no CreateTags.
+        # Then the distribution's undo: pool cpu refused its sharing, after its copy was made.
         return [("bake-undo", lambda policy, user: _bake_refused_at_snapshot_tags(
                     p, p.moto.create_user(user, without(policy, action="ec2:CreateTags")))),
+                ("share-undo", lambda policy, user: _bake_refused_at_sharing(
+                    p, p.moto.create_user(user, without(policy, action="ec2:ModifyImageAttribute")))),
                 ("bake", _as(p, lambda c: _all_ok("bake", iam_flows.bake(p, c))))]
     if role == "deploy":
         return [("deploy", _as(p, lambda c: _all_ok("deploy", iam_flows.deploy(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bake import tags
-from bake.iam.grants import GRANTS, ROLES
+from bake.iam.grants import GRANTS, ROLES, TOOL_TAGGED, TOOL_TAGGING
 from bake.iam.policy import policy
 from bake.iam.refusal import describe, set_command
 from bake.iam.scope import scope_of
@@ -38,6 +38,14 @@ subnet_id = "subnet-0abc"
 iam_instance_profile = "builder-profile"
 kms_key_id = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 security_group_ids = ["sg-0aaa"]
+ecr_regional_aliases = true
+[pools.cpu.distribute]
+regions = ["eu-west-1", "eu-central-1"]
+kms_key_ids = { "eu-central-1" = "alias/ami-copies" }
+accounts = ["444455556666"]
+ssm_parameter = "/team/cpu/ami"
+[pools.cpu.fast_snapshot_restore]
+availability_zones = ["eu-west-1a"]
 [pools.cpu.launch_template]
 iam_instance_profile = "eks-node"
 [pools.cpu.asg]
@@ -90,7 +98,7 @@ def all_actions(doc: dict) -> set[str]:
 def test_scoped_to_what_the_config_names(config: Path) -> None:
     bake = printed(config, "bake")
     text = json.dumps(bake)
-    assert "eu-west-1" in text and "us-east-1" not in text
+    assert "eu-west-1" in text and "us-east-1" not in text and "us-west-2" not in text
     assert ":111122223333:" in text and ":*:instance" not in text
     (ssm,) = statements_with(bake, "ssm:GetParameter")
     assert resources(ssm) == ["arn:aws:ssm:eu-west-1:*:parameter/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/"
@@ -101,8 +109,40 @@ def test_scoped_to_what_the_config_names(config: Path) -> None:
     assert "arn:aws:ec2:eu-west-1:111122223333:subnet/subnet-0abc" in launch
     assert "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0aaa" in launch
     assert not any(r.endswith(":subnet/*") for r in launch)
-    (kms,) = statements_with(bake, "kms:CreateGrant")
-    assert resources(kms) == ["arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    kms = {tuple(resources(s)) for s in statements_with(bake, "kms:CreateGrant")}
+    assert ("arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",) in kms
+
+
+def test_distribution_scoped_to_the_copy_regions_their_keys_and_the_parameter(config: Path) -> None:
+    bake = printed(config, "bake")
+    (copy,) = statements_with(bake, "ec2:CopyImage")
+    # The source AMI in the bake's region; the new AMI and its snapshots in the copy's.
+    assert resources(copy) == ["arn:aws:ec2:eu-central-1::image/*", "arn:aws:ec2:eu-central-1::snapshot/*",
+                               "arn:aws:ec2:eu-west-1::image/*"]
+    copy_keys = [s for s in statements_with(bake, "kms:ReEncryptTo") if "eu-central-1" in json.dumps(s)]
+    assert [resources(s) for s in copy_keys] == [["arn:aws:kms:eu-central-1:111122223333:key/*"]]  # an alias: its region's keys
+    (tag_copies,) = [s for s in statements_with(bake, "ec2:CreateTags") if "eu-central-1::image" in json.dumps(s)]
+    assert tag_copies["Condition"] == TOOL_TAGGING and resources(tag_copies) == ["arn:aws:ec2:eu-central-1::image/*"]
+    for action, kind in (("ec2:ModifyImageAttribute", "image"), ("ec2:ModifySnapshotAttribute", "snapshot")):
+        (share,) = statements_with(bake, action)
+        assert share["Condition"] == TOOL_TAGGED
+        assert resources(share) == [f"arn:aws:ec2:eu-central-1::{kind}/*", f"arn:aws:ec2:eu-west-1::{kind}/*"]
+    for role in ("bake", "lifecycle"):
+        (remove,) = statements_with(printed(config, role), "ec2:DeregisterImage")
+        assert "arn:aws:ec2:eu-central-1::image/*" in resources(remove)
+        assert not any("eu-central-1" in r for r in resources(remove) if ":instance/" in r)  # builders: bake region only
+    deploy = printed(config, "deploy")
+    params = ["arn:aws:ssm:eu-central-1:111122223333:parameter/team/cpu/ami",
+              "arn:aws:ssm:eu-west-1:111122223333:parameter/team/cpu/ami"]
+    for action in ("ssm:PutParameter", "ssm:AddTagsToResource", "ssm:GetParameter", "ssm:ListTagsForResource"):
+        (st,) = statements_with(deploy, action)
+        assert resources(st) == params, action
+    (fsr,) = statements_with(deploy, "ec2:EnableFastSnapshotRestores")
+    assert set(fsr["Action"]) >= {"ec2:DisableFastSnapshotRestores"} and fsr["Condition"] == TOOL_TAGGED
+    assert resources(fsr) == ["arn:aws:ec2:eu-west-1::snapshot/*"]
+    plan = printed(config, "plan")
+    assert {"ec2:DescribeFastSnapshotRestores", "ssm:DescribeParameters", "ec2:DescribeRegions"} <= all_actions(plan)
+    assert params[0] in {r for s in statements_with(plan, "ssm:GetParameter") for r in resources(s)}
 
 
 def test_pass_role_only_for_the_configured_profiles_and_node_role(config: Path) -> None:
@@ -152,7 +192,10 @@ def test_rows_only_when_the_config_needs_them(tmp_path: Path) -> None:
     path.write_text('[pools.a]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["quay.io/org/env:rev9"]\nlaunch = "none"\n')
     doc = printed(path, "bake")
     acts = all_actions(doc)
-    assert not {"ssm:GetParameter", "ecr:GetAuthorizationToken", "iam:PassRole", "kms:CreateGrant"} & acts
+    assert not {"ssm:GetParameter", "ecr:GetAuthorizationToken", "iam:PassRole", "kms:CreateGrant", "ec2:CopyImage",
+                "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:DescribeRegions"} & acts
+    assert not {"ssm:PutParameter", "ec2:EnableFastSnapshotRestores", "ec2:DescribeFastSnapshotRestores"} & all_actions(
+        printed(path, "deploy"))
     assert "ec2:RunInstances" in acts
     assert '"arn:aws:ec2:*:*:instance/*"' in json.dumps(doc)  # no region, no account named: any
 
@@ -230,14 +273,17 @@ def test_refusal_names_the_action_the_caller_and_the_role() -> None:
 
 
 def test_docs_show_the_policies_printed_for_the_sample_config(tmp_path: Path) -> None:
-    """docs/iam.md's four policies are what the command prints for the sandbox's bake.toml."""
+    """docs/iam.md's four policies are what the command prints for the sandbox's bake.toml with
+    the distribution and first-start keys the IAM tests add (tests/iam/iam_flows.py)."""
     import re
 
-    from bake.sandbox import Sandbox, sample_config
+    from bake.sandbox import Sandbox
+    from tests.iam.iam_flows import project_config
 
     sb = Sandbox(state_dir=tmp_path / "state")
     path = tmp_path / "bake.toml"
-    path.write_text(sample_config.render(sb.layout, sb.samples.images(sb.layout), sb.samples.ecr_images()))
+    path.write_text(project_config(sb.layout, sb.samples.images(sb.layout), sb.samples.ecr_images(),
+                                   tmp_path / "terraform.tfstate"))
     text = (ROOT / "docs" / "iam.md").read_text()
     for role in ROLES:
         m = re.search(rf"### `{role}`\n\n```json\n(.*?)\n```", text, re.S)

@@ -12,17 +12,19 @@ nothing shared.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bake import tags
 from bake.sandbox import Sandbox
 from tests.iam import iam_flows, story
 
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def builder_sandbox(sandbox):  # noqa: ANN001, ANN201
     """The shared sandbox, whose sshd must also serve a private moto's builders."""
     from bake.sandbox import builder
@@ -35,14 +37,20 @@ def builder_sandbox(sandbox):  # noqa: ANN001, ANN201
 
 def run_with_printed_policy(tmp_path: Path, sb: Sandbox, role: str) -> None:
     with story.fresh(tmp_path, sb, role) as p:
-        policy = p.iam_policy(role)
-        outcomes = story.run_role(p, role, policy, role)
-        for o in outcomes:
-            assert o.ok, o.why
-        assert [o.use for o in outcomes] == [u for u, _ in story.uses(role, p)]
-        # Every call the role's users made was allowed but the one the undo test refuses.
-        refused = [(u.split("/")[-1], a) for u, a, ok in _decisions(p) if not ok and u.split("/")[-1].startswith(role)]
-        assert refused in ([], [(f"{role}-0", "ec2:CreateTags")]), refused
+        check_role_ran(p, role, story.run_role(p, role, p.iam_policy(role), role))
+
+
+def check_role_ran(p: iam_flows.IamProject, role: str, outcomes: list[story.Outcome]) -> None:
+    for o in outcomes:
+        assert o.ok, o.why
+    assert [o.use for o in outcomes] == [u for u, _ in story.uses(role, p)]
+    # Every call the role's users made was allowed but those the undo tests refuse.
+    refused = [(u.split("/")[-1], a) for u, a, ok in _decisions(p) if not ok and u.split("/")[-1].startswith(role)]
+    assert refused == (UNDO_REFUSALS if role == "bake" else []), refused
+
+
+# The bake role's undo uses (tests/iam/story.py): the one call each is refused.
+UNDO_REFUSALS = [("bake-0", "ec2:CreateTags"), ("bake-1", "ec2:ModifyImageAttribute")]
 
 
 def _decisions(p: iam_flows.IamProject) -> list[tuple[str, str, bool]]:
@@ -63,9 +71,43 @@ def test_lifecycle_role_prunes_and_sweeps(tmp_path: Path) -> None:
     run_with_printed_policy(tmp_path, Sandbox(), "lifecycle")
 
 
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory: pytest.TempPathFactory,
+          builder_sandbox) -> Iterator[tuple[iam_flows.IamProject, list[story.Outcome]]]:  # noqa: ANN001
+    """The bake role's uses, run once for the module: the refused bake's undo, then a whole bake
+    of every pool (pool cpu copied, encrypted, shared; tests/iam/iam_flows.py DISTRIBUTE)."""
+    with story.fresh(tmp_path_factory.mktemp("bake"), builder_sandbox, "bake") as p:
+        yield p, story.run_role(p, "bake", p.iam_policy("bake"), "bake")
+
+
 @pytest.mark.sandbox
-def test_bake_role_bakes_every_pool_and_undoes_a_refused_bake(tmp_path: Path, builder_sandbox) -> None:  # noqa: ANN001
-    run_with_printed_policy(tmp_path, builder_sandbox, "bake")
+def test_bake_role_bakes_every_pool_and_undoes_a_refused_bake(baked) -> None:  # noqa: ANN001
+    p, outcomes = baked
+    check_role_ran(p, "bake", outcomes)
+
+
+@pytest.mark.sandbox
+def test_bake_role_copies_shares_and_tags_the_distributed_ami(baked) -> None:  # noqa: ANN001
+    """What the distribution rows allow really happened, as the bake role's user: the copy in
+    the second region carries the tool's tags, and the AMI, the copy and the AMI's snapshots are
+    shared with the account."""
+    p, outcomes = baked
+    assert all(o.ok for o in outcomes), outcomes[-1].why
+    entry = json.loads(p.lock.read_text())["pools"]["cpu"]["current"]
+    copy = entry["copies"][iam_flows.COPY_REGION]
+    here, there = p.moto.client("ec2"), p.moto.client("ec2", region=iam_flows.COPY_REGION)
+    (image,) = there.describe_images(ImageIds=[copy])["Images"]
+    copy_tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    assert copy_tags[tags.KEY_TOOL] == tags.TOOL and copy_tags[tags.KEY_SOURCE_AMI] == entry["ami_id"], copy_tags
+    for ec2, ami in ((here, entry["ami_id"]), (there, copy)):
+        perms = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+        assert {"UserId": iam_flows.SHARED_WITH} in perms, (ami, perms)
+    for snap in entry["snapshot_ids"]:
+        perms = here.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")
+        assert {"UserId": iam_flows.SHARED_WITH} in perms["CreateVolumePermissions"], (snap, perms)
+    whole_bake = f"bake-{[u for u, _ in story.uses('bake', p)].index('bake')}"  # run_role's user names
+    allowed = {a for a, ok in p.moto.actions(whole_bake) if ok}
+    assert {"ec2:CopyImage", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:DescribeRegions"} <= allowed
 
 
 @pytest.mark.sandbox
