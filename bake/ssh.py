@@ -194,6 +194,16 @@ class Connection:
         t = self._client.get_transport() if self._client else None
         return bool(t and t.is_active())
 
+    def _settled_alive(self, within: float = 1.0) -> bool:
+        """Whether the transport is still up, once a dying one has had time to say so: paramiko
+        closes its channels (a command then reads as "exited -1") a moment before it marks
+        itself inactive, and a run that looked in between took a cut connection for a failed
+        command (seen once in tests/faults' cut-mid-pull test)."""
+        deadline = time.monotonic() + within
+        while self.alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.alive
+
     def reconnect(self, timeout: float) -> None:
         """Open a new connection unless another thread already did (pulls run in parallel and
         all see the same drop: each reconnecting would close the others' new connection)."""
@@ -265,7 +275,7 @@ class Connection:
                         select.select([chan], [], [], 0.1)  # output, its EOF or a close wakes it
             code = chan.recv_exit_status()
             chan.close()
-            if code == -1 and not self.alive:
+            if code == -1 and not self._settled_alive():
                 # paramiko reports a channel closed by a dying transport as "exited" with -1:
                 # that is a lost connection, not the command's failure.
                 raise ConnectionLost(f"SSH connection to {self.host}:{self.port} lost while running: {shown or command}")
