@@ -1,3 +1,3 @@
-from bake.cli import main
+from bake.cli import entry
 
-raise SystemExit(main())
+entry()

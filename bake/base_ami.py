@@ -10,9 +10,10 @@ from bake import resources, tags
 from bake.errors import UsageError
 
 
-def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
-    """The AMI id ``spec`` names. ``client(service)`` gives a boto3 client: only the services a
-    spec needs are created (each costs a model load)."""
+def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> dict[str, Any]:
+    """The DescribeImages entry of the AMI ``spec`` names (its id is ``ImageId``): planning and
+    the builder's launch read it, so it is asked for once. ``client(service)`` gives a boto3
+    client: only the services a spec needs are created (each costs a model load)."""
     ec2 = client("ec2")
     if spec.startswith("ssm:"):
         ssm = client("ssm")
@@ -27,17 +28,17 @@ def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> str:
         ami = ami_of_asg(spec[len("asg:"):], pool, ec2, client("autoscaling"))
     else:
         ami = spec
-    check_available(ami, pool, spec, ec2)
-    return ami
+    return check_available(ami, pool, spec, ec2)
 
 
-def check_available(ami: str, pool: str, spec: str, ec2: Any) -> None:
+def check_available(ami: str, pool: str, spec: str, ec2: Any) -> dict[str, Any]:
     image = resources.describe_image(ec2, ami)
     if image is None:
         via = f" (from {spec})" if spec != ami else ""
         raise UsageError(f"pool {pool}: base AMI {ami}{via} does not exist or is not visible to this account")
     if image.get("State") != "available":
         raise UsageError(f"pool {pool}: base AMI {ami} is {image.get('State')}, not available")
+    return image
 
 
 def ami_of_asg(name: str, pool: str, ec2: Any, autoscaling: Any) -> str:

@@ -98,6 +98,8 @@ class PoolPlan:
     snapshot_ids: list[str] = field(default_factory=list)  # likewise
     snapshot_gib: int | None = None  # likewise
     first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
+    base_image: dict[str, Any] | None = None  # the base AMI's DescribeImages entry (the launch reads it too)
+    lock_record: PoolLock | None = None  # the pool's lock record the decision was made on
 
     @property
     def compressed_bytes(self) -> int | None:
@@ -195,20 +197,21 @@ class Baker:
             except BaseException:
                 base_ami.result()  # a bad base AMI is reported first, as when resolved first
                 raise
-            base = base_ami.result()
+            base_image = base_ami.result()
+        base = base_image["ImageId"]
         refs = [i.ref for i in images]
         regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
         aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
         fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
-                        notes=_gc_notes(pool, record_))
-        base_image = self.client("ec2").describe_images(ImageIds=[base])["Images"][0]
+                        notes=_gc_notes(pool, record_), base_image=base_image, lock_record=record_)
         if warning := baked_base_warning(pool, base, base_image):
             plan.warnings.append(warning)
         # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
-        # the builder's disk and records their total.
+        # the builder's disk and records their total. One manifest GET (two for an index) each.
         arch = platform_arch(base_image)
-        plan.image_sizes = {i.ref.original: registry.compressed_size(i, arch) for i in plan.images}
+        sizes = registry.compressed_sizes(plan.images, arch, concurrency=RESOLVE_CONCURRENCY)
+        plan.image_sizes = {i.ref.original: n for i, n in zip(plan.images, sizes)}
         plan = self._decide(plan, record_)
         if plan.action == "bake":
             self._size_disk(plan, base_image)
@@ -285,8 +288,10 @@ class Baker:
             self.reporter.emit("pool.fail", msg, pool=name, status="failed")
             return PoolOutcome(name, plan.action, error=msg)
         try:
-            # Another process may have finished this pool while we waited for it.
-            plan = self._decide(plan, self.lock.read().pool(name))
+            # Another process may have finished this pool since it was planned: it recorded it in
+            # the lock before releasing the pool's mutex. An unchanged record keeps the decision.
+            if (record_ := self.lock.read().pool(name)) != plan.lock_record:
+                plan = self._decide(plan, record_)
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
@@ -319,7 +324,7 @@ class Baker:
     def _state(self, plan: PoolPlan, run_id: str) -> BuildState:
         return BuildState(
             pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
-            ec2=self.client("ec2"), base_ami=plan.base_ami, images=plan.images,
+            ec2=self.client("ec2"), base_ami=plan.base_ami, base_image=plan.base_image, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
             ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,

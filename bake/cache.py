@@ -146,16 +146,27 @@ def blob_path(root: str, digest: str) -> str:
 # -- remote ---------------------------------------------------------------------------------------
 
 def view_script(tops: dict[str, str], namespace: str = NAMESPACE) -> str:
-    """One script for every top snapshot: make a view, print its mounts, remove the view."""
-    lines = ["set -e"]
-    for chain, snapshotter in sorted(tops.items()):
-        key = f"eks-image-bake-view-{secrets.token_hex(6)}"
-        ctr = f"ctr -n {namespace} snapshots --snapshotter {shlex.quote(snapshotter)}"
-        lines.append(f"echo {shlex.quote(VIEW_MARK + chain)}")
-        lines.append(f"{ctr} view --mounts {shlex.quote(key)} {shlex.quote(chain)}")
-        # The view has no lease: containerd's garbage collector may remove it first (seen with
-        # nine images pulled just before). Either way it is gone.
-        lines.append(f"{ctr} rm {shlex.quote(key)} 2>/dev/null || true")
+    """One script for every top snapshot: make a view of each (all at once: each ``ctr`` costs
+    a process start and a connection to containerd), print each one's mounts in order, and
+    remove the views on exit, whatever happened. A view has no lease: containerd's garbage
+    collector may remove one first (seen with nine images pulled just before); either way it
+    is gone."""
+    keys = {chain: f"eks-image-bake-view-{secrets.token_hex(6)}" for chain in sorted(tops)}
+
+    def ctr(snapshotter: str) -> str:
+        return f"ctr -n {namespace} snapshots --snapshotter {shlex.quote(snapshotter)}"
+
+    removals = []
+    for snapshotter in sorted(set(tops.values())):
+        mine = " ".join(shlex.quote(keys[c]) for c in sorted(tops) if tops[c] == snapshotter)
+        # One rm for all; if one of them is gone already (rm stops at it), each on its own.
+        removals.append(f"{ctr(snapshotter)} rm {mine} 2>/dev/null || "
+                        f"for k in {mine}; do {ctr(snapshotter)} rm \"$k\" 2>/dev/null || true; done")
+    lines = ["set -e", 'out=$(mktemp -d)', "trap " + shlex.quote("; ".join([*removals, 'rm -rf "$out"'])) + " EXIT"]
+    for i, (chain, key) in enumerate(keys.items()):
+        lines.append(f'{ctr(tops[chain])} view --mounts {shlex.quote(key)} {shlex.quote(chain)} > "$out/{i}" & p{i}=$!')
+    for i, chain in enumerate(keys):
+        lines.append(f'wait $p{i}; echo {shlex.quote(VIEW_MARK + chain)}; cat "$out/{i}"')
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ The kubelet decides whether to pull by calling ``runtime.v1.ImageService/ImageSt
 containerd's socket: an image the CRI does not report is pulled again on every new node,
 however much of it the AMI holds. This module asks the same question, on the builder.
 
-It runs there as a program (``sudo python3 - SOCKET REF...``, its source on stdin), so it uses
+It runs there as a program (``sudo python3 -I -S - SOCKET REF...``, its source on stdin), so it uses
 the standard library only and stays Python 3.6 compatible (Amazon Linux 2023 has 3.9): gRPC
 is HTTP/2 frames on the unix socket, with hand-built protobuf messages carrying upstream's
 field numbers (k8s.io/cri-api ``pkg/apis/runtime/v1/api.proto``). It prints one JSON object:

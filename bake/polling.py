@@ -4,9 +4,10 @@ A fixed interval loses half of it on average after the state has changed (5 s po
 2.5 s). Polling every 0.2 s would notice at once but hammer the API for minutes on an AMI.
 So the policy spends its calls where a change is likely: quick polls at first (moto, a reused
 instance, an already-stopped builder), slower ones while the change is still far off, 1 s
-polls from a little before the expected time to well after it, then slower again up to the
-caller's ceiling for the rare wait that runs long. Throttling is not handled here: botocore's
-standard retry mode backs each call off.
+polls from a little before the expected time to well after it (0.5 s within a few seconds of
+it, where most changes land: EC2's instance transitions vary by little), then slower again up
+to the caller's ceiling for the rare wait that runs long. Throttling is not handled here:
+botocore's standard retry mode backs each call off.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ FAR = 2.0  # interval while the expected time is still far off
 NEAR = 1.0  # interval around the expected time: about 0.5 s of lag on average
 NEAR_FROM = 0.6  # ... from this fraction of the expected time
 NEAR_UNTIL = 2.0  # ... to this multiple of it
+AT = 0.5  # interval within AT_WITHIN seconds of the expected time: about 0.25 s of lag
+AT_WITHIN = 3.0
 GROWTH = 0.1  # then +0.1 s of interval per second beyond, up to the ceiling
 
 
@@ -36,7 +39,7 @@ class PollSchedule:
             # Never sleep past the start of the near zone.
             step = max(QUICK, min(FAR, NEAR_FROM * self.expected - elapsed))
         elif elapsed < NEAR_UNTIL * self.expected:
-            step = NEAR
+            step = AT if abs(elapsed - self.expected) < AT_WITHIN else NEAR
         else:
             step = NEAR + GROWTH * (elapsed - NEAR_UNTIL * self.expected)
         return min(step, max(self.ceiling, QUICK))
@@ -49,6 +52,9 @@ EXPECTED = {
     "instance_stopped": 11.0,
     "instance_terminated": 7.0,
     "image_available": 40.0,
+    # A terminated instance's interface releasing its group: no figure is published, and moto
+    # (like most clean-ups) answers at once; quick retries first, then the default's pace.
+    "security_group_deletable": 10.0,
 }
 
 

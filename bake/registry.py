@@ -26,13 +26,14 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import requests
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError, ExitCode
+from bake.http_trust import SharedTrust, TrustStore
 from bake.model.config import RegistryAuth
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import DOCKER_HUB, ImageRef
@@ -119,6 +120,8 @@ class RegistryClient:
         self._auth: dict[tuple[str, str], tuple[str, float]] = {}  # (registry, repo) -> (header, expiry)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
+        self._trust = TrustStore()  # one TLS context per CA bundle for every thread's session
+        self._threads: ThreadPoolExecutor | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -146,19 +149,21 @@ class RegistryClient:
         if not refs:
             return []
         unique = list(dict.fromkeys(refs))
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(unique))), thread_name_prefix="resolve") as pool:
-            futures = {ref: pool.submit(self.resolve, ref) for ref in unique}
-            done: dict[ImageRef, ResolvedImage] = {}
-            errors: list[RegistryError] = []
-            try:
-                for ref, fut in futures.items():
-                    try:
-                        done[ref] = fut.result()
-                    except RegistryError as e:
-                        errors.append(e)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        pool = self._pool(concurrency)
+        futures = {ref: pool.submit(self.resolve, ref) for ref in unique}
+        done: dict[ImageRef, ResolvedImage] = {}
+        errors: list[RegistryError] = []
+        try:
+            for ref, fut in futures.items():
+                try:
+                    done[ref] = fut.result()
+                except RegistryError as e:
+                    errors.append(e)
+        except BaseException:
+            for fut in futures.values():
+                fut.cancel()
+            wait(futures.values())
+            raise
         if len(errors) == 1:
             raise errors[0]
         if errors:
@@ -193,6 +198,18 @@ class RegistryClient:
         scheme = "http" if ref.registry in self.insecure else "https"
         return f"{scheme}://{ref.api_host}/v2/{ref.repository}/manifests/{reference or ref.reference}"
 
+    def compressed_sizes(self, images: Sequence[ResolvedImage], arch: str, concurrency: int = 8) -> list[int]:
+        """``compressed_size`` of every image, in parallel, in order."""
+        return list(self._pool(concurrency).map(lambda image: self.compressed_size(image, arch), images))
+
+    def _pool(self, concurrency: int) -> ThreadPoolExecutor:
+        """The client's threads, made on first use (at most ``concurrency``, the first caller's):
+        look-ups after the digests reuse them, hence their sessions and open connections."""
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="registry")
+            return self._threads
+
     def compressed_size(self, image: ResolvedImage, arch: str) -> int:
         """Bytes a pull of ``image`` downloads on a linux/``arch`` builder: its manifest's layers
         and config (for an index, the platform's manifest; without one, the largest)."""
@@ -219,6 +236,10 @@ class RegistryClient:
         return max(size(manifest(e["digest"])) for e in (match[:1] or linux or entries))
 
     def close(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             for s in self._sessions:
                 s.close()
@@ -297,6 +318,7 @@ class RegistryClient:
         if s is None:
             s = requests.Session()
             s.headers["User-Agent"] = USER_AGENT
+            s.mount("https://", SharedTrust(self._trust))
             self._local.session = s
             with self._lock:
                 self._sessions.append(s)

@@ -27,7 +27,7 @@ from typing import Any
 
 from bake import aws
 from bake.cancel import CancelToken
-from bake.polling import WaitStats
+from bake.polling import WaitStats, schedule_for
 
 # What AWS answers when the thing a call names does not exist (or no longer does). One set for
 # every resource: a code is specific to its resource, so sharing the set never widens a check.
@@ -116,18 +116,23 @@ def delete_security_group(
     """Delete the group; False when it was already gone.
 
     A group cannot go while an instance's network interface still uses it, and a terminated
-    instance's interface lingers a while: DependencyViolation is retried until ``timeout``.
+    instance's interface lingers a while: DependencyViolation is retried until ``timeout``,
+    quickly at first (``bake.polling``: the interface is often gone within seconds), never
+    more than ``delay`` apart.
     """
     token = cancel or CancelToken()
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    schedule = schedule_for("security_group_deletable", ceiling=delay)
     while True:
         token.check()
         try:
             return _unless_gone(ec2.delete_security_group, GroupId=group_id)
         except Exception as e:
-            if aws.error_code(e) != "DependencyViolation" or time.monotonic() + delay > deadline:
+            pause = min(delay, schedule.interval(time.monotonic() - started))
+            if aws.error_code(e) != "DependencyViolation" or time.monotonic() + pause > deadline:
                 raise
-        token.sleep(delay)
+        token.sleep(pause)
 
 
 # --- key pairs ------------------------------------------------------------------------------

@@ -152,9 +152,11 @@ class Containerd:
 
     def lookup(self, conn: Connection, refs: list[str]) -> Answer:
         """Ask the CRI on the builder, as the kubelet does: ImageStatus for every reference
-        (bake/cri.py, run by the builder's python3 with its source on stdin)."""
+        (bake/cri.py, run by the builder's python3 with its source on stdin). It needs only the
+        standard library: -S skips site-packages and their .pth files (a quicker start), -I the
+        builder's PYTHON* variables and user site."""
         res = conn.run(
-            "sudo -n python3 - " + " ".join(map(shlex.quote, [self.socket, *refs])),
+            "sudo -n python3 -I -S - " + " ".join(map(shlex.quote, [self.socket, *refs])),
             stdin=CRI_PROGRAM, timeout=300, shown=f"CRI ImageStatus x{len(refs)}",
         )
         data = json.loads(res.stdout)

@@ -8,6 +8,7 @@ a running systemd: the builder's systemd is not the node's.
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import dataclass
 from importlib import resources
@@ -31,13 +32,16 @@ class RemoteFile:
     content: str
 
     def command(self) -> str:
-        """A script that writes stdin to ``path`` (atomically: a temporary file, then a rename).
-        The temporary name carries the shell's pid: two bakes sharing one host (the sandbox's
-        builders all do) must not rename each other's file away."""
+        """Shell that writes the content to ``path`` atomically (a temporary file, then a
+        rename). The content travels base64-encoded inside the command, so any bytes arrive
+        intact and none is read as shell. The temporary name carries the shell's pid: two
+        bakes sharing one host (the sandbox's builders all do) must not rename each other's
+        file away."""
         path = shlex.quote(self.path)
         tmp = shlex.quote(self.path + ".tmp") + ".$$"
         directory = shlex.quote(self.path.rpartition("/")[0])
-        return f"set -e; mkdir -p {directory}; cat > {tmp}; chmod {self.mode} {tmp}; mv -f {tmp} {path}"
+        data = base64.b64encode(self.content.encode()).decode()
+        return f"mkdir -p {directory}; printf %s {data} | base64 -d > {tmp}; chmod {self.mode} {tmp}; mv -f {tmp} {path}"
 
 
 def files(listing: str) -> list[RemoteFile]:
@@ -49,6 +53,13 @@ def files(listing: str) -> list[RemoteFile]:
     ]
 
 
-def enable_command() -> str:
-    wants = shlex.quote(WANTS)
-    return f"set -e; mkdir -p {shlex.quote(WANTS.rpartition('/')[0])}; ln -sfn {shlex.quote(UNIT)} {wants}"
+def enable_command(unit: str = UNIT, wants: str = WANTS) -> str:
+    link = shlex.quote(wants)
+    return f"mkdir -p {shlex.quote(wants.rpartition('/')[0])}; ln -sfn {shlex.quote(unit)} {link}"
+
+
+def install_script(written: list[RemoteFile], unit: str = UNIT, wants: str = WANTS) -> str:
+    """Every file and the unit's link in one script, for ``sh -s`` (the script on stdin, so a
+    long list of paths meets no argument limit): one SSH round trip instead of four (each
+    costs a channel, sudo and a shell; about 50-80 ms on the sandbox)."""
+    return "\n".join(["set -e", *(f.command() for f in written), enable_command(unit, wants)]) + "\n"

@@ -303,6 +303,8 @@ class Ec2Clock:
                 continue
             if self.ssh_first_forward is None:
                 self.ssh_first_forward = time.monotonic()
+            for s in (client, server):  # forward each chunk as it comes (see http_relay.QuietHandler)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 

@@ -14,6 +14,10 @@ class QuietHandler(BaseHTTPRequestHandler):
     """Keep-alive for boto3's connection pool; no access log on stderr."""
 
     protocol_version = "HTTP/1.1"
+    # The reply goes out as headers, then body: with Nagle's algorithm the body waits for the
+    # client's delayed ACK of the headers, 40 ms on Linux, which made every relayed call ~45 ms
+    # against moto's ~5 ms. A relay must not add time of its own.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: object) -> None:
         pass

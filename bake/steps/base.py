@@ -36,6 +36,7 @@ class BuildState:
     fingerprint: str
     reporter: Reporter
     cancel: CancelToken
+    base_image: dict[str, Any] | None = None  # the base AMI's DescribeImages entry, when planning read it
     # filled in by the steps, each id recorded as soon as AWS returns it
     key_name: str | None = None
     private_key: Any = None  # paramiko.PKey, in memory only

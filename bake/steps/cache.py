@@ -5,7 +5,6 @@ scrub; what it writes lives under /etc, which the scrub keeps."""
 from __future__ import annotations
 
 from bake import cache, prewarm
-from bake.runtimes import sudo
 from bake.steps.base import BuildState
 
 
@@ -26,9 +25,8 @@ class StepCache:
         st.emit("step", f"the images occupy {st.cache_bytes} bytes on disk ({len(paths.files)} blobs, "
                         f"{len(paths.dirs)} layer directories)", step=self.name, data={"cache_bytes": st.cache_bytes})
         if st.pool.prewarm:
-            for f in prewarm.files(paths.listing()):
-                st.conn.run(sudo(f.command()), stdin=f.content, timeout=120, shown=f"install {f.path}")
-            st.conn.run(sudo(prewarm.enable_command()), timeout=60, shown=f"enable {prewarm.UNIT_NAME}")
+            st.conn.run("sudo -n sh -s", stdin=prewarm.install_script(prewarm.files(paths.listing())), timeout=120,
+                        shown=f"install and enable {prewarm.UNIT_NAME}")
             st.emit("step", f"prewarm unit {prewarm.UNIT_NAME} installed and enabled", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:

@@ -54,7 +54,7 @@ class StepRunInstance:
 
     def run(self, st: BuildState) -> None:
         pool = st.pool
-        image = st.ec2.describe_images(ImageIds=[st.base_ami])["Images"][0]
+        image = st.base_image or st.ec2.describe_images(ImageIds=[st.base_ami])["Images"][0]
         run_tags = tags.as_aws(
             tags.run_tags(st.run_id, pool.name, "builder", st.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
         )

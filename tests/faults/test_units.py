@@ -48,7 +48,7 @@ with open(sys.argv[1] + "/python3.argv", "a") as f:
     f.write(json.dumps(sys.argv[2:]) + "\\n")
 program = sys.stdin.read()
 assert "ImageStatus" in program, "the CRI client arrives on stdin"
-refs = sys.argv[4:]
+refs = sys.argv[sys.argv.index("-", 2) + 2:]  # after the program (stdin) and the socket
 image = {{"id": "sha256:" + "d" * 64, "repo_tags": [], "repo_digests": ["r@sha256:" + "b" * 64], "pinned": False}}
 print(json.dumps({{"runtime": "containerd", "version": "1.6.20", "images": {{r: image for r in refs}}}}))
 ' "$LOG" "$@"
@@ -156,7 +156,7 @@ def test_containerd_references_and_cri_lookup_pass_values_as_single_arguments(sh
     image_id = containerd.add_references(conn, image, ALIASES)
     assert image_id == "sha256:" + "d" * 64
     # the CRI was asked about the pulled name, through the program on stdin
-    assert _calls(log, "python3")[0] == ["-", containerd.socket, image.ref.canonical]
+    assert _calls(log, "python3")[0] == ["-I", "-S", "-", containerd.socket, image.ref.canonical]
     # one `ctr images tag` names it by digest, by id and by every alias (tag and digest forms)
     tag = _calls(log, "ctr")[-1]
     assert tag[:8] == ["--address", containerd.socket, "-n", "k8s.io", "images", "tag", "--force", image.ref.canonical]
@@ -165,7 +165,7 @@ def test_containerd_references_and_cri_lookup_pass_values_as_single_arguments(sh
     assert "docker.io/library/python@sha256:" + "b" * 64 in tag
     # hostile strings given to the lookup arrive whole and run nothing
     answer = containerd.lookup(conn, _hostile(marker))
-    assert _calls(log, "python3")[-1] == ["-", containerd.socket, *_hostile(marker)]
+    assert _calls(log, "python3")[-1] == ["-I", "-S", "-", containerd.socket, *_hostile(marker)]
     assert set(answer.images) == set(_hostile(marker))
     assert not marker.exists()
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3.util.ssl_
 from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, require
 from registry_fake import MANIFEST_DIGEST, FakeRegistry
 
@@ -135,6 +137,43 @@ def test_tls_registry_needs_its_ca_trusted(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
     with RegistryClient() as client:  # https by default; the bundle from the environment
         assert client.resolve(ref).digest == pushed
+
+
+class CountingContext(ssl.SSLContext):
+    """urllib3's SSLContext, counting the CA bundles loaded into it."""
+
+    loads = 0
+
+    def load_verify_locations(self, *args, **kwargs):  # type: ignore[override]
+        type(self).loads += 1
+        return super().load_verify_locations(*args, **kwargs)
+
+
+def test_tls_connections_load_the_ca_bundle_once(
+    tls_registry: LocalRegistry, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four threads resolve at once, each on its own connection: requests would load the bundle
+    # into a new context for every one (about 30 ms of CPU each); bake.http_trust loads it once.
+    pushed = {f"team/shared:v{i}": push_image(tls_registry, f"team/shared:v{i}", [100], seed=20 + i,
+                                               cert_dir=pki.cert_dir) for i in range(4)}
+    refs = [parse_reference(f"{tls_registry.address}/{name}") for name in pushed]
+    monkeypatch.setattr(urllib3.util.ssl_, "SSLContext", CountingContext)
+    monkeypatch.setattr(CountingContext, "loads", 0)
+    with RegistryClient(verify=str(pki.ca_cert)) as client:
+        got = client.resolve_all(refs, concurrency=4)
+        assert len(client._sessions) == 4  # one connection per thread, as before
+    assert [g.digest for g in got] == list(pushed.values())
+    assert CountingContext.loads == 1
+
+
+def test_tls_shared_context_still_checks_the_host_name(tmp_path: Path, pki: Pki, push_image) -> None:
+    cert, key = pki.issue("elsewhere", ["DNS:elsewhere.invalid"])  # signed by the trusted CA, another name
+    require("docker-registry")
+    with LocalRegistry(tmp_path / "reg", tls=(cert, key)) as reg:
+        ref = parse_reference(f"{reg.address}/team/app:v1")
+        with RegistryClient(verify=str(pki.ca_cert), retries=0) as client, pytest.raises(RegistryError) as exc:
+            client.resolve(ref)
+    assert "certificate" in str(exc.value) and "127.0.0.1" in str(exc.value)
 
 
 # -- Basic auth (htpasswd) ---------------------------------------------------------------------

@@ -122,3 +122,51 @@ def test_an_unreadable_runtime_layout_is_a_warning_not_a_failed_bake():
     assert st.cache_bytes is None
     assert any(k == "warn" and "prewarm unit is not installed" in m for k, m in events)
     assert not any("prewarm" in c for c in st.conn.commands)  # nothing installed
+
+
+def _fake_ctr(tmp_path, body: str):
+    """A ctr on PATH that logs its argv (one JSON list a line) and then runs ``body``."""
+    log = tmp_path / "ctr.argv"
+    fake = tmp_path / "ctr"
+    fake.write_text(f"#!/bin/sh\npython3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \"$@\" >> {log}\n{body}\n")
+    fake.chmod(0o755)
+    return log
+
+
+def _run_views(tmp_path, tops):
+    import os
+    import subprocess
+
+    return subprocess.run(["sh", "-c", cache.view_script(tops)], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+
+
+def test_view_script_prints_every_view_in_order_and_removes_them_in_one_call(tmp_path):
+    import json
+
+    log = _fake_ctr(tmp_path, 'case "$6" in view) echo "[\\"mounts of $9\\"]";; esac')
+    tops = {f"sha256:{c * 4}": "overlayfs" for c in "dcba"}
+    out = _run_views(tmp_path, tops)
+    assert out.returncode == 0, out.stderr
+    assert cache.split_views(out.stdout) == {chain: f'["mounts of {chain}"]\n' for chain in sorted(tops)}
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    views = [c[7] for c in calls if c[5] == "view"]
+    assert [sorted(c[6:]) for c in calls if c[5] == "rm"] == [sorted(views)]  # one rm, every view's key
+
+
+def test_view_script_removes_each_view_when_one_is_gone_and_fails_when_a_view_fails(tmp_path):
+    import json
+
+    # rm stops at a key that is gone (containerd's GC took it): the others are removed one by one.
+    log = _fake_ctr(tmp_path, 'case "$6" in view) [ "$9" = sha256:bad ] && exit 1; echo "[]";; '
+                              'rm) [ $# -gt 7 ] && exit 1;; esac')
+    out = _run_views(tmp_path, {"sha256:one": "overlayfs", "sha256:two": "overlayfs"})
+    assert out.returncode == 0, out.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    views = sorted(c[7] for c in calls if c[5] == "view")
+    assert sorted(map(sorted, (c[6:] for c in calls if c[5] == "rm"))) == sorted([views, [views[0]], [views[1]]])
+    log.unlink()
+    out = _run_views(tmp_path, {"sha256:bad": "overlayfs", "sha256:good": "overlayfs"})
+    assert out.returncode != 0  # the bake fails, as before
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {c[7] for c in calls if c[5] == "view"} == {k for c in calls if c[5] == "rm" for k in c[6:]}

@@ -27,11 +27,19 @@ def test_quick_polls_first():
     assert [s.interval(t) for t in (0, 1, 2.9)] == [0.5, 0.5, 0.5]
 
 
-def test_slower_in_between_then_one_second_around_the_expected_time():
+def test_slower_in_between_then_one_second_around_the_expected_time_and_half_a_second_at_it():
     s = PollSchedule(expected=40)
     assert s.interval(10) == 2.0
     assert s.interval(23.5) == 0.5  # shortened so as not to sleep past 24 s (0.6 x 40)
-    assert s.interval(24) == s.interval(40) == s.interval(79) == 1.0
+    assert s.interval(24) == s.interval(36.9) == s.interval(43) == s.interval(79) == 1.0
+    assert s.interval(37.1) == s.interval(40) == s.interval(42.9) == 0.5  # within 3 s of 40 s
+
+
+@pytest.mark.parametrize("name", ["instance_running", "instance_stopped", "instance_terminated"])
+def test_a_change_within_seconds_of_its_usual_time_is_noticed_within_half_a_second(name):
+    s = schedule_for(name)
+    lags = [lag(s, EXPECTED[name] + d / 10) for d in range(-25, 26)]
+    assert max(lags) <= 0.5 + 1e-9 and sum(lags) / len(lags) <= 0.3, lags
 
 
 def test_slower_again_long_after_and_never_above_the_ceiling():

@@ -71,14 +71,16 @@ def test_unit_runs_in_the_background_at_idle_priority_and_never_fails_the_boot()
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
-def test_install_commands_write_the_files_intact(tmp_path):
+def test_install_script_writes_the_files_intact_and_links_the_unit(tmp_path):
     root = tmp_path / "a dir; touch pwned"
-    listing = "f /var/lib/containerd/x\nd /var/lib/containerd/y z/fs\n"
-    for f in prewarm.files(listing):
-        target = prewarm.RemoteFile(str(root) + f.path, f.mode, f.content)
-        subprocess.run(["sh", "-c", target.command()], input=f.content, text=True, check=True, cwd=tmp_path)
-        written = Path(target.path)
-        assert written.read_text() == f.content
-        assert oct(written.stat().st_mode & 0o777) == "0o" + f.mode.lstrip("0")
+    listing = "f /var/lib/containerd/x\nd /var/lib/containerd/y z/fs\n$(touch pwned) `touch pwned`"  # no final newline
+    written = [prewarm.RemoteFile(str(root) + f.path, f.mode, f.content) for f in prewarm.files(listing)]
+    script = prewarm.install_script(written, str(root) + prewarm.UNIT, str(root) + prewarm.WANTS)
+    subprocess.run(["sh", "-s"], input=script, text=True, check=True, cwd=tmp_path)
+    for f in written:
+        assert Path(f.path).read_text() == f.content
+        assert oct(Path(f.path).stat().st_mode & 0o777) == "0o" + f.mode.lstrip("0")
     assert not (tmp_path / "pwned").exists()
     assert (root / prewarm.LIST.lstrip("/")).read_text() == listing
+    assert os.readlink(root / prewarm.WANTS.lstrip("/")) == str(root) + prewarm.UNIT
+    assert not list(root.rglob("*.tmp.*"))  # each written atomically, nothing left over

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from bake import resources
+from bake import polling, resources
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled
 
@@ -71,6 +71,31 @@ def test_security_group_deletion_retries_dependency_violation(ec2):
     assert resources.delete_security_group(flaky, gid, delay=0.01) is True
     assert flaky.calls == 3 and groups(ec2, gid) == []
     assert resources.delete_security_group(ec2, gid) is False  # already gone: not an error
+
+
+class Sleeps(CancelToken):
+    """A token that records the pauses asked of it instead of sleeping."""
+
+    def __init__(self):
+        super().__init__()
+        self.pauses: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+def test_security_group_retries_quickly_first_and_never_beyond_the_delay(ec2):
+    # A lingering interface is usually gone within seconds: retries start at the polling
+    # schedule's quick interval (bake.polling), not at the 5 s ceiling.
+    gid = group(ec2)
+    token = Sleeps()
+    flaky = Refusing(ec2, "delete_security_group", "DependencyViolation", times=3)
+    assert resources.delete_security_group(flaky, gid, cancel=token) is True
+    assert token.pauses == [polling.QUICK] * 3
+    short = Sleeps()
+    flaky = Refusing(ec2, "delete_security_group", "DependencyViolation", times=2)
+    assert resources.delete_security_group(flaky, group(ec2), cancel=short, delay=0.2) is True
+    assert short.pauses == [0.2, 0.2]
 
 
 def test_security_group_dependency_violation_past_the_timeout_is_raised(ec2):
