@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bake.cancel import CancelToken
@@ -73,7 +74,7 @@ def wait(
     delay: float,
     what: str,
     hint: str = "",
-    on_poll: Callable[[float], None] | None = None,
+    on_poll: Callable[[float], float | None] | None = None,
     **kwargs: Any,
 ) -> WaitStats:
     """Wait with botocore's ``waiter_name`` until it succeeds, fails, times out or is cancelled.
@@ -81,7 +82,8 @@ def wait(
     Polls follow ``bake.polling`` (quick first and around the state's usual time on EC2, never
     more than ``delay`` apart). ``hint`` follows the timeout message (for example, which
     setting raises the timeout); ``on_poll(elapsed)`` runs after each poll that found the
-    state not reached yet (progress reports)."""
+    state not reached yet (progress reports), and may return a better estimate of when the
+    change will land (seconds into the wait): the quick polls then move there."""
     from botocore.exceptions import WaiterError
 
     waiter = ec2_or_other.get_waiter(waiter_name)
@@ -100,8 +102,8 @@ def wait(
             reason = str(e.kwargs.get("reason", ""))
             if "Max attempts exceeded" not in reason:
                 raise BakeError(f"{what}: {reason}") from None
-        if on_poll:
-            on_poll(time.monotonic() - started)
+        if on_poll and (estimate := on_poll(time.monotonic() - started)) is not None:
+            schedule = replace(schedule, expected=estimate)
         now = time.monotonic()
         pause = schedule.interval(now - started)
         if now + pause > deadline:

@@ -47,18 +47,30 @@ def node_volume(st: BuildState) -> dict[str, Any]:
     return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
 
 
+def eta_from_progress(elapsed: float, percent: int) -> float | None:
+    """When the AMI should be available, from its snapshots' progress ``elapsed`` seconds in:
+    now at 100% (an AMI follows its snapshots), else the rate so far carried on. None below
+    5%, where a whole percent is too coarse a step to say anything."""
+    if percent >= 100:
+        return elapsed
+    return elapsed * 100 / percent if percent >= 5 else None
+
+
 class SnapshotProgress:
     """While the AMI is pending: its elapsed time and its snapshots' own progress
-    (DescribeSnapshots' percentage), at most every PROGRESS_EVERY seconds (one call each)."""
+    (DescribeSnapshots' percentage), at most every PROGRESS_EVERY seconds (one call each).
+    Returns when the progress so far says the AMI will be available, which the wait's quick
+    polls follow (``bake.aws.wait``); EC2's progress is uneven, so each report corrects it."""
 
     def __init__(self, st: BuildState):
         self.st = st
         self.last = -PROGRESS_EVERY
         self.snapshots: list[str] = []
+        self.eta: float | None = None
 
-    def __call__(self, elapsed: float) -> None:
+    def __call__(self, elapsed: float) -> float | None:
         if elapsed - self.last < PROGRESS_EVERY:
-            return
+            return self.eta
         self.last = elapsed
         st = self.st
         data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
@@ -68,11 +80,13 @@ class SnapshotProgress:
                 found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
                 percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
                 data["snapshot_progress"] = min(percents) if percents else 0
+                self.eta = eta_from_progress(elapsed, data["snapshot_progress"]) or self.eta
         except Exception as e:  # noqa: BLE001 - progress is a display; the wait itself decides
             if aws.describe_error(e) is None:
                 raise
         shown = f", snapshots {data['snapshot_progress']}%" if "snapshot_progress" in data else ""
         st.emit("step", f"AMI {st.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
+        return self.eta
 
 
 class StepCreateAmi:

@@ -132,3 +132,32 @@ def test_wait_is_cancelled_within_its_sleep():
     with pytest.raises(Cancelled):
         aws.wait(FakeClient(FakeWaiter(after=600)), "image_available", cancel=cancel, timeout=600, delay=15, what="x")
     assert time.monotonic() - t0 < 3.6
+
+
+def test_an_estimate_from_progress_moves_the_quick_polls_to_it():
+    """``on_poll`` may say when the change will land (the AMI's snapshot progress does): the
+    half-second polls then gather there, not at the generic expected time (40 s for an AMI)."""
+    from bake import aws
+    from bake.cancel import CancelToken
+
+    seen: list[float] = []
+
+    def estimate(elapsed: float) -> float:
+        seen.append(elapsed)
+        return 3.3
+
+    waiter = FakeWaiter(after=3.2)
+    stats = aws.wait(FakeClient(waiter), "image_available", cancel=CancelToken(), timeout=30, delay=15,
+                     what="x", on_poll=estimate)
+    # Without the estimate the far zone's 2 s pauses start at 3 s: the change at 3.2 s is seen at 5 s.
+    assert stats.seconds < 3.2 + 0.6
+    assert seen and all(b - a <= 0.6 for a, b in zip(seen, seen[1:]))
+
+
+def test_eta_from_snapshot_progress():
+    from bake.steps.ami import eta_from_progress
+
+    assert eta_from_progress(10.0, 25) == 40.0  # the rate so far, carried on
+    assert eta_from_progress(33.0, 100) == 33.0  # done: the AMI follows at once
+    assert eta_from_progress(2.0, 4) is None  # too coarse to say
+    assert eta_from_progress(2.0, 0) is None
