@@ -22,7 +22,7 @@ from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
 from bake.pull_progress import CtrProgressParser, PullProgress
 from bake.references import references
-from bake.ssh import Connection
+from bake.ssh import Connection, UnexpectedExit
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);
 # containerd 1.7+ never garbage-collects images labelled pinned.
@@ -139,6 +139,19 @@ class Containerd:
             conn.run(command, timeout=120, shown=shown)
         self._await(conn, targets)  # verify then judges what the CRI reports
         return found.id
+
+    def await_cri(self, conn: Connection, timeout: float) -> None:
+        """Until the CRI answers its Version: a restarted containerd answers ``ctr`` a moment
+        before its CRI plugin serves (and the kubelet, like the pulls' naming, talks CRI)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.lookup(conn, [])
+                return
+            except UnexpectedExit:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def _await(self, conn: Connection, refs: list[str]) -> dict[str, Found | None]:
         """The CRI learns of new names from containerd's events, a moment after ctr returns:

@@ -23,7 +23,8 @@ from bake import gpu
 from bake.gpu import GpuError
 from bake.model.images import ResolvedImage
 from bake.model.refs import parse_reference
-from bake.runtimes import runtime_for, sudo
+from bake.runtimes import Containerd, runtime_for, sudo
+from bake.ssh import UnexpectedExit
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
 
@@ -111,6 +112,12 @@ class StepGpuRuntime:
         res = st.conn.run(sudo(wait), warn=True, timeout=READY_TIMEOUT + 30, shown=f"wait for {runtime}")
         if not res.ok:
             raise GpuError(f"pool {st.pool.name}: {runtime} did not come back within {READY_TIMEOUT}s after `{restart}`")
+        if runtime == "containerd":
+            try:
+                Containerd().await_cri(st.conn, READY_TIMEOUT)
+            except UnexpectedExit as e:
+                raise GpuError(f"pool {st.pool.name}: containerd's CRI did not serve within {READY_TIMEOUT}s after "
+                               f"`{restart}`: {e.result.tail(300)}") from None
         st.emit("step", f"{runtime} restarted with nvidia as its default runtime", step=self.name)
 
     def _docker(self, st: BuildState) -> None:

@@ -110,3 +110,31 @@ def test_aliases_change_the_fingerprint():
     base = fingerprint("ami-0", [("python:3.12", D)], "containerd", None)
     assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, aliases={}) == base
     assert fingerprint("ami-0", [("python:3.12", D)], "containerd", None, aliases={"python:3.12": ["m/p:3.12"]}) != base
+
+
+class _RestartingCri:
+    """A builder whose containerd was just restarted: the CRI refuses ``refusals`` times, then answers."""
+
+    def __init__(self, refusals: int):
+        self.refusals, self.calls = refusals, 0
+
+    def run(self, command, **kwargs):
+        from bake.ssh import Result, UnexpectedExit
+
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise UnexpectedExit(Result(command, "", "cri: the CRI refused /runtime.v1.RuntimeService/Version", 1))
+        return Result(command, '{"runtime": "containerd", "version": "1.7.24", "images": {}}', "", 0)
+
+
+def test_await_cri_waits_for_a_restarted_containerd_s_cri_then_gives_up_at_its_timeout():
+    import pytest
+
+    from bake.runtimes import Containerd
+    from bake.ssh import UnexpectedExit
+
+    conn = _RestartingCri(refusals=3)
+    Containerd().await_cri(conn, timeout=10)
+    assert conn.calls == 4
+    with pytest.raises(UnexpectedExit, match="CRI refused"):
+        Containerd().await_cri(_RestartingCri(refusals=1000), timeout=0.5)
