@@ -19,6 +19,7 @@ Needs the sandbox (`python -m bake sandbox up`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -96,19 +97,21 @@ def manual(sb: Sandbox, refs: list[str]) -> float:
         ec2.delete_key_pair(KeyName=name)
 
 
-def tool(sb: Sandbox, refs: list[str], concurrency: int | None = None) -> float:
-    """``concurrency`` None: the tool's default pull_concurrency (no key in bake.toml)."""
+def bench_config(sb: Sandbox, refs: list[str], ssh_host: str, concurrency: int | None = None) -> str:
+    """The benches' one-pool bake.toml on the sandbox's builder; ``concurrency`` None: the
+    tool's default pull_concurrency (no key)."""
     info = sb.info
     key = f"pull_concurrency = {concurrency}\n" if concurrency else ""
+    return ('region = "us-east-1"\n[pools.bench]\n'
+            f'base_ami = "ssm:{info.base_ami_ssm_parameter}"\n'
+            f'ssh_host = "{ssh_host}"\nssh_cidrs = ["127.0.0.1/32"]\nssh_user = "{info.ssh_user}"\n'
+            + key + f"images = [{', '.join(json.dumps(r) for r in refs)}]\n")
+
+
+def tool(sb: Sandbox, refs: list[str], concurrency: int | None = None) -> float:
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "bake.toml"
-        cfg.write_text(
-            'region = "us-east-1"\n[pools.bench]\n'
-            f'base_ami = "ssm:{info.base_ami_ssm_parameter}"\n'
-            f'ssh_host = "{info.ssh_host}"\nssh_cidrs = ["127.0.0.1/32"]\nssh_user = "{info.ssh_user}"\n'
-            + key +
-            f"images = [{', '.join(repr(r).replace(chr(39), chr(34)) for r in refs)}]\n"
-        )
+        cfg.write_text(bench_config(sb, refs, sb.info.ssh_host, concurrency))
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "bake", "build", "--config", str(cfg)],
                              capture_output=True, text=True, env={**os.environ, **sb.env()}, cwd=ROOT)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bake.sandbox import Sandbox  # noqa: E402
 from bake.sandbox.ec2_clock import Ec2Clock, Timing  # noqa: E402
-from bench.bake_bench import pull_serially, push_set, remove  # noqa: E402
+from bench.bake_bench import bench_config, pull_serially, push_set, remove  # noqa: E402
 
 MANUAL_SSH_RETRY = 5.0
 
@@ -70,15 +70,9 @@ def stamp(ev: dict) -> float:
 
 
 def tool(sb: Sandbox, clock: Ec2Clock, refs: list[str]) -> dict:
-    info = sb.info
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "bake.toml"
-        cfg.write_text(
-            'region = "us-east-1"\n[pools.bench]\n'
-            f'base_ami = "ssm:{info.base_ami_ssm_parameter}"\n'
-            f'ssh_host = "127.0.0.1:{clock.ssh_port}"\nssh_cidrs = ["127.0.0.1/32"]\nssh_user = "{info.ssh_user}"\n'
-            f"images = [{', '.join(json.dumps(r) for r in refs)}]\n"
-        )
+        cfg.write_text(bench_config(sb, refs, f"127.0.0.1:{clock.ssh_port}"))
         wall0, t0 = time.time(), time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "bake", "build", "--json", "--config", str(cfg)], capture_output=True,
                              text=True, env={**os.environ, **sb.env(), "AWS_ENDPOINT_URL": clock.url}, cwd=ROOT)
