@@ -128,7 +128,10 @@ def _fake_ctr(tmp_path, body: str):
     """A ctr on PATH that logs its argv (one JSON list a line) and then runs ``body``."""
     log = tmp_path / "ctr.argv"
     fake = tmp_path / "ctr"
-    fake.write_text(f"#!/bin/sh\npython3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \"$@\" >> {log}\n{body}\n")
+    # One os.write per line on an O_APPEND descriptor: the views run at once, and their lines must not interleave.
+    logger = ("import json,os,sys; os.write(os.open(sys.argv[1], os.O_WRONLY|os.O_APPEND|os.O_CREAT), "
+              "(json.dumps(sys.argv[2:]) + chr(10)).encode())")
+    fake.write_text(f"#!/bin/sh\npython3 -c '{logger}' {log} \"$@\"\n{body}\n")
     fake.chmod(0o755)
     return log
 
