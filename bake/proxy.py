@@ -18,7 +18,7 @@ import tempfile
 import threading
 from select import select
 
-import paramiko
+from bake.lean_paramiko import paramiko
 
 from bake.errors import BakeError
 from bake.model.proxy_command import shown

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import paramiko
+from bake.lean_paramiko import paramiko
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError

@@ -34,6 +34,11 @@ def sandbox() -> Iterator[object]:
     os.environ.update(sb.env())
     try:
         yield sb
+        # What the session pushed leaves the disk with it: runs on one machine used to pile up
+        # gigabytes of test images until a CI run hit ENOSPC. Inside ``try``, so a clean-up that
+        # fails is a failed run, not a quiet leak.
+        sb.discard_pushed()
+        sb.collect_registry_garbage()
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -58,6 +63,25 @@ def in_process_ec2(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         import boto3
 
         yield boto3.client("ec2", region_name="us-east-1")
+
+
+@pytest.fixture
+def big_image(sandbox):  # noqa: ANN001, ANN201
+    """``big_image(size_mb)`` pushes a fresh image (random content: no AMI has its fingerprint)
+    and returns its reference; the test's end removes it from the registry and both runtimes.
+    Large images would otherwise stay on the disk three times over until the session's end."""
+    import uuid
+
+    refs: list[str] = []
+
+    def push(size_mb: float) -> str:
+        repo = f"scratch/{uuid.uuid4().hex[:10]}"
+        sandbox.push_image(repo, "v1", size_mb=size_mb)
+        refs.append(f"{sandbox.info.registry}/{repo}:v1")
+        return refs[-1]
+
+    yield push
+    sandbox.discard_pushed(refs)
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bake.sandbox import builder, hosts, images, moto, overlay, registries, runtimes, sample_config, tls
+from bake.sandbox import builder, discard, hosts, images, moto, overlay, registries, runtimes, sample_config, tls
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import (
     ACCOUNT, BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, ECR_HOST, ECR_USER, HOST, REGION, SSH_USER, SYSTEM_CA_BUNDLE, Layout,
@@ -60,6 +61,9 @@ class Sandbox:
         self.layout = Layout.from_env(state_dir)
         self.samples = images.SampleSet.from_env(image_count, image_mb)
         self._digests: dict[str, str] = {}
+        self._pushed: list[discard.Pushed] = []  # push_image's, in order; ``discard_pushed`` gives them back
+        # Whole seconds, as ``ctr leases ls`` shows them: a lease taken in this second still counts.
+        self._since = datetime.now(timezone.utc).replace(microsecond=0)
 
     @property
     def info(self) -> SandboxInfo:
@@ -180,7 +184,24 @@ class Sandbox:
         seed = images.random_seed() if seed is None else seed
         digest = images.push(self.layout, ref, size_mb, seed, auth=auth, skip_if_present=False)
         self._digests[ref] = digest
+        self._pushed.append(discard.Pushed(ref, digest, auth))
         return digest
+
+    def discard_pushed(self, refs: list[str] | None = None) -> list[str]:
+        """Remove images ``push_image`` pushed (``refs``, or all of them) from the registries,
+        containerd and dockerd, under every name a bake gave them, and the leases of pulls cut
+        off since this object was made; return what the runtimes held. Their registry blobs are
+        freed by ``collect_registry_garbage``. Nothing else may pull from this containerd meanwhile."""
+        chosen = [p for p in self._pushed if refs is None or p.ref in refs]
+        removed = discard.discard(chosen, leases_since=self._since)
+        self._pushed = [p for p in self._pushed if p not in chosen]
+        for p in chosen:
+            self._digests.pop(p.ref, None)
+        return removed
+
+    def collect_registry_garbage(self) -> None:
+        """Free the registries' unreferenced blobs (each registry restarts: nothing may push meanwhile)."""
+        discard.collect_registry_garbage(self.layout, moto.ecr_password(self.layout))
 
     def overlay_changes(self) -> list[Change]:
         """Everything commands over SSH changed on the builder (see ``overlay.changes``)."""

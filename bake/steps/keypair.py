@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-import paramiko
+from bake.lean_paramiko import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

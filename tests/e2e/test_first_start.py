@@ -31,7 +31,11 @@ SLACK = 512 * 1024
 
 
 def du(path: str) -> int:
-    return int(subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True, check=True).stdout.split()[0])
+    # du exits 1 when an entry vanishes during its walk (containerd removing a view or a
+    # collected blob); it still prints the total of the rest. Only no total is a failure.
+    r = subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True)
+    assert r.stdout.split(), f"du {path} printed no total (exit {r.returncode}): {r.stderr[-500:]}"
+    return int(r.stdout.split()[0])
 
 
 def fresh_images(sandbox, sizes_mb: list[int]) -> list[str]:

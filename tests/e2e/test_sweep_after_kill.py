@@ -16,10 +16,9 @@ from support.sandbox_bakes import leftovers, write_config
 pytestmark = pytest.mark.sandbox
 
 
-def test_sweep_removes_what_a_killed_bake_left(sandbox, ec2, tmp_path):
+def test_sweep_removes_what_a_killed_bake_left(sandbox, ec2, tmp_path, big_image):
     # A large, fresh image keeps the bake in its pull step long enough to be killed there.
-    sandbox.push_image("env/e2e-killed", "v1", size_mb=150)
-    ref = f"{sandbox.info.registry}/env/e2e-killed:v1"
+    ref = big_image(150)
     cfg = write_config(tmp_path / "bake.toml", sandbox, {"killed": {"images": [ref]}})
     before = leftovers(ec2)
     proc = subprocess.Popen(

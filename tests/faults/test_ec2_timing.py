@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from faultkit import BakeRun, assert_nothing_left, fresh_image, step_started
+from faultkit import BakeRun, assert_nothing_left, step_started
 from faultproxy import FaultProxy
 from support.sandbox_bakes import write_config
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-def ec2_shaped(sandbox, tmp_path) -> Iterator[Callable[..., tuple[Ec2Clock, FaultProxy, BakeRun]]]:
+def ec2_shaped(sandbox, tmp_path, big_image) -> Iterator[Callable[..., tuple[Ec2Clock, FaultProxy, BakeRun]]]:
     """Start a bake whose EC2 answers come through a private clock with ``timing``."""
     started: list[tuple[Ec2Clock, FaultProxy, BakeRun]] = []
 
@@ -37,7 +37,7 @@ def ec2_shaped(sandbox, tmp_path) -> Iterator[Callable[..., tuple[Ec2Clock, Faul
         clock = Ec2Clock(sandbox.info.moto_endpoint, timing, ssh_upstream=(host, int(port))).start()
         proxy = FaultProxy(clock.url).start()
         cfg = write_config(tmp_path / "bake.toml", sandbox, {"cpu": {
-            "images": [fresh_image(sandbox, size_mb=IMAGE_MB)], "ssh_host": f"127.0.0.1:{clock.ssh_port}", **pool}})
+            "images": [big_image(IMAGE_MB)], "ssh_host": f"127.0.0.1:{clock.ssh_port}", **pool}})
         env = {**os.environ, **sandbox.env(), "AWS_ENDPOINT_URL": proxy.url}
         run = BakeRun(["--config", str(cfg)], env, timeout, proxy)
         started.append((clock, proxy, run))

@@ -126,8 +126,8 @@ def _session_sshd_of(needle: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_ssh_connection_cut_mid_pull_is_retried(sandbox, ec2, bake, proxy, pool_config):
-    big = fresh_image(sandbox, size_mb=200)
+def test_ssh_connection_cut_mid_pull_is_retried(sandbox, ec2, bake, proxy, pool_config, big_image):
+    big = big_image(200)
     small = fresh_image(sandbox)
     cfg = pool_config(images=[big, small], pull_retries=3)
     run = bake("--config", str(cfg), timeout=150)

@@ -187,8 +187,8 @@ def test_keep_on_failure_leaves_a_reachable_builder_that_sweep_removes(sandbox, 
 
 
 @pytest.mark.slow
-def test_a_dying_proxy_is_a_lost_connection_and_the_pull_reconnects(sandbox, ec2, bake, proxy, pool_config):
-    big = fresh_image(sandbox, size_mb=200)
+def test_a_dying_proxy_is_a_lost_connection_and_the_pull_reconnects(sandbox, ec2, bake, proxy, pool_config, big_image):
+    big = big_image(200)
     cfg = _proxied_config(pool_config, images=[big], pull_retries=3)
     run = bake("--config", str(cfg), timeout=180)
     run.wait_event(lambda e: e.get("kind") == "image" and e.get("image") == big and e.get("status") == "started",

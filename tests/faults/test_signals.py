@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from faultkit import assert_nothing_left, closed_port, fresh_image, step_started
+from faultkit import assert_nothing_left, closed_port, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -57,8 +57,8 @@ def test_signal_while_waiting_for_ssh(sandbox, ec2, bake, proxy, pool_config, si
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_signal_while_pulling(sandbox, ec2, bake, proxy, pool_config, sig):
-    big = fresh_image(sandbox, size_mb=200)  # one layer; the sandbox caps a layer below 256 MB
+def test_signal_while_pulling(sandbox, ec2, bake, proxy, pool_config, big_image, sig):
+    big = big_image(200)  # one layer; the sandbox caps a layer below 256 MB
     cfg = pool_config(images=[big])
     run = _interrupt(bake, ec2, cfg, sig,
                      lambda e: e.get("kind") == "image" and e.get("status") == "started")
