@@ -199,11 +199,17 @@ def docker_layer_dirs(graph_driver: dict) -> list[str]:
 
 
 def docker_paths(conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+    # One inspect for all images (a line each, in order): a remote command costs a round trip
+    # and a sudo, about 30 ms on the sandbox, so one per image added 0.2 s to an 8-image pool.
+    refs = " ".join(shlex.quote(img.ref.original) for img in images)
+    out = conn.run(f"sudo -n docker image inspect --format '{{{{json .GraphDriver}}}}' {refs}", timeout=120,
+                   shown=f"docker image inspect of {len(images)} image(s)").stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    if len(lines) != len(images):
+        raise CacheError(f"docker image inspect printed {len(lines)} storage description(s) for {len(images)} image(s)")
     dirs: list[str] = []
-    for img in images:
-        out = conn.run(f"sudo -n docker image inspect --format '{{{{json .GraphDriver}}}}' {shlex.quote(img.ref.original)}",
-                       timeout=120).stdout
-        for d in docker_layer_dirs(json.loads(out)):
+    for line in lines:
+        for d in docker_layer_dirs(json.loads(line)):
             if d not in dirs:
                 dirs.append(d)
     return CachePaths(files=(), dirs=tuple(dirs))

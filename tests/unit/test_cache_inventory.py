@@ -3,6 +3,8 @@ from containerd 1.6 (the end-to-end proof against the real one is tests/e2e/test
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bake import cache
@@ -65,6 +67,32 @@ def test_docker_layer_dirs_and_du_total():
     with pytest.raises(cache.CacheError):
         cache.parse_du_total("du: cannot access")
 
+
+
+def test_docker_paths_inspects_every_image_in_one_command():
+    from bake.model.images import ResolvedImage
+    from bake.model.refs import parse_reference
+    from bake.ssh import Result
+
+    drivers = {"app:1": {"Name": "overlay2", "Data": {"LowerDir": "/d/base/diff", "UpperDir": "/d/a/diff"}},
+               "app:2": {"Name": "overlay2", "Data": {"LowerDir": "/d/base/diff", "UpperDir": "/d/b/diff"}}}
+
+    class Builder:
+        def __init__(self, lines: int):
+            self.lines, self.commands = lines, []
+
+        def run(self, command: str, **kw: object) -> Result:
+            self.commands.append(command)
+            out = "".join(json.dumps(d) + "\n" for d in list(drivers.values())[: self.lines])
+            return Result(command, out, "", 0)
+
+    images = [ResolvedImage(parse_reference(r), "sha256:" + c * 64, None) for r, c in (("app:1", "a"), ("app:2", "b"))]
+    conn = Builder(lines=2)
+    paths = cache.docker_paths(conn, images)
+    assert len(conn.commands) == 1 and conn.commands[0].endswith(" app:1 app:2")
+    assert paths.dirs == ("/d/a/diff", "/d/base/diff", "/d/b/diff")  # the shared base layer once
+    with pytest.raises(cache.CacheError, match="1 storage description"):
+        cache.docker_paths(Builder(lines=1), images)  # an image the daemon no longer has
 
 def test_view_script_passes_label_values_as_data(tmp_path):
     """Chain ids and snapshotter names come from containerd's labels: quoted, they stay one
