@@ -46,10 +46,6 @@ def push_set(sb: Sandbox, label: str, count: int, mb: float) -> list[str]:
     return refs
 
 
-def remove(refs: list[str]) -> None:
-    subprocess.run(["ctr", "-n", "k8s.io", "images", "rm", *refs], capture_output=True)
-
-
 def floor(refs: list[str]) -> float:
     t0 = time.perf_counter()
     procs = [subprocess.Popen(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", HOSTS_DIR, r],
@@ -144,16 +140,17 @@ def main() -> None:
             try:
                 got[label] = variants[label](refs)
             finally:
-                remove(refs)
+                sb.discard_pushed(refs)  # registry, runtimes, every name: the disk stays as it was
         rounds.append(got)
         print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in got.items()), file=sys.stderr)
+    sb.collect_registry_garbage()  # the discarded images' blobs
     med = {k: statistics.median(r[k] for r in rounds) for k in variants}
     ratio = {k: statistics.median(r[k] / r["floor"] for r in rounds) for k in variants}
     total = args.images * args.mb
     print(f"{args.images} images x {args.mb:g} MB = {total:g} MB, fresh content per variant, "
           f"median of {args.rounds} rounds")
-    print(f"| variant | seconds (median) | x floor (median of per-round ratios) |")
-    print(f"|---|---|---|")
+    print("| variant | seconds (median) | x floor (median of per-round ratios) |")
+    print("|---|---|---|")
     for label in variants:
         print(f"| {label} | {med[label]:.2f} | {ratio[label]:.2f} |")
     for label in list(variants)[2:]:

@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "what `systemctl restart` is on a builder (GPU tests, see docs/gpu.md); "
                         "relay --target ID: an ssh_proxy_command to a running builder, as SSM's "
                         "AWS-StartSSHSession (pool: ssh_proxy_command = \"python -m bake sandbox relay --target %%i\")")
+    p.add_argument("--purge", action="store_true",
+                   help="for down: also remove every image pulled from the sandbox's registries from containerd "
+                        "and dockerd, and the registries' storage (the next up pushes the samples again)")
     p.add_argument("--target", metavar="INSTANCE_ID", help="for relay: the builder's instance id (%%i)")
     p.add_argument("runtime", nargs="?", choices=["docker", "containerd"], help="for restart-runtime")
     p.add_argument("--images", type=int, default=None, metavar="N",
@@ -66,9 +69,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         t0 = time.monotonic()
         info = sandbox.up(log=say)
         say(f"up in {time.monotonic() - t0:.1f}s; config {info.config_path}")
-        say(f'use it: eval "$(python -m bake sandbox env)"')
+        say('use it: eval "$(python -m bake sandbox env)"')
     elif args.action == "down":
-        sandbox.down(log=say)
+        sandbox.down(log=say, purge=args.purge)
     elif args.action == "restart-runtime":
         from bake.sandbox.restart import restart_runtime
 

@@ -107,19 +107,28 @@ class Sandbox:
     def _push_samples(self) -> None:
         self._digests = images.push_samples(self.layout, self.samples, moto.ecr_password(self.layout))
 
-    def down(self, log: Callable[[str], None] | None = None) -> None:
+    def down(self, log: Callable[[str], None] | None = None, purge: bool = False) -> None:
         """Stop every process ``up`` started; remove the hosts line, the CA and the sudoers entry.
 
         Keeps the state dir (CA, registry storage), so the next ``up`` is fast; the builder's
-        overlay is wiped so the next ``up`` gives a fresh builder. Errors are collected, not
-        stopping the rest: a half-down sandbox is worse than a reported failure.
+        overlay is wiped so the next ``up`` gives a fresh builder. ``purge`` also gives the disk
+        back: every image pulled from the sandbox's registries leaves containerd and dockerd
+        (whoever started them), and the registries' storage is deleted (the next ``up`` pushes
+        the samples again). Errors are collected, not stopping the rest: a half-down sandbox is
+        worse than a reported failure.
         """
         say = log or (lambda message: None)
         lay = self.layout
         errors: list[str] = []
+        purging = [
+            ("images from the sandbox's registries in containerd and dockerd",
+             lambda: say(f"removed {len(discard.forget_hosts({lay.registry, ECR_HOST}))} image name(s)")),
+        ] if purge else []
         steps = [
             ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
+            *purging,
             ("registries", lambda: registries.stop(lay)),
+            *([("registry storage", lambda: (registries.remove_storage(lay), images.clean(lay)))] if purge else []),
             ("containerd and dockerd", lambda: runtimes.stop(lay)),
             ("moto server", lambda: moto.stop(lay)),
             ("/etc/hosts line", hosts.remove),

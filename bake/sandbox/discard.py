@@ -11,7 +11,7 @@ frees the registry's blobs, which distribution only does offline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,20 +85,25 @@ def pull_leases(listing: str, since: datetime) -> list[str]:
     return ids
 
 
-def forget_in_containerd(repositories: set[str], digests: set[str], leases_since: datetime | None = None) -> list[str]:
-    """Remove, in every namespace, each image record naming one of ``repositories`` or pointing
-    at one of ``digests`` (image-id and alias names carry no repository of ours), and the leases
-    of pulls cut off since ``leases_since``. ``--sync`` waits for containerd's garbage
-    collection, so the content and snapshots are gone on return."""
+def doomed_names(listing: str, match: Callable[[str], bool], digests: set[str] = frozenset()) -> list[str]:
+    """``ctr images ls`` -> the names to remove: each that ``match``es or points at one of
+    ``digests``, and then every other name of the same digest (the CRI's image id, aliases on
+    other hosts: they name no repository of ours but hold the same image)."""
+    records = [(cols[0], cols[2]) for cols in (line.split() for line in listing.splitlines()[1:]) if len(cols) >= 3]
+    targets = set(digests) | {digest for name, digest in records if match(name)}
+    return [name for name, digest in records if digest in targets]
+
+
+def forget_in_containerd(match: Callable[[str], bool], digests: set[str] = frozenset(),
+                         leases_since: datetime | None = None) -> list[str]:
+    """Remove, in every namespace, the image records ``doomed_names`` picks, and the leases of
+    pulls cut off since ``leases_since``. ``--sync`` waits for containerd's garbage collection,
+    so the content and snapshots are gone on return."""
     if not containerd_up():
         return []
     removed = []
     for ns in run(_ctr("namespaces", "ls", "-q"), "list containerd namespaces").split():
-        doomed = []
-        for line in run(_ctr("-n", ns, "images", "ls"), f"list images in {ns}").splitlines()[1:]:
-            cols = line.split()
-            if len(cols) >= 3 and (_name_repository(cols[0]) in repositories or cols[2] in digests):
-                doomed.append(cols[0])
+        doomed = doomed_names(run(_ctr("-n", ns, "images", "ls"), f"list images in {ns}"), match, digests)
         if doomed:
             run(_ctr("-n", ns, "images", "rm", "--sync", *doomed), f"remove images in {ns}")
             removed += [f"{ns}/{name}" for name in doomed]
@@ -109,11 +114,12 @@ def forget_in_containerd(repositories: set[str], digests: set[str], leases_since
     return removed
 
 
-def forget_in_dockerd(repositories: set[str]) -> list[str]:
+def forget_in_dockerd(match: Callable[[str], bool]) -> list[str]:
+    """Remove every docker image with a repository that ``match``es (``REPO`` without the tag)."""
     if not dockerd_up():
         return []
     listing = run(["docker", "image", "ls", "--no-trunc", "--format", "{{.Repository}} {{.ID}}"], "list docker images")
-    ids = sorted({i for repo, i in (line.split() for line in listing.splitlines() if line.strip()) if repo in repositories})
+    ids = sorted({i for repo, i in (line.split() for line in listing.splitlines() if line.strip()) if match(repo)})
     if ids:
         run(["docker", "image", "rm", "--force", *ids], "remove docker images")
     return ids
@@ -125,8 +131,20 @@ def discard(pushed: Iterable[Pushed], leases_since: datetime | None = None) -> l
     pushed = list(pushed)
     repositories = {p.repository for p in pushed}
     delete_manifests(pushed)
-    removed = forget_in_containerd(repositories, {p.digest for p in pushed}, leases_since)
-    return removed + (forget_in_dockerd(repositories) if repositories else [])
+
+    def ours(name: str) -> bool:
+        return _name_repository(name) in repositories
+
+    removed = forget_in_containerd(ours, {p.digest for p in pushed}, leases_since)
+    return removed + (forget_in_dockerd(ours) if repositories else [])
+
+
+def forget_hosts(hosts: set[str]) -> list[str]:
+    """Remove from both runtimes every image pulled from ``hosts`` (the sandbox's registries)."""
+    def from_hosts(name: str) -> bool:
+        return "/" in name and name.split("/", 1)[0] in hosts
+
+    return forget_in_containerd(from_hosts) + forget_in_dockerd(from_hosts)
 
 
 def collect_registry_garbage(layout: Layout, ecr_password: str) -> None:

@@ -8,6 +8,7 @@ The look-alike answers to ``123456789012.dkr.ecr.us-east-1.amazonaws.com`` (mapp
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -110,6 +111,12 @@ def remove_containerd_hosts(layout: Layout) -> None:
         path.parent.rmdir()
     except OSError:
         pass
+
+
+def remove_storage(layout: Layout) -> None:
+    """Delete what the registries store (``down --purge``): only while they are stopped."""
+    for root in (sample_root(layout), ecr_root(layout)):
+        shutil.rmtree(root / "storage", ignore_errors=True)
 
 
 def stop(layout: Layout) -> None:
