@@ -238,8 +238,8 @@ class Baker:
         have = (current.copies or {}) if current else {}
         d = decide(
             plan.pool.name, plan.fingerprint, self.region, record_,
-            lock_ami_available=current is not None and resources.image_available(ec2, current.ami_id),
-            ami_with_fingerprint=find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
+            lock_ami_available=lambda: current is not None and resources.image_available(ec2, current.ami_id),
+            ami_with_fingerprint=lambda: find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
             missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
         )
         plan = replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)

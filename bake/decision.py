@@ -2,12 +2,15 @@
 or only copy its current AMI to distribute regions that lack one.
 
 Pure: what it needs to know from AWS (is the lock's AMI still available, which AMI carries the
-fingerprint tag) and from the config (which distribute regions lack a copy) the caller looks up (``bake.build``) and passes in as plain values.
+fingerprint tag) the caller (``bake.build``) passes in as look-ups, asked only when the decision
+needs them: a pin or a skip, the common case of every plan, costs no DescribeImages by tag, and
+a changed fingerprint no look-up of the lock's AMI. What it needs from the config (which
+distribute regions lack a copy) comes as a plain value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,14 +35,14 @@ def decide(
     region: str,
     record: PoolLock,
     *,
-    lock_ami_available: bool,
-    ami_with_fingerprint: str | None,
+    lock_ami_available: Callable[[], bool],
+    ami_with_fingerprint: Callable[[], str | None],
     missing_copies: Sequence[str] = (),
 ) -> Decision:
     """The pool's action, and why.
 
-    ``lock_ami_available``: the record's current AMI exists and is available in ``region``.
-    ``ami_with_fingerprint``: the pool's newest available AMI tagged with ``fingerprint``, if any.
+    ``lock_ami_available()``: the record's current AMI exists and is available in ``region``.
+    ``ami_with_fingerprint()``: the pool's newest available AMI tagged with ``fingerprint``, if any.
     ``missing_copies``: the pool's distribute regions with no copy in the record's current entry.
 
     A pin holds while its fingerprint is the pool's; a current entry with the fingerprint is
@@ -56,7 +59,7 @@ def decide(
         )
     reason = ""
     if current and current.fingerprint == fingerprint and current.region == region:
-        if lock_ami_available:
+        if lock_ami_available():
             copies = dict(current.copies or {})
             if missing_copies:
                 return Decision(
@@ -66,11 +69,9 @@ def decide(
                 )
             return Decision("skip", f"up to date: {current.ami_id} has this fingerprint", current.ami_id, copies)
         reason = f"the lock's {current.ami_id} is no longer available"
-    if ami_with_fingerprint:
+    if found := ami_with_fingerprint():
         return Decision(
-            "reuse",
-            f"{ami_with_fingerprint} already has this fingerprint (tag {tags.KEY_FINGERPRINT}); recording it",
-            ami_with_fingerprint,
+            "reuse", f"{found} already has this fingerprint (tag {tags.KEY_FINGERPRINT}); recording it", found,
         )
     reason = reason or ("new pool" if not current else "base AMI, images or recipe changed")
     if pin:

@@ -19,9 +19,30 @@ def pin(ami: str, fp: str) -> Pin:
 
 
 def run(record: PoolLock, *, available: bool = True, by_tag: str | None = None, region: str = "us-east-1",
-        missing: tuple[str, ...] = ()):
-    return decide("cpu", FP, region, record, lock_ami_available=available, ami_with_fingerprint=by_tag,
-                  missing_copies=missing)
+        missing: tuple[str, ...] = (), asked: list[str] | None = None):
+    asked = [] if asked is None else asked
+
+    def lock_ami_available() -> bool:
+        asked.append("lock AMI")
+        return available
+
+    def ami_with_fingerprint() -> str | None:
+        asked.append("fingerprint tag")
+        return by_tag
+
+    return decide("cpu", FP, region, record, lock_ami_available=lock_ami_available,
+                  ami_with_fingerprint=ami_with_fingerprint, missing_copies=missing)
+
+
+def test_aws_is_asked_only_what_the_decision_needs():
+    asked: list[str] = []
+    assert run(PoolLock(current=entry("ami-1"), pinned=pin("ami-0", FP)), asked=asked).action == "pinned"
+    assert asked == []  # a pin holds on the lock alone
+    assert run(PoolLock(current=entry("ami-1")), asked=asked).action == "skip"
+    assert asked == ["lock AMI"]  # no DescribeImages by tag on a skip
+    asked.clear()
+    assert run(PoolLock(current=entry("ami-1", fp=OLD)), asked=asked).action == "bake"
+    assert asked == ["fingerprint tag"]  # the lock's AMI has another fingerprint: not looked up
 
 
 def test_new_pool_bakes():
