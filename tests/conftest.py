@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.ci import unavailable
-from support.sandbox_bakes import builder_files_containing, leftovers
+from support.sandbox_bakes import builder_files_containing, fresh_image, leftovers
 
 
 
@@ -70,14 +70,10 @@ def big_image(sandbox):  # noqa: ANN001, ANN201
     """``big_image(size_mb)`` pushes a fresh image (random content: no AMI has its fingerprint)
     and returns its reference; the test's end removes it from the registry and both runtimes.
     Large images would otherwise stay on the disk three times over until the session's end."""
-    import uuid
-
     refs: list[str] = []
 
     def push(size_mb: float) -> str:
-        repo = f"scratch/{uuid.uuid4().hex[:10]}"
-        sandbox.push_image(repo, "v1", size_mb=size_mb)
-        refs.append(f"{sandbox.info.registry}/{repo}:v1")
+        refs.append(fresh_image(sandbox, size_mb, prefix="scratch"))
         return refs[-1]
 
     yield push

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bake.sandbox import builder, discard, hosts, images, moto, overlay, registries, runtimes, sample_config, tls
@@ -120,15 +120,15 @@ class Sandbox:
         say = log or (lambda message: None)
         lay = self.layout
         errors: list[str] = []
-        purging = [
-            ("images from the sandbox's registries in containerd and dockerd",
-             lambda: say(f"removed {len(discard.forget_hosts({lay.registry, ECR_HOST}))} image name(s)")),
-        ] if purge else []
+        # Purging: the images while the runtimes still run, the storage once the registries stopped.
+        purge_images = [("images from the sandbox's registries in containerd and dockerd",
+                         lambda: say(f"removed {len(discard.forget_hosts({lay.registry, ECR_HOST}))} image name(s)"))]
+        purge_storage = [("registry storage", lambda: (registries.remove_storage(lay), images.clean(lay)))]
         steps = [
             ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
-            *purging,
+            *(purge_images if purge else []),
             ("registries", lambda: registries.stop(lay)),
-            *([("registry storage", lambda: (registries.remove_storage(lay), images.clean(lay)))] if purge else []),
+            *(purge_storage if purge else []),
             ("containerd and dockerd", lambda: runtimes.stop(lay)),
             ("moto server", lambda: moto.stop(lay)),
             ("/etc/hosts line", hosts.remove),

@@ -11,7 +11,7 @@ frees the registry's blobs, which distribution only does offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,7 +36,7 @@ class Pushed:
 
     @property
     def repository(self) -> str:  # HOST[:PORT]/REPO
-        return self.ref.rpartition(":")[0]
+        return _name_repository(self.ref)
 
 
 def _name_repository(name: str) -> str:
@@ -85,7 +85,7 @@ def pull_leases(listing: str, since: datetime) -> list[str]:
     return ids
 
 
-def doomed_names(listing: str, match: Callable[[str], bool], digests: set[str] = frozenset()) -> list[str]:
+def doomed_names(listing: str, match: Callable[[str], bool], digests: Collection[str] = ()) -> list[str]:
     """``ctr images ls`` -> the names to remove: each that ``match``es or points at one of
     ``digests``, and then every other name of the same digest (the CRI's image id, aliases on
     other hosts: they name no repository of ours but hold the same image)."""
@@ -94,7 +94,7 @@ def doomed_names(listing: str, match: Callable[[str], bool], digests: set[str] =
     return [name for name, digest in records if digest in targets]
 
 
-def forget_in_containerd(match: Callable[[str], bool], digests: set[str] = frozenset(),
+def forget_in_containerd(match: Callable[[str], bool], digests: Collection[str] = (),
                          leases_since: datetime | None = None) -> list[str]:
     """Remove, in every namespace, the image records ``doomed_names`` picks, and the leases of
     pulls cut off since ``leases_since``. ``--sync`` waits for containerd's garbage collection,

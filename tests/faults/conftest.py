@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import LOCK_BEFORE, BakeRun, fresh_image
+from faultkit import LOCK_BEFORE, BakeRun
 # Older tests wrote `from conftest import ...`: keep those names here too.
 from faultkit import assert_nothing_left, closed_port, ssh_fingerprint, step_started  # noqa: F401
 from faultproxy import FaultProxy
-from support.sandbox_bakes import write_config
+from support.sandbox_bakes import fresh_image, write_config
 
 
 @pytest.fixture(scope="session")

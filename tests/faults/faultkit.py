@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,13 +26,6 @@ LOCK_BEFORE = json.dumps({"version": 1, "pools": {"other": {"current": {
     "ami_id": "ami-0123456789abcdef0", "region": "us-east-1", "fingerprint": "sha256:" + "0" * 64,
     "base_ami": "ami-ekslinux", "images": [], "built_at": "2026-01-01T00:00:00Z", "runtime": "containerd"}}}},
     indent=2) + "\n"
-
-
-def fresh_image(sandbox, size_mb: float = 1) -> str:
-    """A newly pushed image in the sample registry: a fingerprint no AMI has yet."""
-    repo, tag = f"faults/{uuid.uuid4().hex[:10]}", "v1"
-    sandbox.push_image(repo, tag, size_mb=size_mb)
-    return f"{sandbox.info.registry}/{repo}:{tag}"
 
 
 def ssh_fingerprint(public_key_line: str) -> str:

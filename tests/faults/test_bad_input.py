@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import LOCK_BEFORE, fresh_image
+from faultkit import LOCK_BEFORE
+from support.sandbox_bakes import fresh_image
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(120)]
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from bake.model.lock import LockFile
-from support.sandbox_bakes import event_time, pool_spans, write_config
-from faultkit import LOCK_BEFORE, assert_nothing_left, fresh_image, step_started
+from support.sandbox_bakes import event_time, fresh_image, pool_spans, write_config
+from faultkit import LOCK_BEFORE, assert_nothing_left, step_started
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bake.model.lock import LockFile
-from faultkit import assert_nothing_left, closed_port, fresh_image
+from faultkit import assert_nothing_left, closed_port
+from support.sandbox_bakes import fresh_image
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]
 

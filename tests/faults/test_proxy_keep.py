@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from bake.disk import HEADROOM_MIN_GIB, builder_disk
-from faultkit import assert_nothing_left, closed_port, fresh_image, leftovers_of, step_started
+from faultkit import assert_nothing_left, closed_port, leftovers_of, step_started
+from support.sandbox_bakes import fresh_image
 from support.cli import run_bake
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(240)]

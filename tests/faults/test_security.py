@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from support.sandbox_bakes import builder_files_containing
-from faultkit import assert_nothing_left, fresh_image, ssh_fingerprint
+from support.sandbox_bakes import builder_files_containing, fresh_image
+from faultkit import assert_nothing_left, ssh_fingerprint
 from faultproxy import console_with_fingerprints
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(180)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from bake import tags
 from bake.sandbox import builder
 
 RUNNING = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+def fresh_image(sandbox, size_mb: float = 1, prefix: str = "faults") -> str:
+    """A newly pushed image in the sample registry (random content: a fingerprint no AMI has
+    yet); its reference."""
+    repo, tag = f"{prefix}/{uuid.uuid4().hex[:10]}", "v1"
+    sandbox.push_image(repo, tag, size_mb=size_mb)
+    return f"{sandbox.info.registry}/{repo}:{tag}"
 
 
 def write_config(path: Path, sandbox, pools: dict[str, dict]) -> Path:
