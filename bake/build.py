@@ -43,7 +43,8 @@ from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
-from bake.steps.pull import StepPull, StepVerify
+from bake.steps.pull import StepNodeShape, StepPull, StepVerify
+from bake.steps.runtime import StepRuntimeDown, StepRuntimeUp
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
@@ -59,11 +60,14 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepSecurityGroup(),
         StepRunInstance(),
         StepConnect(),
+        StepRuntimeUp(),  # the runtime as found: started if it is stopped (a fresh AL2023 AMI)
         # GPU pools: driver check, nvidia as the default runtime and its restart, before any pull.
         *(gpu_steps() if pool.gpu else []),
         StepPull(),
+        StepNodeShape(),
         StepVerify(),
         StepCache(),
+        StepRuntimeDown(),  # stopped again, as found, before the scrub and the snapshot
     ]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
@@ -388,7 +392,7 @@ def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
         return []
     seen = record_.current.runtime_version if record_.current else None
     if not seen:
-        return ["the kubelet's image GC spares cached images only on containerd 1.7+ (pinned); "
+        return ["the kubelet's image GC spares cached images only where containerd reports them pinned (1.6.22+, 1.7.3+, 2.x); "
                 "the bake checks the builder's containerd and says"]
     name, _, version = seen.partition(" ")
     if reports_pinned(name, version):

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
-from bake.runtimes import sudo
-from bake.ssh import Connection
+from bake.ssh import Connection, sudo
 
 NAMESPACE = "k8s.io"
 CONTENT_DIR = "io.containerd.content.v1.content/blobs"
 SNAPSHOTTER_DIR = re.compile(r"^(?P<root>/.+)/io\.containerd\.snapshotter\.v1\.[^/]+/snapshots/\d+/fs$")
 GC_CONTENT = "containerd.io/gc.ref.content."
 GC_SNAPSHOT = "containerd.io/gc.ref.snapshot."
+GC_LAYER = "containerd.io/gc.ref.content.l."
 VIEW_MARK = "=== view "
 
 
@@ -99,6 +99,32 @@ def walk_content(roots: Iterable[str], labels: dict[str, dict[str, str]]) -> tup
     return sorted(seen), tops
 
 
+@dataclass(frozen=True)
+class LayerReferences:
+    """The compressed layer blobs reachable from some images, and the labels naming them."""
+
+    layers: list[str]  # present layer blobs
+    labels: dict[str, list[str]]  # manifest digest -> its ``gc.ref.content.l.N`` label keys
+
+
+def layer_references(roots: Iterable[str], labels: dict[str, dict[str, str]]) -> LayerReferences:
+    """The layers (``containerd.io/gc.ref.content.l.N``) of the manifests reachable from
+    ``roots``, only of images that were unpacked (their config names a snapshot): a node's
+    containerd with ``discard_unpacked_layers`` keeps exactly what is left without them."""
+    blobs, tops = walk_content(roots, labels)
+    if not tops:
+        return LayerReferences([], {})
+    layers: set[str] = set()
+    keys: dict[str, list[str]] = {}
+    for digest in blobs:
+        for key, value in labels[digest].items():
+            if key.startswith(GC_LAYER):
+                keys.setdefault(digest, []).append(key)
+                if value in labels:
+                    layers.add(value)
+    return LayerReferences(sorted(layers), {d: sorted(k) for d, k in keys.items()})
+
+
 def parse_view_mounts(text: str) -> list[str]:
     """``ctr snapshots view --mounts`` JSON -> the layer directories, top first."""
     try:
@@ -145,7 +171,7 @@ def blob_path(root: str, digest: str) -> str:
 
 # -- remote ---------------------------------------------------------------------------------------
 
-def view_script(tops: dict[str, str], namespace: str = NAMESPACE) -> str:
+def view_script(tops: dict[str, str], namespace: str = NAMESPACE, ctr_cmd: str = "ctr") -> str:
     """One script for every top snapshot: make a view of each (all at once: each ``ctr`` costs
     a process start and a connection to containerd), print each one's mounts in order, and
     remove the views on exit, whatever happened. A view has no lease: containerd's garbage
@@ -154,7 +180,7 @@ def view_script(tops: dict[str, str], namespace: str = NAMESPACE) -> str:
     keys = {chain: f"eks-image-bake-view-{secrets.token_hex(6)}" for chain in sorted(tops)}
 
     def ctr(snapshotter: str) -> str:
-        return f"ctr -n {namespace} snapshots --snapshotter {shlex.quote(snapshotter)}"
+        return f"{ctr_cmd} -n {namespace} snapshots --snapshotter {shlex.quote(snapshotter)}"
 
     removals = []
     for snapshotter in sorted(set(tops.values())):
@@ -170,15 +196,16 @@ def view_script(tops: dict[str, str], namespace: str = NAMESPACE) -> str:
     return "\n".join(lines)
 
 
-def containerd_paths(conn: Connection, images: list[ResolvedImage], namespace: str = NAMESPACE) -> CachePaths:
-    listing = conn.run(f"sudo -n ctr -n {namespace} content ls", timeout=300).stdout
+def containerd_paths(conn: Connection, images: list[ResolvedImage], ctr_cmd: str = "ctr",
+                     namespace: str = NAMESPACE) -> CachePaths:
+    listing = conn.run(f"sudo -n {ctr_cmd} -n {namespace} content ls", timeout=300).stdout
     blobs, tops = walk_content([img.digest for img in images], parse_content_labels(listing))
     missing = [img.ref.original for img in images if img.digest not in blobs]
     if missing:
         raise CacheError(f"containerd's content store does not hold {', '.join(missing)}")
     if not tops:
         raise CacheError("no unpacked snapshot is recorded for these images (were they unpacked?)")
-    views = split_views(conn.run(sudo(view_script(tops, namespace)), timeout=300, shown="ctr snapshots view").stdout)
+    views = split_views(conn.run(sudo(view_script(tops, namespace, ctr_cmd)), timeout=300, shown="ctr snapshots view").stdout)
     dirs: list[str] = []
     for chain in sorted(tops):
         for d in parse_view_mounts(views.get(chain, "")):
@@ -213,10 +240,6 @@ def docker_paths(conn: Connection, images: list[ResolvedImage]) -> CachePaths:
             if d not in dirs:
                 dirs.append(d)
     return CachePaths(files=(), dirs=tuple(dirs))
-
-
-def paths_for(runtime: str, conn: Connection, images: list[ResolvedImage]) -> CachePaths:
-    return containerd_paths(conn, images) if runtime == "containerd" else docker_paths(conn, images)
 
 
 def parse_du_total(text: str) -> int:

@@ -132,19 +132,20 @@ def _table(parent: Any, key: str) -> Table:
     return found  # type: ignore[return-value]
 
 
-def merge_containerd_toml(text: str | None, runtime_path: str) -> str:
+def merge_containerd_toml(text: str | None, runtime_path: str, empty_version: int | None = 2) -> str:
     """config.toml with the CRI's default runtime ``nvidia`` (runc v2 running ``runtime_path``).
 
     Comments, order and every other setting are kept (tomlkit round-trips the file). The nvidia
     runtime copies runc's options (SystemdCgroup...) as nvidia-ctk does, then sets BinaryName.
-    An absent or empty file becomes a version 2 config holding just this.
+    An absent or empty file becomes a config of ``empty_version`` (the builder's containerd's:
+    2 for 1.x, 3 for 2.x) holding just this.
     """
     try:
         doc = tomlkit.parse(text or "")
     except Exception as e:  # tomlkit's ParseError and friends
         raise GpuError(f"/etc/containerd/config.toml on the builder is not valid TOML: {e}") from None
     if not doc:
-        doc["version"] = 2
+        doc["version"] = empty_version or 2
     plugin = CRI_PLUGIN[_version(doc)]
     containerd = _table(_table(_table(doc, "plugins"), plugin), "containerd")
     containerd["default_runtime_name"] = NVIDIA_RUNTIME

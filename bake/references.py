@@ -21,15 +21,19 @@ from bake.model.images import ResolvedImage
 # (templates/al2/provisioners/install-worker.sh, "Tag ECR fips endpoint for supported regions").
 ECR_FIPS_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-east-1", "us-gov-west-1"})
 
-# containerd's CRI reports `pinned` (and the kubelet's image GC then spares the image) from 1.7 on;
-# 1.6 ignores the io.cri-containerd.pinned label.
-PINNED_SINCE = (1, 7)
+# Where containerd's CRI reports `pinned` (and the kubelet's image GC then spares the image):
+# pinned image support came in 1.7.3 and was backported to 1.6.22 (containerd#8720); 2.x has it.
+# Labels set through ctr on an existing image read unpinned on some later 1.6/1.7 releases
+# (containerd#9328, fixed by #8867/#9338): the bake therefore decides from the CRI's answer, and
+# the version only explains a refusal.
+PINNED_SINCE = {1: (1, 6, 22), 2: (2, 0, 0)}
+PINNED_SINCE_17 = (1, 7, 3)
 GC_ADVICE = (
     "the kubelet's image garbage collector may remove cached images once the image disk passes "
     "imageGCHighThresholdPercent (default 85): keep the cache well under it, or raise "
     "imageGCHighThresholdPercent/imageGCLowThresholdPercent in the kubelet config (nodeadm "
-    "NodeConfig spec.kubelet.config), and leave imageMaximumGCAge unset (0); containerd 1.7+ "
-    "honours the pinned label instead"
+    "NodeConfig spec.kubelet.config), and leave imageMaximumGCAge unset (0); containerd 1.6.22+, "
+    "1.7.3+ and 2.x honour the pinned label instead"
 )
 
 
@@ -121,4 +125,11 @@ def runtime_version(version: str) -> tuple[int, ...]:
 def reports_pinned(runtime: str, version: str) -> bool:
     """Whether the CRI reports ``pinned`` (so the kubelet's image GC leaves the cache alone)."""
     v = runtime_version(version)
-    return runtime == "containerd" and bool(v) and v[:2] >= PINNED_SINCE
+    if runtime != "containerd" or len(v) < 2:
+        return False
+    v = (*v, 0)[:3]
+    if v[:2] == (1, 6):
+        return v >= PINNED_SINCE[1]
+    if v[:2] == (1, 7):
+        return v >= PINNED_SINCE_17
+    return v >= PINNED_SINCE[2] or v[:2] > (1, 7)

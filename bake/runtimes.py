@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bake import cri
+from bake import cache, cri
+from bake.cache import CachePaths
 from bake.errors import BakeError
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
 from bake.pull_progress import CtrProgressParser, PullProgress
-from bake.references import references
-from bake.ssh import Connection, UnexpectedExit
+from bake.references import GC_ADVICE, references, reports_pinned, runtime_version
+from bake.ssh import Connection, UnexpectedExit, sudo
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);
-# containerd 1.7+ never garbage-collects images labelled pinned.
+# containerd 1.6.22+, 1.7.3+ and 2.x report images labelled pinned to the kubelet, whose image GC spares them.
 CRI_LABELS = ("io.cri-containerd.image=managed", "io.cri-containerd.pinned=pinned")
 
 # Registry and network answers worth another try; anything else (not found, denied) is final.
@@ -35,11 +36,6 @@ TRANSIENT = re.compile(
     r"service unavailable|bad gateway|internal server error|i/o timeout",
     re.IGNORECASE,
 )
-
-
-def sudo(script: str) -> str:
-    """``sudo -n sh -c SCRIPT``: -n fails at once instead of waiting for a password."""
-    return f"sudo -n sh -c {shlex.quote(script)}"
 
 
 @dataclass(frozen=True)
@@ -60,8 +56,17 @@ class Answer:
 
 class Runtime(Protocol):
     name: str
+    service: str  # the systemd unit that runs it on the node
     digest_aliases: bool  # whether an alias can also be held as ALIAS@DIGEST
     data_root: str
+    config_version: int | None  # containerd's config.toml version this generation writes (GPU edit)
+
+    def generation(self, version: str) -> Runtime: ...
+    def restart_command(self) -> str: ...
+    def await_ready(self, conn: Connection, timeout: float) -> None: ...
+    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int: ...
+    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths: ...
+    def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None: ...
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
     def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
@@ -73,9 +78,13 @@ class Runtime(Protocol):
 
 
 class Containerd:
-    """Pulls with ``ctr`` into the ``k8s.io`` namespace, the one the kubelet's CRI uses."""
+    """containerd 1.x (1.6, 1.7): pulls with ``ctr`` into the ``k8s.io`` namespace, the one the
+    kubelet's CRI uses; config.toml version 2. ``generation`` picks the class of the version the
+    builder runs (``Containerd2`` for 2.x)."""
 
     name = "containerd"
+    service = "containerd"
+    config_version = 2
     digest_aliases = True
     namespace = "k8s.io"
     cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
@@ -88,6 +97,22 @@ class Containerd:
         # containerd's socket, where the kubelet's CRI calls go on EKS AMIs; ctr uses it too
         self.socket = socket
         self.ctr = f"ctr --address {shlex.quote(socket)} -n {self.namespace}"
+
+    def generation(self, version: str) -> Containerd:
+        """The class for the version ``containerd --version`` printed (same socket)."""
+        major = runtime_version(version)[:1]
+        cls = Containerd2 if major and major[0] >= 2 else Containerd
+        found = cls(self.socket)
+        found.version = version
+        return found
+
+    version = ""  # as the builder's containerd names itself, once known
+
+    def restart_command(self) -> str:
+        return f"systemctl restart {self.service}"
+
+    def await_ready(self, conn: Connection, timeout: float) -> None:
+        self.await_cri(conn, timeout)
 
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
@@ -182,13 +207,81 @@ class Containerd:
     def logout(self, conn: Connection, registry: str) -> None:
         pass
 
+    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+        return cache.containerd_paths(conn, images, self.ctr_bare)
+
+    @property
+    def ctr_bare(self) -> str:
+        return f"ctr --address {shlex.quote(self.socket)}"
+
+    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int:
+        """Leave the images as a node's containerd keeps them: nodeadm's config sets
+        ``discard_unpacked_layers = true`` (its v2 and v3 templates alike), so a node holds the
+        unpacked snapshots, manifests and configs, not the compressed layer blobs. The blobs go
+        (the manifests' garbage-collection references to them first, as the CRI's own discarding
+        pull never sets them); returns how many blobs left."""
+        listing = conn.run(sudo(f"exec {self.ctr} content ls"), timeout=300, shown="ctr content ls").stdout
+        refs = cache.layer_references([img.digest for img in images], cache.parse_content_labels(listing))
+        if not refs.layers:
+            return 0
+        script = "set -e\n" + "".join(
+            f"{self.ctr} content label {shlex.quote(m)} " + " ".join(shlex.quote(k + "=") for k in keys) + " >/dev/null\n"
+            for m, keys in sorted(refs.labels.items())
+        ) + f"{self.ctr} content rm " + " ".join(map(shlex.quote, refs.layers)) + " >/dev/null\n"
+        conn.run(sudo(script), timeout=300, shown=f"discard {len(refs.layers)} compressed layer(s)")
+        return len(refs.layers)
+
+    def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None:
+        """What to say when the CRI reports images unpinned, and whether the bake fails: the
+        CRI's answer decides; the version only says why. A containerd that predates pinning
+        (1.6 before 1.6.22, 1.7 before 1.7.3) cannot do better: a warning. One that should
+        honour it and does not: the bake fails."""
+        if not unpinned:
+            return None
+        if not reports_pinned(answer.runtime, answer.version):
+            return f"{answer.runtime} {answer.version} does not report pinned images: {GC_ADVICE}", False
+        return (f"the CRI ({answer.runtime} {answer.version}) does not report pinned for: {', '.join(unpinned)}; "
+                "the kubelet's image GC could remove them"), True
+
+
+class Containerd2(Containerd):
+    """containerd 2.x, as every EKS AL2023 AMI since late 2025 runs it (2.1): config.toml version
+    3 (``io.containerd.cri.v1.*``); ``ctr images pull`` goes through the transfer service and
+    prints another progress display, which the same parser reads (bake.pull_progress)."""
+
+    config_version = 3
+
 
 class Docker:
     """Pulls with the Docker CLI, for pools whose nodes still run dockerd."""
 
     name = "docker"
+    service = "docker"
+    config_version = None
     digest_aliases = False  # `docker tag` refuses a target with a digest
     data_root = "/var/lib/docker"
+    version = ""
+
+    def generation(self, version: str) -> Docker:
+        found = Docker()
+        found.version = version
+        return found
+
+    def restart_command(self) -> str:
+        return f"systemctl restart {self.service}"
+
+    def await_ready(self, conn: Connection, timeout: float) -> None:
+        wait = f"i=0; until docker version >/dev/null 2>&1; do i=$((i+1)); [ $i -ge {int(timeout)} ] && exit 1; sleep 1; done"
+        conn.run(sudo(wait), timeout=timeout + 30, shown="wait for docker")
+
+    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int:
+        return 0  # dockerd (overlay2) keeps no compressed copy
+
+    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+        return cache.docker_paths(conn, images)
+
+    def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None:
+        return None  # dockerd has no pinning; docs/platform.md says what keeps the cache
 
     def login(self, conn: Connection, cred: Credential) -> None:
         conn.run(

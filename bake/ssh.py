@@ -7,6 +7,8 @@ only with its temporary in-memory key and checks the host key by its own policy.
 
 from __future__ import annotations
 
+import shlex
+
 import base64
 import hashlib
 import select
@@ -327,3 +329,8 @@ def console_fingerprints(console: str) -> set[str]:
                 if word.startswith("SHA256:"):
                     found.add(word)
     return found
+
+
+def sudo(script: str) -> str:
+    """``sudo -n sh -c SCRIPT``: -n fails at once instead of waiting for a password."""
+    return f"sudo -n sh -c {shlex.quote(script)}"

@@ -29,26 +29,30 @@ setup() {
     python3 -m venv "$VENV"
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[rollout,test]"
-  containerd17
+  containerd_builds
 }
 
-# containerd 1.7 (Debian 13's package, unpacked into .tools/, never installed): the tests run a
-# private one beside the host's 1.6 to prove the CRI reports baked images pinned. Its binary
-# needs glibc 2.34, which Debian 12 has. apt reads a private sources list and state, so the
-# host's apt configuration and packages stay as they are.
-CONTAINERD17=$ROOT/.tools/containerd-1.7
-containerd17() {
-  [ -x "$CONTAINERD17/usr/bin/containerd" ] && return
-  local apt=$ROOT/.tools/apt
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$CONTAINERD17"
-  echo "deb http://deb.debian.org/debian trixie main" > "$apt/sources.list"
+# The node's containerd for the sandbox's builder (bake/sandbox/node_containerd.py): Debian's
+# 2.1 (sid; what EKS AL2023 AMIs run) and 1.7 (trixie; the second runtime of the test matrix),
+# unpacked into .tools/, never installed. Their binaries need only glibc, which Debian 12 has.
+# apt reads a private sources list and state, so the host's apt configuration stays as it is.
+fetch_containerd() {  # fetch_containerd VERSION SUITE
+  local dir=$ROOT/.tools/containerd-$1
+  [ -x "$dir/usr/bin/containerd" ] && return
+  local apt=$ROOT/.tools/apt-$2
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$dir"
+  echo "deb http://deb.debian.org/debian $2 main" > "$apt/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
               -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-  echo "setup: fetching containerd 1.7 (Debian trixie) into $CONTAINERD17"
+  echo "setup: fetching containerd $1 (Debian $2) into $dir"
   apt-get "${opts[@]}" update -qq
-  (cd "$apt" && apt-get "${opts[@]}" download -qq 'containerd/trixie')
-  dpkg-deb -x "$apt"/containerd_1.7.*.deb "$CONTAINERD17"
+  (cd "$apt" && apt-get "${opts[@]}" download -qq "containerd/$2")
+  dpkg-deb -x "$apt"/containerd_"$1".*.deb "$dir"
   rm -rf "$apt"
+}
+containerd_builds() {
+  fetch_containerd 1.7 trixie
+  fetch_containerd 2.1 sid
 }
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20

@@ -192,6 +192,18 @@ def is_nvidia_instance_type(instance_type: str) -> bool:
     return "." in instance_type and bool(NVIDIA_FAMILY.match(family)) and family not in NOT_NVIDIA_FAMILIES
 
 
+# Snapshotters a bake fills (the builder's containerd unpacks with overlayfs, EKS's default),
+# and why others cannot be baked for.
+BAKED_SNAPSHOTTERS = {"overlayfs"}
+UNBAKEABLE_SNAPSHOTTERS = {
+    "soci": "SOCI's snapshotter (nodeadm's FastImagePull feature gate) keeps its own store under "
+            "/var/lib/soci-snapshotter-grpc and fetches layers lazily or in parallel from the registry: "
+            "it does not read images unpacked by overlayfs",
+    "stargz": "the stargz snapshotter fetches layers lazily from the registry and keeps its own store",
+    "nydus": "the nydus snapshotter fetches layers lazily from the registry and keeps its own store",
+}
+
+
 class PoolConfig(Strict):
     """One node pool: what to bake (base AMI, images, runtime) and how (builder settings)."""
 
@@ -207,6 +219,9 @@ class PoolConfig(Strict):
     ecr_regional_aliases: bool = False
     instance_type: str = "m5.large"
     runtime: Literal["containerd", "docker"] = "containerd"
+    # The snapshotter the pool's nodes unpack images with; only one the bake fills can be
+    # named (docs/containerd.md: a SOCI node would not see an overlayfs cache and pulls again).
+    snapshotter: str = "overlayfs"
     gpu: bool = False
     gpu_settings: GpuSettings = GpuSettings()
     subnet_id: str | None = None
@@ -248,6 +263,18 @@ class PoolConfig(Strict):
     def _name(cls, v: str) -> str:
         if not POOL_NAME.match(v):
             raise ValueError("pool names are lower-case letters, digits, '-' and '_' (at most 63)")
+        return v
+
+    @field_validator("snapshotter")
+    @classmethod
+    def _snapshotter(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("runtime") == "docker":
+            raise ValueError(f"{v!r}: snapshotter is a containerd setting (runtime = \"docker\" pools use dockerd's "
+                             "storage driver); remove it")
+        if v not in BAKED_SNAPSHOTTERS:
+            why = UNBAKEABLE_SNAPSHOTTERS.get(v, "the bake unpacks images with containerd's overlayfs snapshotter")
+            raise ValueError(f"{v!r}: {why}; a node using it would not find the cache and would pull every image "
+                             f"again. Supported: {', '.join(sorted(BAKED_SNAPSHOTTERS))}")
         return v
 
     @field_validator("base_ami")

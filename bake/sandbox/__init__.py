@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bake.sandbox import builder, discard, hosts, images, moto, overlay, registries, runtimes, sample_config, tls
+from bake.sandbox import (
+    builder, discard, first_boot, hosts, images, moto, node_containerd, overlay, registries, runtimes, sample_config, tls,
+)
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import (
     ACCOUNT, BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, ECR_HOST, ECR_USER, HOST, REGION, SSH_USER, SYSTEM_CA_BUNDLE, Layout,
@@ -122,11 +124,12 @@ class Sandbox:
         errors: list[str] = []
         # Purging: the images while the runtimes still run, the storage once the registries stopped.
         purge_images = [("images from the sandbox's registries in containerd and dockerd",
-                         lambda: say(f"removed {len(discard.forget_hosts({lay.registry, ECR_HOST}))} image name(s)"))]
+                         lambda: say(f"removed {len(discard.forget_hosts(lay, {lay.registry, ECR_HOST}))} image name(s)"))]
         purge_storage = [("registry storage", lambda: (registries.remove_storage(lay), images.clean(lay)))]
+        # Purging first: the node's containerd is reached through the builder's namespace.
         steps = [
-            ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
             *(purge_images if purge else []),
+            ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
             ("registries", lambda: registries.stop(lay)),
             *(purge_storage if purge else []),
             ("containerd and dockerd", lambda: runtimes.stop(lay)),
@@ -155,7 +158,9 @@ class Sandbox:
         return out
 
     def is_up(self) -> bool:
-        return all(v.startswith("up") or v in ("installed", "present") for v in self.status().values())
+        """Every component serving; the node's containerd may be stopped (a fresh AMI's is)."""
+        return all(v.startswith("up") or v in ("installed", "present") or (k == "node containerd" and v != "down")
+                   for k, v in self.status().items())
 
     def env(self) -> dict[str, str]:
         """What a shell or a test needs to point boto3, terraform and bake at the sandbox."""
@@ -202,7 +207,7 @@ class Sandbox:
         off since this object was made; return what the runtimes held. Their registry blobs are
         freed by ``collect_registry_garbage``. Nothing else may pull from this containerd meanwhile."""
         chosen = [p for p in self._pushed if refs is None or p.ref in refs]
-        removed = discard.discard(chosen, leases_since=self._since)
+        removed = discard.discard(self.layout, chosen, leases_since=self._since)
         self._pushed = [p for p in self._pushed if p not in chosen]
         for p in chosen:
             self._digests.pop(p.ref, None)
@@ -211,6 +216,20 @@ class Sandbox:
     def collect_registry_garbage(self) -> None:
         """Free the registries' unreferenced blobs (each registry restarts: nothing may push meanwhile)."""
         discard.collect_registry_garbage(self.layout, moto.ecr_password(self.layout))
+
+    def first_boot(self, refs: list[str], version: str | None = None) -> first_boot.FirstBoot:
+        """A node's first boot over the disk the last bake left (``first_boot``): what the CRI
+        answers for ``refs`` and what the registries served meanwhile."""
+        return first_boot.first_boot(self.layout, refs, version or node_containerd.state(self.layout)["version"])
+
+    def node_containerd(self, version: str | None = None, boot: str | None = None) -> None:
+        """Switch the builder's containerd (``"2.1"``, ``"1.7"``) or the state it boots in
+        (``"stopped"``, as an EKS AL2023 AMI; ``"running"``). Nothing may be baking."""
+        node_containerd.use(self.layout, version=version, boot=boot)
+
+    def node_containerd_state(self) -> dict:
+        """{"version", "boot", "enabled"} of the builder's containerd, and whether it "running" now."""
+        return {**node_containerd.state(self.layout), "running": node_containerd.daemon_running(self.layout)}
 
     def overlay_changes(self) -> list[Change]:
         """Everything commands over SSH changed on the builder (see ``overlay.changes``)."""

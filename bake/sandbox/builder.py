@@ -19,7 +19,7 @@ import stat
 import sys
 from pathlib import Path
 
-from bake.sandbox import overlay
+from bake.sandbox import node_containerd, overlay
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import CREDENTIALS, HOST, REGION, SSH_USER, Layout
 from bake.sandbox.process import Daemon, port_open, run
@@ -102,16 +102,31 @@ def targets():
             print(f"bake-sandbox authorized-keys: {{f}}: {{e}}", file=sys.stderr)
 
 
+def instances(root):
+    """(instance id, key name) of every instance in a DescribeInstances answer."""
+    for el in root.iter():
+        if el.tag.rsplit("}}", 1)[-1] != "item":
+            continue
+        ids, names = [], []
+        for child in el:
+            tag = child.tag.rsplit("}}", 1)[-1]
+            (ids if tag == "instanceId" else names if tag == "keyName" else []).append(child.text)
+        if ids and names and names[0]:
+            yield ids[0], names[0]
+
+
 def keys(target):
     running = call(target, {{"Action": "DescribeInstances", "Filter.1.Name": "instance-state-name",
                              "Filter.1.Value.1": "pending", "Filter.1.Value.2": "running"}})
-    for name in sorted(set(texts(running, "keyName"))):
+    for instance, name in sorted(set(instances(running))):
         try:
             pairs = call(target, {{"Action": "DescribeKeyPairs", "KeyName.1": name, "IncludePublicKey": "true"}})
         except urllib.error.HTTPError:  # the key pair was deleted while its instance still runs
             continue
+        # Which instance logged in: the node's containerd stand-in keeps its state per instance
+        # (every sandbox instance shares this one builder; see bake/sandbox/node_containerd.py).
         for key in texts(pairs, "publicKey"):
-            print(key.strip())
+            print(f'environment="BAKE_SANDBOX_INSTANCE={{instance}}" {{key.strip()}}')
 
 
 if len(sys.argv) < 2 or sys.argv[1] != USER:
@@ -137,6 +152,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin no
 AllowUsers {user}
 UsePAM no
+PermitUserEnvironment BAKE_SANDBOX_INSTANCE
 PrintMotd no
 LogLevel VERBOSE
 Subsystem sftp /usr/lib/openssh/sftp-server
@@ -168,20 +184,36 @@ def keys_command_serves_extra_endpoints(layout: Layout) -> bool:
 
 def daemon(layout: Layout) -> Daemon:
     p = _paths(layout)
-    mounts = " && ".join(["mkdir -p /run/sshd", *overlay.mount_commands(layout)])
+    # /var/lib/containerd: the node's containerd root, apart from this machine's (node_containerd).
+    # Held at a mount point outside /var before /var is overlaid: bound after, its path would
+    # name the overlay's copy of the directory and the node's disk would land in the upper dir.
+    node_root, handle = shlex.quote(str(node_containerd.root_dir(layout))), f"/run/bake-sandbox/node-root-{layout.ssh_port}"
+    mounts = " && ".join(["mkdir -p /run/sshd", f"mkdir -p {handle} && mount --bind {node_root} {handle}",
+                          *overlay.mount_commands(layout),
+                          f"mkdir -p /var/lib/containerd && mount --bind {handle} /var/lib/containerd"])
     script = f"{mounts} && exec {SSHD} -D -f {shlex.quote(str(p['config']))} -E {shlex.quote(str(layout.run_dir / 'sshd.log'))}"
     return Daemon("sshd", ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                   layout.run_dir, program=str(p["config"]))
 
 
-def ensure_user() -> None:
+def sudoers_text(layout: Layout) -> str:
+    # The node's binaries (its containerd, ctr, systemctl) first on sudo's PATH, as they are on a
+    # node's; the instance that logged in reaches the systemctl stand-in through sudo.
+    path = ":".join([str(node_containerd.bin_dir(layout)), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                     "/sbin", "/bin"])
+    return (f"# bake sandbox: passwordless sudo, as on EKS AMIs\n{SSH_USER} ALL=(ALL) NOPASSWD:ALL\n"
+            f'Defaults:{SSH_USER} secure_path="{path}"\n'
+            f'Defaults:{SSH_USER} env_keep += "BAKE_SANDBOX_INSTANCE"\n')
+
+
+def ensure_user(layout: Layout) -> None:
     try:
         pwd.getpwnam(SSH_USER)
     except KeyError:
         run(["useradd", "--create-home", "--shell", "/bin/bash", SSH_USER], f"create user {SSH_USER}")
     # A new user is locked ('!'); '*' allows key logins and still no password.
     run(["usermod", "-p", "*", SSH_USER], f"unlock {SSH_USER}")
-    text = f"# bake sandbox: passwordless sudo, as on EKS AMIs\n{SSH_USER} ALL=(ALL) NOPASSWD:ALL\n"
+    text = sudoers_text(layout)
     if not SUDOERS.exists() or SUDOERS.read_text() != text:
         tmp = SUDOERS.with_name(".bake-sandbox.tmp")
         tmp.write_text(text)
@@ -260,8 +292,9 @@ def start(layout: Layout) -> None:
         return
     if port_open(HOST, layout.ssh_port):
         raise SandboxError(f"sshd: {HOST}:{layout.ssh_port} is taken by another process (set BAKE_SANDBOX_SSH_PORT)")
-    ensure_user()
+    ensure_user(layout)
     overlay.ensure(layout)
+    node_containerd.ensure(layout)
     configure(layout)
     d.start()
     d.wait_ready(lambda: _banner(layout.ssh_port), timeout=30, what=f"answering SSH on {layout.ssh_host}")

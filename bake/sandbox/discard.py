@@ -17,13 +17,13 @@ from datetime import datetime
 
 import requests
 
-from bake.sandbox import registries
+from bake.sandbox import node_containerd, registries
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.images import ACCEPT
 from bake.sandbox.layout import SYSTEM_CA_BUNDLE, Layout
 from bake.sandbox.process import run
 from bake.sandbox.registry import BINARY, stop_pidfile
-from bake.sandbox.runtimes import CONTAINERD_SOCKET, containerd_up, dockerd_up
+from bake.sandbox.runtimes import CONTAINERD_SOCKET, dockerd_up
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def delete_manifests(pushed: Iterable[Pushed]) -> None:
             raise SandboxError(f"registry {host}: DELETE {repo}@{p.digest} answered HTTP {r.status_code}")
 
 
-def _ctr(*args: str) -> list[str]:
-    return ["ctr", "--address", CONTAINERD_SOCKET, *args]
+def _ctr(layout: Layout, *args: str) -> list[str]:
+    return [str(node_containerd.bin_dir(layout) / "ctr"), "--address", CONTAINERD_SOCKET, *args]
 
 
 EXPIRING = "containerd.io/gc.expire="  # the label of the 24-hour lease ``ctr images pull`` takes
@@ -94,22 +94,27 @@ def doomed_names(listing: str, match: Callable[[str], bool], digests: Collection
     return [name for name, digest in records if digest in targets]
 
 
-def forget_in_containerd(match: Callable[[str], bool], digests: Collection[str] = (),
+def forget_in_containerd(layout: Layout, match: Callable[[str], bool], digests: Collection[str] = (),
                          leases_since: datetime | None = None) -> list[str]:
-    """Remove, in every namespace, the image records ``doomed_names`` picks, and the leases of
-    pulls cut off since ``leases_since``. ``--sync`` waits for containerd's garbage collection,
-    so the content and snapshots are gone on return."""
-    if not containerd_up():
-        return []
+    """Remove, in every namespace of the node's containerd (started for it if it is stopped, as
+    it is between bakes), the image records ``doomed_names`` picks, and the leases of pulls cut
+    off since ``leases_since``. ``--sync`` waits for containerd's garbage collection, so the
+    content and snapshots are gone on return."""
+    with node_containerd.running(layout):
+        return _forget_in_containerd(layout, match, digests, leases_since)
+
+
+def _forget_in_containerd(layout: Layout, match: Callable[[str], bool], digests: Collection[str],
+                          leases_since: datetime | None) -> list[str]:
     removed = []
-    for ns in run(_ctr("namespaces", "ls", "-q"), "list containerd namespaces").split():
-        doomed = doomed_names(run(_ctr("-n", ns, "images", "ls"), f"list images in {ns}"), match, digests)
+    for ns in run(_ctr(layout, "namespaces", "ls", "-q"), "list containerd namespaces").split():
+        doomed = doomed_names(run(_ctr(layout, "-n", ns, "images", "ls"), f"list images in {ns}"), match, digests)
         if doomed:
-            run(_ctr("-n", ns, "images", "rm", "--sync", *doomed), f"remove images in {ns}")
+            run(_ctr(layout, "-n", ns, "images", "rm", "--sync", *doomed), f"remove images in {ns}")
             removed += [f"{ns}/{name}" for name in doomed]
-        leases = pull_leases(run(_ctr("-n", ns, "leases", "ls"), f"list leases in {ns}"), leases_since) if leases_since else []
+        leases = pull_leases(run(_ctr(layout, "-n", ns, "leases", "ls"), f"list leases in {ns}"), leases_since) if leases_since else []
         if leases:
-            run(_ctr("-n", ns, "leases", "rm", "--sync", *leases), f"remove leases in {ns}")
+            run(_ctr(layout, "-n", ns, "leases", "rm", "--sync", *leases), f"remove leases in {ns}")
             removed += [f"{ns}/lease {lease}" for lease in leases]
     return removed
 
@@ -125,7 +130,7 @@ def forget_in_dockerd(match: Callable[[str], bool]) -> list[str]:
     return ids
 
 
-def discard(pushed: Iterable[Pushed], leases_since: datetime | None = None) -> list[str]:
+def discard(layout: Layout, pushed: Iterable[Pushed], leases_since: datetime | None = None) -> list[str]:
     """Remove pushed images from the registries and both runtimes, and the leases of pulls cut
     off since ``leases_since``; return what the runtimes held."""
     pushed = list(pushed)
@@ -135,16 +140,16 @@ def discard(pushed: Iterable[Pushed], leases_since: datetime | None = None) -> l
     def ours(name: str) -> bool:
         return _name_repository(name) in repositories
 
-    removed = forget_in_containerd(ours, {p.digest for p in pushed}, leases_since)
+    removed = forget_in_containerd(layout, ours, {p.digest for p in pushed}, leases_since)
     return removed + (forget_in_dockerd(ours) if repositories else [])
 
 
-def forget_hosts(hosts: set[str]) -> list[str]:
+def forget_hosts(layout: Layout, hosts: set[str]) -> list[str]:
     """Remove from both runtimes every image pulled from ``hosts`` (the sandbox's registries)."""
     def from_hosts(name: str) -> bool:
         return "/" in name and name.split("/", 1)[0] in hosts
 
-    return forget_in_containerd(from_hosts) + forget_in_dockerd(from_hosts)
+    return forget_in_containerd(layout, from_hosts) + forget_in_dockerd(from_hosts)
 
 
 def collect_registry_garbage(layout: Layout, ecr_password: str) -> None:

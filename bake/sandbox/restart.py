@@ -1,16 +1,13 @@
 """``python -m bake sandbox restart-runtime docker|containerd``: the sandbox's ``systemctl restart``.
 
-There is no systemd here: ``up`` starts containerd and dockerd as plain processes. A GPU bake's
-``gpu_settings.restart_command`` in the sandbox tests runs this over SSH, that is inside the
-builder's mount namespace (the overlays over /etc, /var, /home, /root). A daemon started from
-there would read the builder's /etc and keep its state in the overlay's /var, and every later
-test would see a different daemon. So this first moves into the host's mount namespace (the one
-the sandbox's moto server runs in, which ``up`` started from the host) and restarts the daemon
-exactly as ``up`` started it, with the host's configuration.
-
-The consequence, stated in docs/gpu.md: the daemon.json / config.toml a GPU bake edits in the
-builder's /etc is NOT what the restarted daemon reads here. Tests check those files in the
-overlay's upper dir and with the daemons' own parsers instead.
+containerd is the node's (``node_containerd``): its ``systemctl`` stand-in restarts it in the
+builder's mount namespace, with the builder's /etc/containerd/config.toml, the file a GPU bake
+edits. dockerd is this machine's: a GPU bake's ``gpu_settings.restart_command`` runs this over
+SSH, inside the builder's overlays, and a dockerd started from there would keep its state in the
+overlay's /var. So for docker this first moves into the host's mount namespace (the one the
+sandbox's moto server runs in) and restarts dockerd exactly as ``up`` started it, with the
+host's configuration: the daemon.json a GPU bake edits in the builder's /etc is NOT what the
+restarted dockerd reads (docs/gpu.md); tests check that file with dockerd's own parser.
 
 Each restart appends a line to RUN_DIR/restarts.log (``TIME RUNTIME OLD_PID NEW_PID``).
 """
@@ -23,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bake.sandbox import moto, runtimes
+from bake.sandbox import moto, node_containerd, runtimes
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import Layout
 
@@ -45,6 +42,13 @@ def restart_runtime(layout: Layout, which: str, log: Callable[[str], None] | Non
     say = log or (lambda message: None)
     if which not in RUNTIMES:
         raise SandboxError(f"restart-runtime: {which!r} is not one of {', '.join(RUNTIMES)}")
+    if which == "containerd":
+        # The node's containerd lives in the builder's namespace: its systemctl restarts it there,
+        # with the builder's /etc/containerd/config.toml (what a GPU bake edited).
+        node_containerd.systemctl(layout, "restart", "containerd",
+                                  instance=os.environ.get("BAKE_SANDBOX_INSTANCE", "sandbox"))
+        say("the node's containerd restarted")
+        return
     host_ns = _host_namespace(layout)
     if os.readlink("/proc/self/ns/mnt") != os.readlink(host_ns):
         # Over SSH, in the builder's overlays: run again in the host's namespace.
@@ -55,21 +59,13 @@ def restart_runtime(layout: Layout, which: str, log: Callable[[str], None] | Non
         if r.returncode != 0:
             raise SandboxError(f"restart-runtime {which} in the host's mount namespace failed (exit {r.returncode})")
         return
-    if which == "docker":
-        daemon, ready, what = runtimes.dockerd_daemon(layout), runtimes.dockerd_up, "answering on the docker socket"
-    else:
-        daemon, ready, what = runtimes.containerd_daemon(layout), runtimes.containerd_up, "answering on the containerd socket"
+    daemon, ready, what = runtimes.dockerd_daemon(layout), runtimes.dockerd_up, "answering on the docker socket"
     old = daemon.pid()
     if old is None:
         raise SandboxError(f"{daemon.name} was not started by the sandbox: not restarting a daemon it does not own")
     daemon.stop(timeout=20)
     new = daemon.start()
     daemon.wait_ready(ready, timeout=90, what=what)
-    if which == "containerd":
-        # dockerd is containerd's client: it reconnects by itself; wait until it answers again.
-        deadline = time.monotonic() + 60
-        while not runtimes.dockerd_up() and time.monotonic() < deadline:
-            time.sleep(0.2)
     with open(restart_log(layout), "a") as f:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {which} {old} {new}\n")
     say(f"{daemon.name} restarted (pid {old} -> {new})")

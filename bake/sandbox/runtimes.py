@@ -1,9 +1,10 @@
-"""The container runtimes a bake drives on the builder: containerd and dockerd.
+"""The container runtimes a bake drives on the builder: the node's containerd, and dockerd.
 
-They run in the host's mount namespace (the builder's overlay covers /etc, /var, /home, /root
-only for commands run over SSH), so images pulled over SSH land in the host's runtimes, as the
-testbed notes describe. A runtime already running is used as is and never stopped by ``down``;
-only the ones ``up`` started (they have a pid file in the state dir) are stopped.
+containerd is the node's own (``node_containerd``): stopped until a bake starts it, as on an EKS
+AL2023 AMI. dockerd runs in the host's mount namespace with the containerd it manages itself
+(under /var/run/docker), so docker pools' images never mix with the node's containerd. A
+dockerd already running is used as is and never stopped by ``down``; only the one ``up``
+started (it has a pid file in the state dir) is stopped.
 """
 
 from __future__ import annotations
@@ -13,23 +14,19 @@ import shutil
 import socket
 import subprocess
 
+from bake.sandbox import node_containerd
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import Layout
 from bake.sandbox.process import Daemon, log_tail
 
-CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+CONTAINERD_SOCKET = node_containerd.SOCKET
 DOCKER_SOCKET = "/var/run/docker.sock"
-
-
-def containerd_daemon(layout: Layout) -> Daemon:
-    return Daemon("containerd", ["containerd", "--address", CONTAINERD_SOCKET], layout.run_dir, program="containerd")
 
 
 def dockerd_daemon(layout: Layout) -> Daemon:
     # Its own pid file in the state dir: dockerd refuses to start over a stale /var/run/docker.pid.
     # No iptables and no bridge: this is the developer's machine and its network stays as it is.
-    argv = ["dockerd", "--iptables=false", "--bridge=none", "--containerd", CONTAINERD_SOCKET,
-            "--pidfile", str(layout.run_dir / "dockerd.own.pid")]
+    argv = ["dockerd", "--iptables=false", "--bridge=none", "--pidfile", str(layout.run_dir / "dockerd.own.pid")]
     return Daemon("dockerd", argv, layout.run_dir, program="dockerd")
 
 
@@ -43,13 +40,14 @@ def _socket_answers(path: str) -> bool:
         return False
 
 
-def containerd_up() -> bool:
+def containerd_up(layout: Layout) -> bool:
+    """Whether the node's containerd serves (some instance, or the sandbox, has it running)."""
     # ctr waits on an absent socket (gRPC keeps retrying): probe the socket first.
-    if shutil.which("ctr") is None or not _socket_answers(CONTAINERD_SOCKET):
+    if not _socket_answers(CONTAINERD_SOCKET):
         return False
     try:
-        r = subprocess.run(["ctr", "--address", CONTAINERD_SOCKET, "--timeout", "2s", "version"],
-                           capture_output=True, timeout=10)
+        r = subprocess.run([str(node_containerd.bin_dir(layout) / "ctr"), "--address", CONTAINERD_SOCKET, "--timeout",
+                            "2s", "version"], capture_output=True, timeout=10)
     except subprocess.TimeoutExpired:
         return False
     return r.returncode == 0
@@ -78,11 +76,7 @@ def dockerd_up() -> bool:
 
 
 def start(layout: Layout) -> None:
-    """Start containerd, then dockerd on top of it, unless they already run."""
-    if not containerd_up():
-        d = containerd_daemon(layout)
-        d.start()
-        d.wait_ready(containerd_up, timeout=60, what=f"answering on {CONTAINERD_SOCKET}")
+    """Start dockerd unless it runs; the node's containerd stays as the builder boots it."""
     if not dockerd_up():
         d = dockerd_daemon(layout)
         d.start()
@@ -105,9 +99,8 @@ def check_sudo_docker() -> None:
 
 
 def stop(layout: Layout) -> None:
-    # dockerd first: it is containerd's client.
     dockerd_daemon(layout).stop(timeout=20)
-    containerd_daemon(layout).stop(timeout=20)
+    node_containerd.stop_daemon(layout)
 
 
 def status(layout: Layout) -> dict[str, str]:
@@ -116,8 +109,12 @@ def status(layout: Layout) -> dict[str, str]:
             return "down"
         return "up" if d.running() else "up (not started by the sandbox)"
 
-    return {"containerd": one(containerd_daemon(layout), containerd_up()),
-            "dockerd": one(dockerd_daemon(layout), dockerd_up())}
+    try:
+        s = node_containerd.state(layout)
+        node = f"{s['version']} ({'running' if containerd_up(layout) else 'stopped'}; boots {s['boot']})"
+    except (OSError, ValueError):
+        node = "down"
+    return {"node containerd": node, "dockerd": one(dockerd_daemon(layout), dockerd_up())}
 
 
 __all__ = ["start", "stop", "status", "containerd_up", "dockerd_up", "log_tail"]

@@ -64,6 +64,13 @@ class BuildState:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     image_ids: dict[str, str] = field(default_factory=dict)
     runtime_version: str | None = None
+    # The builder's container runtime (bake.runtimes, its generation known once it serves), and
+    # how the bake found it: "running" / "stopped", enabled or not, and what the bake changed.
+    runtime: Any = None
+    runtime_found: str | None = None
+    runtime_enabled: bool = False
+    runtime_started: bool = False
+    runtime_restored: bool = False
     # The AMI's copies in other regions: every one the lock entry will name, and those this run
     # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
     ec2_in: Callable[[str], Any] | None = None
@@ -71,6 +78,12 @@ class BuildState:
     started_copies: dict[str, str] = field(default_factory=dict)
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
+
+    def container_runtime(self) -> Any:
+        """The runtime the runtime step found, or the pool's runtime family before it ran."""
+        from bake.runtimes import runtime_for
+
+        return self.runtime or runtime_for(self.pool.runtime)
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.reporter.emit(kind, message, pool=self.pool.name, **kw)

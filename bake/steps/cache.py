@@ -14,7 +14,7 @@ class StepCache:
 
     def run(self, st: BuildState) -> None:
         try:
-            paths = cache.paths_for(st.pool.runtime, st.conn, st.images)
+            paths = st.container_runtime().cache_paths(st.conn, st.images)
         except cache.CacheError as e:
             # A runtime layout this tool does not know (e.g. Docker on containerd's image store):
             # the AMI is still good; it only lacks the figure and the prewarm.

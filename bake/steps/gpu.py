@@ -23,7 +23,7 @@ from bake import gpu
 from bake.gpu import GpuError
 from bake.model.images import ResolvedImage
 from bake.model.refs import parse_reference
-from bake.runtimes import Containerd, runtime_for, sudo
+from bake.ssh import sudo
 from bake.ssh import UnexpectedExit
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
@@ -35,14 +35,12 @@ ABSENT = 3  # read_file's exit code for "no such file"
 RESTART_TIMEOUT = 300
 READY_TIMEOUT = 120
 
-DEFAULT_RESTART = {"docker": "systemctl restart docker", "containerd": "systemctl restart containerd"}
 DEFAULT_VALIDATE = {
     "docker": "docker run --rm --runtime=nvidia {image} {command}",
     # What the CRI's nvidia default runtime does: runc v2 running nvidia-container-runtime.
     "containerd": "ctr -n k8s.io run --rm --runc-binary {runtime_path} --env NVIDIA_VISIBLE_DEVICES=all "
                   "{image} {name} {command}",
 }
-READY = {"docker": "docker version", "containerd": "ctr version"}
 
 
 def read_file(st: BuildState, path: str) -> str | None:
@@ -105,19 +103,17 @@ class StepGpuRuntime:
             self._docker(st)
         else:
             self._containerd(st)
-        restart = s.restart_command or DEFAULT_RESTART[runtime]
+        rt = st.container_runtime()
+        restart = s.restart_command or rt.restart_command()
         st.emit("step", f"restarting {runtime}: {restart}", step=self.name)
         st.conn.run(sudo(restart), timeout=RESTART_TIMEOUT, shown=restart)
-        wait = f"i=0; until {READY[runtime]} >/dev/null 2>&1; do i=$((i+1)); [ $i -ge {READY_TIMEOUT} ] && exit 1; sleep 1; done"
-        res = st.conn.run(sudo(wait), warn=True, timeout=READY_TIMEOUT + 30, shown=f"wait for {runtime}")
-        if not res.ok:
-            raise GpuError(f"pool {st.pool.name}: {runtime} did not come back within {READY_TIMEOUT}s after `{restart}`")
-        if runtime == "containerd":
-            try:
-                Containerd().await_cri(st.conn, READY_TIMEOUT)
-            except UnexpectedExit as e:
-                raise GpuError(f"pool {st.pool.name}: containerd's CRI did not serve within {READY_TIMEOUT}s after "
-                               f"`{restart}`: {e.result.tail(300)}") from None
+        try:
+            # containerd: until its CRI answers (it answers ctr a moment before the CRI serves,
+            # and the pulls' naming talks CRI); docker: until `docker version` answers.
+            rt.await_ready(st.conn, READY_TIMEOUT)
+        except UnexpectedExit as e:
+            raise GpuError(f"pool {st.pool.name}: {runtime} did not serve within {READY_TIMEOUT}s after "
+                           f"`{restart}`: {e.result.tail(300)}") from None
         st.emit("step", f"{runtime} restarted with nvidia as its default runtime", step=self.name)
 
     def _docker(self, st: BuildState) -> None:
@@ -134,7 +130,8 @@ class StepGpuRuntime:
                         timeout=120, shown="nvidia-ctk runtime configure --runtime=containerd --set-as-default")
             st.emit("step", "configured containerd with nvidia-ctk", step=self.name)
         else:
-            merged = gpu.merge_containerd_toml(read_file(st, CONTAINERD_TOML), st.pool.gpu_settings.runtime_path)
+            merged = gpu.merge_containerd_toml(read_file(st, CONTAINERD_TOML), st.pool.gpu_settings.runtime_path,
+                                               empty_version=st.container_runtime().config_version)
             write_file(st, CONTAINERD_TOML, merged)
         self._check(st, CONTAINERD_TOML, gpu.containerd_default)
 
@@ -158,7 +155,7 @@ class StepGpuValidate:
     title = "validating the GPU through the container runtime"
 
     def run(self, st: BuildState) -> None:
-        s, runtime = st.pool.gpu_settings, runtime_for(st.pool.runtime)
+        s, runtime = st.pool.gpu_settings, st.container_runtime()
         cached = next((i for i in st.images if i.ref.original == s.validate_image), None)
         # Not one of the pool's images: pulled anonymously (a public CUDA image) and not resolved at plan time.
         image = cached or ResolvedImage(parse_reference(s.validate_image), "", None)

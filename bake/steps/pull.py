@@ -12,8 +12,8 @@ from bake.disk import needed_bytes
 from bake.errors import BakeError
 from bake.model.images import ResolvedImage
 from bake.pull_progress import PullProgress, human
-from bake.references import GC_ADVICE, references, reports_pinned
-from bake.runtimes import TRANSIENT, Answer, Runtime, runtime_for
+from bake.references import references
+from bake.runtimes import TRANSIENT, Answer, Runtime
 from bake.ssh import ConnectionLost, UnexpectedExit
 from bake.steps.base import BuildState
 
@@ -132,7 +132,7 @@ class StepPull:
     title = "pulling images"
 
     def run(self, st: BuildState) -> None:
-        runtime = runtime_for(st.pool.runtime)
+        runtime = st.container_runtime()
         creds = {img.credential.registry: img.credential for img in st.images if img.credential}
         for cred in creds.values():
             runtime.login(st.conn, cred)
@@ -157,6 +157,24 @@ class StepPull:
         pass  # the images live on the builder's disk: terminating it is their undo
 
 
+class StepNodeShape:
+    """Leave the images as the node's containerd keeps them (compressed layers discarded once
+    unpacked: ``Runtime.discard_compressed``), before verify proves every reference still
+    answers and before the cache is measured."""
+
+    name = "node-shape"
+    title = "discarding the unpacked images' compressed layers"
+
+    def run(self, st: BuildState) -> None:
+        removed = st.container_runtime().discard_compressed(st.conn, st.images)
+        if removed:
+            st.emit("step", f"discarded {removed} compressed layer blob(s), as a node's containerd does "
+                            "(discard_unpacked_layers)", step=self.name, data={"discarded": removed})
+
+    def cleanup(self, st: BuildState) -> None:
+        pass
+
+
 class StepVerify:
     """Ask the node's runtime what the kubelet will ask: containerd through the CRI
     (ImageStatus on its socket), dockerd through `docker image inspect`. Every reference of
@@ -166,7 +184,7 @@ class StepVerify:
     title = "verifying the images on the builder"
 
     def run(self, st: BuildState) -> None:
-        runtime = runtime_for(st.pool.runtime)
+        runtime = st.container_runtime()
         wanted = {
             img.ref.original: references(img, st.aliases.get(img.ref.original, []), st.image_ids.get(img.ref.original),
                                          digest_aliases=runtime.digest_aliases)
@@ -183,18 +201,19 @@ class StepVerify:
         st.emit("step", f"{where} finds all {len(st.images)} image(s) under {count} reference(s) "
                         f"(tag, digest, image id, {sum(map(len, st.aliases.values()))} alias(es))", step=self.name)
         if runtime.name == "containerd":
-            self._pinned(st, answer, wanted)
+            self._pinned(st, runtime, answer, wanted)
 
-    def _pinned(self, st: BuildState, answer: Answer, wanted: dict[str, list[str]]) -> None:
-        if not reports_pinned(answer.runtime, answer.version):
-            st.emit("warn", f"{answer.runtime} {answer.version} does not report pinned images: {GC_ADVICE}",
+    def _pinned(self, st: BuildState, runtime: Runtime, answer: Answer, wanted: dict[str, list[str]]) -> None:
+        """The CRI's answer decides whether the cache is pinned; the runtime says what that means."""
+        problem = runtime.pin_problem(answer, not_pinned(answer, wanted))
+        if problem is None:
+            st.emit("step", f"the CRI reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
                     step=self.name)
             return
-        if unpinned := not_pinned(answer, wanted):
-            raise BakeError(f"the CRI ({answer.runtime} {answer.version}) does not report pinned for: "
-                            f"{', '.join(unpinned)}; the kubelet's image GC could remove them")
-        st.emit("step", f"the CRI reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
-                step=self.name)
+        message, fatal = problem
+        if fatal:
+            raise BakeError(message)
+        st.emit("warn", message, step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         pass

@@ -74,10 +74,12 @@ def test_regional_switch_adds_to_configured_aliases_for_ecr_images_only():
 
 
 @pytest.mark.parametrize("runtime, version, pinned", [
-    ("containerd", "1.6.20~ds1", False), ("containerd", "v1.7.0", True), ("containerd", "1.7.24~ds1", True),
-    ("containerd", "2.0.1", True), ("containerd", "garbage", False), ("docker", "27.0.1", False),
+    ("containerd", "1.6.20~ds1", False), ("containerd", "1.6.22", True), ("containerd", "1.6.21", False),
+    ("containerd", "v1.7.0", False), ("containerd", "1.7.2", False), ("containerd", "1.7.3", True),
+    ("containerd", "1.7.24~ds1", True), ("containerd", "2.0.1", True), ("containerd", "2.1.9+unknown", True),
+    ("containerd", "garbage", False), ("docker", "27.0.1", False),
 ])
-def test_the_cri_reports_pinned_from_containerd_1_7(runtime, version, pinned):
+def test_the_cri_reports_pinned_from_containerd_1_6_22_and_1_7_3(runtime, version, pinned):
     assert reports_pinned(runtime, version) is pinned
 
 
@@ -102,7 +104,7 @@ def test_plan_says_when_the_kubelets_image_gc_may_remove_the_cache():
     assert "containerd 1.6.20~ds1 does not report pinned" in note
     assert "imageGCHighThresholdPercent" in note and "imageMaximumGCAge" in note
     assert _gc_notes(_pool(), _record("containerd 1.7.24")) == []
-    assert "1.7+" in _gc_notes(_pool(), PoolLock())[0]  # not baked yet: the bake will check
+    assert "1.6.22+, 1.7.3+, 2.x" in _gc_notes(_pool(), PoolLock())[0]  # not baked yet: the bake will check
     assert _gc_notes(_pool("docker"), _record("docker 20.10.24")) == []
 
 
