@@ -184,13 +184,16 @@ def keys_command_serves_extra_endpoints(layout: Layout) -> bool:
 
 def daemon(layout: Layout) -> Daemon:
     p = _paths(layout)
-    # /var/lib/containerd: the node's containerd root, apart from this machine's (node_containerd).
-    # Held at a mount point outside /var before /var is overlaid: bound after, its path would
-    # name the overlay's copy of the directory and the node's disk would land in the upper dir.
-    node_root, handle = shlex.quote(str(node_containerd.root_dir(layout))), f"/run/bake-sandbox/node-root-{layout.ssh_port}"
-    mounts = " && ".join(["mkdir -p /run/sshd", f"mkdir -p {handle} && mount --bind {node_root} {handle}",
-                          *overlay.mount_commands(layout),
-                          f"mkdir -p /var/lib/containerd && mount --bind {handle} /var/lib/containerd"])
+    # The sandbox's own state dir stays the real one in the builder's view (the node's containerd
+    # and its systemctl stand-in keep their disk, pid file and bookkeeping there, and the host
+    # reads them); /var/lib/containerd is the node's containerd root, apart from this machine's
+    # (node_containerd). The state dir is held at a mount point outside the overlays before they
+    # are mounted: a path under /var bound after would name the overlay's copy of it.
+    root, handle = shlex.quote(str(layout.root)), f"/run/bake-sandbox/state-{layout.ssh_port}"
+    node_root = shlex.quote(str(node_containerd.root_dir(layout)))
+    mounts = " && ".join(["mkdir -p /run/sshd", f"mkdir -p {handle} && mount --bind {root} {handle}",
+                          *overlay.mount_commands(layout), f"mount --bind {handle} {root}",
+                          f"mkdir -p /var/lib/containerd && mount --bind {node_root} /var/lib/containerd"])
     script = f"{mounts} && exec {SSHD} -D -f {shlex.quote(str(p['config']))} -E {shlex.quote(str(layout.run_dir / 'sshd.log'))}"
     return Daemon("sshd", ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                   layout.run_dir, program=str(p["config"]))

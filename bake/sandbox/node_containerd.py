@@ -94,6 +94,21 @@ def holders():
     return set(os.listdir(os.path.join(NODE, "holders")))
 
 
+def hold(path, delta):
+    """An instance's starts less its stops: the sandbox's own uses nest (a test's look around a
+    clean-up that also starts it); an EC2-like bake starts once, when it found it inactive."""
+    try:
+        count = int(open(path).read() or 0)
+    except (OSError, ValueError):
+        count = 0
+    count += delta
+    if count > 0:
+        with open(path, "w") as f:
+            f.write(str(count))
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
 def running():
     return pid() is not None and answers(SOCKET)
 
@@ -148,13 +163,12 @@ def containerd(verb):
         save(s)
         return 0
     if verb == "start":
-        open(mine, "w").close()
+        hold(mine, +1)
         if not running():
             spawn()
         return 0
     if verb == "stop":
-        if os.path.exists(mine):
-            os.unlink(mine)
+        hold(mine, -1)
         if not holders() and s["boot"] != "running":
             kill()
         return 0
@@ -291,9 +305,25 @@ def running(layout: Layout) -> Iterator[None]:
     look), as one more instance holding it: stopped again after unless someone else holds it."""
     systemctl(layout, "start", "containerd")
     try:
+        await_cri()
         yield
     finally:
         systemctl(layout, "stop", "containerd")
+
+
+def await_cri(timeout: float = 60) -> None:
+    """Until the CRI serves: containerd answers on its socket a moment before its CRI plugin
+    does ("server is not initialized yet"), and the tests' looks talk CRI."""
+    from bake import cri
+
+    deadline = time.monotonic() + timeout
+    while True:
+        r = subprocess.run([sys.executable, "-I", "-S", cri.__file__, SOCKET], capture_output=True, text=True, timeout=60)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise SandboxError(f"the node's containerd CRI does not serve: {r.stderr.strip()[-300:]}")
+        time.sleep(0.1)
 
 
 def use(layout: Layout, version: str | None = None, boot: str | None = None) -> None:

@@ -4,7 +4,6 @@ registries including the ECR look-alike."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,13 +13,14 @@ from bake import tags
 from bake.model.lock import LockFile
 
 from support.cli import run_bake
+from support.node_runtime import node_ctr
 from support.sandbox_bakes import in_builder, leftovers, write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
 
 
-def ctr_images(namespace: str = "k8s.io") -> dict[str, tuple[str, str]]:
-    out = subprocess.run(["ctr", "-n", namespace, "images", "ls"], capture_output=True, text=True, check=True).stdout
+def ctr_images(sandbox, namespace: str = "k8s.io") -> dict[str, tuple[str, str]]:
+    out = node_ctr(sandbox, "-n", namespace, "images", "ls").stdout
     rows = {}
     for line in out.splitlines()[1:]:
         cols = line.split()
@@ -94,7 +94,7 @@ def test_fresh_bake_records_ami_with_resolved_digests(sandbox, ec2, containerd_b
 def test_images_are_in_k8s_namespace_labelled_for_the_kubelet(sandbox, containerd_bake):
     d, cfg, images, result = containerd_bake
     entry = LockFile(d / "amis.lock.json").read().pools["cpu"].current
-    rows = ctr_images()
+    rows = ctr_images(sandbox)
     from bake.model.refs import parse_reference
 
     for img in entry.images:

@@ -6,7 +6,6 @@ region's ECR name; a reference the CRI does not find fails the bake, naming it."
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -23,6 +22,7 @@ from bake.steps.pull import StepVerify
 
 from criclient import CriClient
 from support.cli import run_bake
+from support.node_runtime import node_ctr, node_runtime
 from support.sandbox_bakes import write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
@@ -32,10 +32,13 @@ CACHE = "cache.internal:5000/team/app:stable"  # an alias with its own tag
 
 
 @pytest.fixture(scope="module")
-def crictl():
-    client = CriClient()
-    yield client
-    client.close()
+def crictl(sandbox):
+    """The tests' own CRI client, with the node's containerd serving (it is stopped between
+    bakes, as on an EKS AL2023 AMI; the bakes see it stopped for their instances all the same)."""
+    with node_runtime(sandbox):
+        client = CriClient()
+        yield client
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +125,8 @@ def test_negative_control_an_image_pulled_by_tag_alone_is_not_found_by_digest(sa
     to everything would pass every test above)."""
     digest = sandbox.push_image("env/cri-tag-only", "v1", size_mb=1)
     ref = f"{sandbox.info.registry}/env/cri-tag-only:v1"
-    subprocess.run(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", "/etc/containerd/certs.d",
-                    "--label", "io.cri-containerd.image=managed", ref], check=True, capture_output=True)
+    node_ctr(sandbox, "-n", "k8s.io", "images", "pull", "--hosts-dir", "/etc/containerd/certs.d",
+             "--label", "io.cri-containerd.image=managed", ref)
     by_digest = f"{sandbox.info.registry}/env/cri-tag-only@{digest}"
     try:
         assert crictl.status(ref) is not None
@@ -135,7 +138,7 @@ def test_negative_control_an_image_pulled_by_tag_alone_is_not_found_by_digest(sa
         finally:
             ours.close()
     finally:
-        subprocess.run(["ctr", "-n", "k8s.io", "images", "rm", ref], capture_output=True)
+        node_ctr(sandbox, "-n", "k8s.io", "images", "rm", ref, check=False)
 
 
 class StepLoseAlias:

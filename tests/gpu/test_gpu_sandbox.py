@@ -32,6 +32,7 @@ from bake.sandbox import runtimes
 from bake.sandbox.restart import restart_log
 
 from support.cli import run_bake
+from support.node_runtime import k8s_ctr
 from support.sandbox_bakes import builder_files_containing, in_builder, leftovers, write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("nothing_left", "builder_runtime_configs")]
@@ -169,11 +170,10 @@ def restarts(sandbox) -> list[str]:
     return p.read_text().splitlines() if p.exists() else []
 
 
-def image_in_runtime(runtime: str, ref: str) -> bool:
+def image_in_runtime(sandbox, runtime: str, ref: str) -> bool:
     if runtime == "docker":
         return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
-    out = subprocess.run(["ctr", "-n", "k8s.io", "images", "ls", "-q", f"name=={ref}"], capture_output=True, text=True).stdout
-    return bool(out.strip())
+    return bool(k8s_ctr(sandbox, "images", "ls", "-q", f"name=={ref}").strip())
 
 
 def check_recorded(ec2, lock_path: Path) -> None:
@@ -188,9 +188,7 @@ def dockerd_loads(config: Path) -> dict:
     t = Path(tempfile.mkdtemp(prefix="bake-dockerd-check-"))
     sock = f"unix://{t}/docker.sock"
     argv = ["dockerd", "--config-file", str(config), "--data-root", str(t / "data"), "--exec-root", str(t / "exec"),
-            "--pidfile", str(t / "pid"), "-H", sock, "--iptables=false", "--bridge=none",
-            "--containerd", runtimes.CONTAINERD_SOCKET, "--containerd-namespace", "bake-gpu-check",
-            "--containerd-plugins-namespace", "bake-gpu-check-plugins"]
+            "--pidfile", str(t / "pid"), "-H", sock, "--iptables=false", "--bridge=none"]
     proc = subprocess.Popen(argv, stdout=open(t / "log", "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -214,8 +212,8 @@ def test_gpu_bake(sandbox, ec2, tmp_path, doubles, runtime):
     cfg = gpu_config(sandbox, tmp_path / "bake.toml", runtime, d, [pool_image], validate_image=validate_image)
     if runtime == "docker":  # the base AMI's own daemon.json, which the bake must keep
         in_builder(sandbox, "mkdir -p /etc/docker && cat > /etc/docker/daemon.json", stdin=json.dumps(SEED_DAEMON_JSON))
-    daemon = runtimes.dockerd_daemon(sandbox.layout) if runtime == "docker" else runtimes.containerd_daemon(sandbox.layout)
-    pid_before, restarts_before = daemon.pid(), restarts(sandbox)
+    daemon = runtimes.dockerd_daemon(sandbox.layout) if runtime == "docker" else None
+    pid_before, restarts_before = daemon.pid() if daemon else None, restarts(sandbox)
     t0 = time.monotonic()
     result = run_bake("build", "--config", str(cfg))
     took = time.monotonic() - t0
@@ -224,13 +222,18 @@ def test_gpu_bake(sandbox, ec2, tmp_path, doubles, runtime):
 
     # the restart ran, through the builder, before the pull (which then worked on the new daemon)
     new = restarts(sandbox)[len(restarts_before):]
-    assert [line.split()[1:] for line in new] == [[runtime, str(pid_before), str(daemon.pid())]]
-    assert image_in_runtime(runtime, pool_image)
+    if daemon:
+        assert [line.split()[1:] for line in new] == [[runtime, str(pid_before), str(daemon.pid())]]
+    else:  # the node's containerd: stopped before, started by the bake, restarted, stopped again
+        [(name, old, started)] = [line.split()[1:] for line in new]
+        assert name == "containerd" and old.isdigit() and started.isdigit() and old != started
+        assert not sandbox.node_containerd_state()["running"]
+    assert image_in_runtime(sandbox, runtime, pool_image)
 
     # validation ran with the pulled validation image, which then left again (not a pool image)
     log = (d / "validate.log").read_text().splitlines()
     assert log == [f"{runtime} {validate_image} present=yes command=nvidia-smi"]
-    assert not image_in_runtime(runtime, validate_image)
+    assert not image_in_runtime(sandbox, runtime, validate_image)
 
     upper = Path(sandbox.info.overlay_upper) / "etc"
     if runtime == "docker":

@@ -12,9 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.node_runtime import k8s_ctr, node_runtime
 import requests
 
-from bake.sandbox import registries
+from bake.sandbox import Sandbox, registries
 from bake.sandbox.images import ACCEPT, registry_digest
 from bake.sandbox.layout import SYSTEM_CA_BUNDLE
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.sandbox
 
 
 def _ctr(*args: str) -> str:
-    return subprocess.run(["ctr", "-n", "k8s.io", *args], capture_output=True, text=True, check=True, timeout=120).stdout
+    return k8s_ctr(Sandbox(), *args)
 
 
 def _names() -> set[str]:
@@ -44,6 +45,14 @@ def _layers(ref: str) -> list[str]:
     return [layer["digest"] for layer in r.json()["layers"]]
 
 
+@pytest.fixture
+def node_serving(sandbox):
+    """The node's containerd kept serving for the whole test (each look would otherwise start it)."""
+    with node_runtime(sandbox):
+        yield
+
+
+@pytest.mark.usefixtures("node_serving")
 def test_a_discarded_image_leaves_the_registry_both_runtimes_and_the_disk(sandbox):
     sample = sandbox.info.images[0]
     repo = f"{sandbox.info.registry}/scratch/{uuid.uuid4().hex[:10]}"

@@ -12,16 +12,17 @@ import subprocess
 import uuid
 
 import pytest
+from support.node_runtime import k8s_ctr
 from support.cli import run_bake
 
-from bake.sandbox import registries
+from bake.sandbox import Sandbox, registries
 from bake.sandbox.images import registry_digest
 
 pytestmark = pytest.mark.sandbox
 
 
 def _ctr(*args: str) -> str:
-    return subprocess.run(["ctr", "-n", "k8s.io", *args], capture_output=True, text=True, check=True, timeout=120).stdout
+    return k8s_ctr(Sandbox(), *args)
 
 
 def _docker_repositories() -> set[str]:

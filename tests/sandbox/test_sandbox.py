@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from support.node_runtime import node_ctr
 import requests
 
 from bake.sandbox.layout import SYSTEM_CA_BUNDLE
@@ -107,12 +108,21 @@ def test_deletions_over_ssh_land_in_the_overlay_not_on_the_host(sandbox, builder
 
 
 def test_ctr_pull_over_ssh(sandbox, builder_login):
+    """The builder boots as an EKS AL2023 AMI does: containerd installed (2.1), not running, not
+    enabled; `systemctl start` serves it on the node's socket, `systemctl stop` ends it."""
     key, _ = builder_login
     ref = sandbox.info.images[0]
     with _ssh(sandbox, key) as client:
-        code, out, err = _run(client, f"sudo ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d {ref} && sudo ctr -n k8s.io images ls -q")
-    assert code == 0, err + out
-    assert ref in out.split()
+        code, before, _ = _run(client, "sudo systemctl is-active containerd; sudo systemctl is-enabled containerd; "
+                                       "sudo ctr --timeout 1s version")
+        assert code != 0 and before.split()[:2] == ["inactive", "disabled"], before
+        code, out, err = _run(client, "sudo systemctl start containerd && sudo containerd --version && "
+                                      f"sudo ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d {ref} && "
+                                      "sudo ctr -n k8s.io images ls -q; sudo systemctl stop containerd")
+        assert code == 0, err + out
+        code, after, _ = _run(client, "sudo systemctl is-active containerd")
+    assert ref in out.split() and " 2.1." in out.splitlines()[0]
+    assert after.strip() == "inactive" and not sandbox.node_containerd_state()["running"]
 
 
 def test_sudo_docker_pull(sandbox):
@@ -146,10 +156,9 @@ def test_ecr_lookalike_demands_moto_token(sandbox):
     assert requests.head(url, auth=(user, "wrong"), verify=SYSTEM_CA_BUNDLE, timeout=10, headers=accept).status_code == 401
     assert requests.head(url, auth=(user, password), verify=SYSTEM_CA_BUNDLE, timeout=10, headers=accept).status_code == 200
     # containerd's client refuses it anonymously and pulls it with the token.
-    anon = subprocess.run(["ctr", "-n", "k8s.io", "images", "pull", ref], capture_output=True, text=True, timeout=60)
+    anon = node_ctr(sandbox, "-n", "k8s.io", "images", "pull", ref, check=False, timeout=60)
     assert anon.returncode != 0
-    ok = subprocess.run(["ctr", "-n", "k8s.io", "images", "pull", "--user", f"{user}:{password}", ref],
-                        capture_output=True, text=True, timeout=60)
+    ok = node_ctr(sandbox, "-n", "k8s.io", "images", "pull", "--user", f"{user}:{password}", ref, check=False, timeout=60)
     assert ok.returncode == 0, ok.stderr
 
 
@@ -164,7 +173,10 @@ def test_push_image_changes_the_digest(sandbox):
 def test_status_and_cli(sandbox):
     import sys
 
-    assert all(v in ("up", "installed", "present") or v.startswith("up") for v in sandbox.status().values())
+    status = sandbox.status()
+    node = status.pop("node containerd")  # the builder's, stopped between bakes as on a fresh AMI
+    assert node.startswith("2.1 (stopped; boots stopped)"), node
+    assert all(v in ("up", "installed", "present") or v.startswith("up") for v in status.values())
     out = subprocess.run([sys.executable, "-m", "bake", "sandbox", "env"], capture_output=True, text=True, check=True).stdout
     assert f"export AWS_ENDPOINT_URL={sandbox.info.moto_endpoint}" in out.splitlines()
     path = subprocess.run([sys.executable, "-m", "bake", "sandbox", "path"], capture_output=True, text=True, check=True).stdout

@@ -22,3 +22,8 @@ def node_ctr(sandbox, *args: str, check: bool = True, timeout: float = 120) -> s
     with node_runtime(sandbox):
         return subprocess.run([ctr, "--address", node_containerd.SOCKET, *args], capture_output=True, text=True,
                               check=check, timeout=timeout)
+
+
+def k8s_ctr(sandbox, *args: str) -> str:  # noqa: ANN001
+    """``ctr -n k8s.io ARGS`` against the builder's containerd: its output."""
+    return node_ctr(sandbox, "-n", "k8s.io", *args).stdout

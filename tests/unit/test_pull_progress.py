@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bake.pull_progress import CtrProgressParser, human
 
 FRAME = (
@@ -56,3 +58,20 @@ def test_plain_lines_show_progress_at_most_every_ten_seconds():
     assert [line.split(" ", 1)[1] for line in lines] == [
         "[cpu] a: pulling: 0 MiB", "[cpu] b: pulling: 0 MiB", "[cpu] a: pulled in 1.0s"]
     assert len(rep.events) == 7  # every event is kept; only the lines are fewer
+
+
+RECORDED_2X = Path(__file__).parent / "data" / "ctr-2.1.9-pull.txt"  # ctr 2.1.9 pulling a 200 MiB layer, no tty
+
+
+def test_containerd_2x_progress_from_a_recorded_pull():
+    """containerd 2.x's transfer-service display: layer sizes from the tree, bytes done from its
+    total line, never backwards (2.1.9 prints the finished total without its unit)."""
+    parser, seen = CtrProgressParser(), []
+    data = RECORDED_2X.read_bytes()
+    for i in range(0, len(data), 512):  # as SSH hands it over: arbitrary chunks
+        if (p := parser.feed(data[i:i + 512])) is not None:
+            seen.append((p.done, p.total, p.rate))
+    mib = 1024**2
+    assert any(done == 93 * mib and total == 200 * mib and rate > 200 * mib for done, total, rate in seen)
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)  # never backwards
+    assert seen[-1][:2] == (200 * mib, 200 * mib)
