@@ -130,3 +130,82 @@ def test_arn_operators_and_what_it_refuses_to_guess() -> None:
         with pytest.raises(ValueError):
             allowed(policy({"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": unsupported}), "s3:GetObject",
                     **{"aws:CurrentTime": "x", "aws:username": "x"})
+
+
+# --- what a recorded call is authorized on (tests/iam/authz.py) -----------------------------------
+
+def _call(action: str, params: dict, tags: dict | None = None, region: str = "us-east-1"):  # noqa: ANN202
+    from tests.iam import authz
+
+    return authz.Call(action, "u", region, params, tags or {}, True)
+
+
+def test_run_instances_is_authorized_on_every_resource_it_touches() -> None:
+    from tests.iam.authz import Deriver
+
+    tool = {"bake:tool": "eks-image-bake"}
+    call = _call("ec2:RunInstances", {
+        "ImageId": "ami-0abc", "KeyName": "k", "SecurityGroupId.1": "sg-01",
+        "TagSpecification.1.ResourceType": "instance", "TagSpecification.1.Tag.1.Key": "bake:tool",
+        "TagSpecification.1.Tag.1.Value": "eks-image-bake"}, {"key-pair/k": tool, "sg-01": tool})
+    checks = {(c.request.action, c.request.resource): c.request.context for c in Deriver("1").checks(call)}
+    assert set(checks) == {
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:instance/i-new"),
+        ("ec2:CreateTags", "arn:aws:ec2:us-east-1:1:instance/i-new"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:volume/vol-new"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:network-interface/eni-new"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1::image/ami-0abc"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:subnet/subnet-default"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:security-group/sg-01"),
+        ("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:key-pair/k"),
+    }
+    assert checks[("ec2:CreateTags", "arn:aws:ec2:us-east-1:1:instance/i-new")]["ec2:CreateAction"] == "RunInstances"
+    assert checks[("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:instance/i-new")]["aws:RequestTag/bake:tool"] == "eks-image-bake"
+    assert "aws:RequestTag/bake:tool" not in checks[("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:volume/vol-new")]
+    assert checks[("ec2:RunInstances", "arn:aws:ec2:us-east-1:1:key-pair/k")]["ec2:ResourceTag/bake:tool"] == "eks-image-bake"
+
+
+def test_the_partition_comes_from_the_region_and_unknown_calls_are_refused() -> None:
+    from tests.iam.authz import Deriver
+
+    (check,) = Deriver("1").checks(_call("ec2:TerminateInstances", {"InstanceId.1": "i-1"}, region="cn-north-1"))
+    assert check.request.resource == "arn:aws-cn:ec2:cn-north-1:1:instance/i-1" and "aws:ResourceTag/bake:tool" not in check.request.context
+    (check,) = Deriver("1").checks(_call("ec2:DeleteSnapshot", {"SnapshotId": "snap-1"}, region="us-gov-west-1"))
+    assert check.request.resource == "arn:aws-us-gov:ec2:us-gov-west-1::snapshot/snap-1"
+    with pytest.raises(KeyError, match="ec2:DeleteVolume"):
+        Deriver("1").checks(_call("ec2:DeleteVolume", {"VolumeId": "vol-1"}))
+    assert Deriver("1").checks(_call("sts:GetCallerIdentity", {})) == []
+    (check,) = Deriver("1").checks(_call("ec2:DescribeImages", {"Owner.1": "self"}))
+    assert check.request.resource == "*"
+
+
+def test_copy_image_is_authorized_on_the_source_the_copy_its_tags_and_its_key() -> None:
+    from bake.iam.grants import EBS_KMS_ACTIONS
+    from tests.iam.authz import Deriver
+
+    key = "arn:aws:kms:us-west-2:1:key/k1"
+    call = _call("ec2:CopyImage", {"SourceImageId": "ami-1", "SourceRegion": "us-east-1", "KmsKeyId": key, "Encrypted": "true",
+                                   "TagSpecification.1.ResourceType": "image", "TagSpecification.1.Tag.1.Key": "a",
+                                   "TagSpecification.1.Tag.1.Value": "b"}, {"ami-1": {"a": "b"}}, region="us-west-2")
+    checks = [(c.request.action, c.request.resource, c.request.context.get("ec2:CreateAction")) for c in Deriver("1").checks(call)]
+    assert ("ec2:CopyImage", "arn:aws:ec2:us-east-1::image/ami-1", None) in checks
+    assert ("ec2:CopyImage", "arn:aws:ec2:us-west-2::image/ami-new", None) in checks
+    assert ("ec2:CreateTags", "arn:aws:ec2:us-west-2::image/ami-new", "CopyImage") in checks
+    assert {(a, r) for a, r, _ in checks if a.startswith("kms:")} == {(a, key) for a in EBS_KMS_ACTIONS}
+
+
+def test_checks_are_held_to_the_service_authorization_reference() -> None:
+    from tests.iam.authz import Check, Deriver, sar_problems
+
+    good = Deriver("1").checks(_call("ec2:RunInstances", {"ImageId": "ami-1", "SubnetId": "subnet-1", "SecurityGroupId.1": "sg-1"}))
+    assert sar_problems(good) == []
+    call = good[0].call
+    wrong = [Check(Request("ec2:DeleteSnapshot", "arn:aws:ec2:us-east-1:1:instance/i-1"), call),
+             Check(Request("ec2:DescribeImages", "arn:aws:ec2:us-east-1::image/ami-1"), call),
+             Check(Request("ec2:TerminateInstances", "arn:aws:ec2:us-east-1:1:instance/i-1", {"ec2:CreateAction": "x"}), call),
+             Check(Request("ec2:NoSuchThing", "*"), call)]
+    problems = sar_problems(wrong)
+    assert len(problems) == 4 and "no resource type" in problems[0] and "'*' only" in problems[1], problems
+    assert "ec2:CreateAction is not listed" in problems[2] and "no such action" in problems[3], problems
+    missing = [c for c in good if "subnet/" not in c.request.resource]
+    assert any("required resource type(s) ['subnet']" in p for p in sar_problems(missing))
