@@ -134,9 +134,10 @@ def _ec2_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, str]]
     return out
 
 
-def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
-    """For a group given a launch template: what that template version tags at launch (resource
-    type -> tags), which AWS authorizes as the caller's ec2:CreateTags."""
+def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For a group given a launch template: what the caller must be allowed to launch from that
+    template version (AWS checks ec2:RunInstances on its AMI and groups, and ec2:CreateTags for
+    what its tag specifications tag: resource type -> tags)."""
     template = params.get("LaunchTemplate.LaunchTemplateId")
     if request._service != "autoscaling" or not template:
         return {}
@@ -148,8 +149,10 @@ def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, 
     version = params.get("LaunchTemplate.Version", "$Default")
     data = lt.latest_version().data if version == "$Latest" else lt.get_version(version).data
     # moto files the template's own tags among them as "launch-template": not a launch's.
-    return {template: {s["ResourceType"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])}
-                       for s in data.get("TagSpecifications", []) if s["ResourceType"] != "launch-template"}}
+    tagged = {s["ResourceType"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])}
+              for s in data.get("TagSpecifications", []) if s["ResourceType"] != "launch-template"}
+    return {template: {"tags": tagged, "image": data.get("ImageId"),
+                       "security_groups": list(data.get("SecurityGroupIds") or data.get("SecurityGroupId") or [])}}
 
 
 def main(argv: list[str]) -> None:
