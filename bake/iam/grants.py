@@ -34,6 +34,10 @@ TOOL_TAGGING = {"StringEquals": {f"aws:RequestTag/{tags.KEY_TOOL}": tags.TOOL}}
 ON_CREATE = {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSecurityGroup", "ImportKeyPair", "CreateImage"]}}
 # A copy's tags only as part of CopyImage (its TagSpecifications), and only the tool's.
 ON_COPY = {"StringEquals": {"ec2:CreateAction": "CopyImage", **TOOL_TAGGING["StringEquals"]}}
+# The stack's launch templates carry tags (CreateLaunchTemplate's TagSpecifications) and tag what a
+# group launches from them (the template's own tag specifications, applied by RunInstances).
+ON_CREATE_TEMPLATE = {"StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"}}
+ON_LAUNCH = {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
 PASS_TO_EC2 = {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 PASS_TO_EKS = {"StringEquals": {"iam:PassedToService": "eks.amazonaws.com"}}
 
@@ -257,6 +261,17 @@ GRANTS: list[Grant] = [
     Grant("LaunchTemplates", "aws_launch_template: created, then a new version per AMI", DEPLOY,
           ("ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"),
           _stack_ec2("launch-template/*"), when=lambda s: bool(s.launch_modes & {"template", "nodegroup"}), proof="deploy"),
+    Grant("TagTemplatesOnCreate", "aws_launch_template: its tags go with CreateLaunchTemplate (TagSpecifications)",
+          DEPLOY, ("ec2:CreateTags",), _stack_ec2("launch-template/*"), ON_CREATE_TEMPLATE,
+          when=lambda s: bool(s.launch_modes & {"template", "nodegroup"}),
+          proof="unproven by moto, which checks the CreateLaunchTemplate action only; AWS authorizes a creating "
+                "call's tags as ec2:CreateTags, which the evaluation proof shows (tests/iam/authz.py)"),
+    Grant("GroupsLaunchTags", "a group given a launch template that tags its instances and volumes",
+          DEPLOY, ("ec2:CreateTags",), _stack_ec2("instance/*", "volume/*"), ON_LAUNCH,
+          when=lambda s: bool(s.asg_names) and "template" in s.launch_modes,
+          proof="unproven by moto, which checks neither; AWS lists it for CreateAutoScalingGroup with a launch "
+                "template whose tag specifications tag instances and volumes ('Amazon EC2 Auto Scaling API "
+                "permissions'), which the evaluation proof shows (tests/iam/authz.py)"),
     Grant("LaunchConfigurations", "aws_launch_configuration: created before the one it replaces is deleted",
           DEPLOY, ("autoscaling:CreateLaunchConfiguration", "autoscaling:DeleteLaunchConfiguration"),
           lambda s: [a for pool in s.configuration_pools

@@ -15,7 +15,10 @@ more changes serve the least-privilege proof:
   nothing. Here ``*`` (moto does not know the resource) matches any ``Resource``: the Action
   element is proven, the Resource and Condition elements are not (docs/iam.md lists them).
 - every authorization decision is appended as a JSON line (action, caller, allowed) to the
-  file named by ``BAKE_MOTO_ACTION_LOG``: the record of which calls each use makes.
+  file named by ``BAKE_MOTO_ACTION_LOG``: the record of which calls each use makes. The line
+  also holds what AWS would authorize the call on, which moto does not look at: the request's
+  region, its parameters, and the tags the EC2 resources it names carry at that moment
+  (``aws:ResourceTag``); tests/iam/authz.py derives the resource ARNs and condition keys from them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import sys
 import json
 import os
+import re
 import threading
 from typing import Any
 
@@ -75,11 +79,80 @@ def _iam_mode(action_log: str | None) -> None:
             original_check(self, resource)
             allowed = True
         finally:
-            line = json.dumps({"action": self._action, "caller": self._access_key.arn, "allowed": allowed})
+            record: dict[str, Any] = {"action": self._action, "caller": self._access_key.arn, "allowed": allowed,
+                                      "region": self._region}
+            try:
+                record["params"] = _params(self)
+                record["tags"] = _ec2_tags(self, record["params"])
+                record["launches"] = _template_tags(self, record["params"])
+            except Exception as e:  # noqa: BLE001 - the record says so; the call itself goes on
+                record["record_error"] = repr(e)
+            line = json.dumps(record)
             with lock, open(action_log, "a", encoding="utf-8") as out:
                 out.write(line + "\n")
 
     IAMRequest.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+
+
+def _params(request: Any) -> dict[str, Any]:
+    """The call's parameters: a JSON body (SSM, ECR, KMS, EKS), else the query form (EC2, Auto
+    Scaling), one value per key."""
+    body = request._body.decode("utf-8", "replace") if isinstance(request._body, bytes) else request._body or ""
+    if body.lstrip().startswith("{"):
+        try:
+            return {"_path": request._path, **json.loads(body)}
+        except ValueError:
+            pass
+    data = request._data if isinstance(request._data, dict) else {}
+    return {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in data.items()
+            if k not in ("Action", "Version")}
+
+
+_EC2_ID = re.compile(r"^(i|sg|ami|snap|vol|key|subnet|vpc|eni|lt)-[0-9a-z]+$")
+
+
+def _ec2_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The tags, as they are before the call runs, of every EC2 resource the call names (by id,
+    or a key pair by name); CopyImage's source AMI is looked up in its own region."""
+    if request._service != "ec2":
+        return {}
+    from moto.ec2.models import ec2_backends
+
+    def backend(region: str) -> Any:
+        return ec2_backends[request.account_id][region]
+
+    out: dict[str, dict[str, str]] = {}
+    for key, value in params.items():
+        for v in value if isinstance(value, list) else [value]:
+            if not isinstance(v, str):
+                continue
+            region = params.get("SourceRegion", request._region) if key == "SourceImageId" else request._region
+            if _EC2_ID.match(v):
+                out[v] = dict(backend(region).tags.get(v, {}))
+            elif key == "KeyName" and v in backend(region).key_pairs:
+                out[f"key-pair/{v}"] = dict(backend(region).tags.get(backend(region).key_pairs[v].id, {}))
+    return out
+
+
+def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For a group given a launch template: what the caller must be allowed to launch from that
+    template version (AWS checks ec2:RunInstances on its AMI and groups, and ec2:CreateTags for
+    what its tag specifications tag: resource type -> tags)."""
+    template = params.get("LaunchTemplate.LaunchTemplateId")
+    if request._service != "autoscaling" or not template:
+        return {}
+    from moto.ec2.models import ec2_backends
+
+    lt = ec2_backends[request.account_id][request._region].launch_templates.get(template)
+    if lt is None:
+        return {}
+    version = params.get("LaunchTemplate.Version", "$Default")
+    data = lt.latest_version().data if version == "$Latest" else lt.get_version(version).data
+    # moto files the template's own tags among them as "launch-template": not a launch's.
+    tagged = {s["ResourceType"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])}
+              for s in data.get("TagSpecifications", []) if s["ResourceType"] != "launch-template"}
+    return {template: {"tags": tagged, "image": data.get("ImageId"),
+                       "security_groups": list(data.get("SecurityGroupIds") or data.get("SecurityGroupId") or [])}}
 
 
 def main(argv: list[str]) -> None:

@@ -232,6 +232,7 @@ def lifecycle_leftovers(moto: IamMoto, pool: str, hours_ago: float = 30) -> dict
     finished = tags.as_aws({**tags.run_tags(old_run, pool, "ami", created), tags.KEY_FINGERPRINT: "sha256:" + "1" * 64})
     ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{old_run}",
                            TagSpecifications=[{"ResourceType": "image", "Tags": finished}])["ImageId"]
+    _tag_snapshots(ec2, ami, finished)  # as a bake tags them: prune may only delete what carries the tool's tag
     # Its copy in the pool's other region: prune goes there too.
     old_copy = copy_ami(moto, ami, finished)
     return {"key": key, "sg": sg, "instance": inst, "orphan_snapshot": orphan, "old_ami": ami, "old_copy": old_copy}
@@ -240,9 +241,15 @@ def lifecycle_leftovers(moto: IamMoto, pool: str, hours_ago: float = 30) -> dict
 def copy_ami(moto: IamMoto, ami: str, aws_tags: list[dict]) -> str:
     """As the administrator: a copy of ``ami`` in COPY_REGION with ``aws_tags``, as a bake makes it."""
     ec2 = moto.client("ec2", region=COPY_REGION)
-    copy = ec2.copy_image(SourceImageId=ami, SourceRegion="us-east-1", Name=f"copy-{ami}")["ImageId"]
-    ec2.create_tags(Resources=[copy], Tags=aws_tags)
-    return copy
+    on_copy = [{"ResourceType": kind, "Tags": aws_tags} for kind in ("image", "snapshot")]  # as CopyImage tags it
+    return ec2.copy_image(SourceImageId=ami, SourceRegion="us-east-1", Name=f"copy-{ami}", TagSpecifications=on_copy)["ImageId"]
+
+
+def _tag_snapshots(ec2, ami: str, aws_tags: list[dict]) -> list[str]:  # noqa: ANN001
+    snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]
+                 if "Ebs" in m]
+    ec2.create_tags(Resources=snapshots, Tags=aws_tags)
+    return snapshots
 
 
 def leftovers(moto: IamMoto) -> dict[str, list[str]]:
@@ -278,9 +285,7 @@ def recorded_amis(p: IamProject, pools: list[str]) -> None:
         ami = ec2.create_image(InstanceId=inst, Name=f"bake-{pool}-{uuid.uuid4().hex[:6]}", TagSpecifications=[
             {"ResourceType": "image", "Tags": aws_tags}])["ImageId"]
         ec2.terminate_instances(InstanceIds=[inst])
-        snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"]
-                     if "Ebs" in m]
-        ec2.create_tags(Resources=snapshots, Tags=aws_tags)
+        snapshots = _tag_snapshots(ec2, ami, aws_tags)
         copies = {COPY_REGION: copy_ami(p.moto, ami, aws_tags)} if pool == "cpu" else None
         entry = LockEntry(ami_id=ami, region="us-east-1", fingerprint="sha256:" + "0" * 64, base_ami="ami-ekslinux",
                           images=[ImageDigest(ref="quay.io/org/env:rev9", digest="sha256:" + "a" * 64)], built_at=created,
