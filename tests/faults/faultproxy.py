@@ -27,6 +27,13 @@ EC2_ERROR = (
     "<Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
 )
 JSON_TYPE = "application/x-amz-json-1.1"
+# What moto 5.2 (werkzeug) answers an action it does not implement, and what a corporate
+# proxy's error page looks like: not AWS's XML or JSON.
+HTML_ERROR = (
+    "<!doctype html>\n<html lang=en>\n<title>{status} Internal Server Error</title>\n"
+    "<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to "
+    "complete your request.</p>\n"
+)
 
 
 @dataclass
@@ -35,6 +42,7 @@ class Rule:
     delay: float = 0.0  # seconds to hold the call before forwarding it
     status: int | None = None  # answer this HTTP status instead of forwarding
     code: str = "InternalError"  # the EC2 error code that goes with ``status``
+    html: bool = False  # answer ``status`` with an HTML page instead of AWS's error document
     times: int | None = None  # how many matching calls the rule applies to (None: all)
     rewrite: Callable[[bytes], bytes] | None = None  # change moto's answer body
     hits: int = 0
@@ -117,7 +125,9 @@ class FaultProxy:
                     time.sleep(rule.delay)
                 if rule and rule.status:
                     message = f"injected {rule.code} by the fault proxy"
-                    if self.headers.get("X-Amz-Target"):  # the JSON protocol (SSM, ECR)
+                    if rule.html:
+                        payload, ctype = HTML_ERROR.format(status=rule.status).encode(), "text/html; charset=utf-8"
+                    elif self.headers.get("X-Amz-Target"):  # the JSON protocol (SSM, ECR)
                         payload, ctype = json.dumps({"__type": rule.code, "message": message}).encode(), JSON_TYPE
                     else:
                         payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
