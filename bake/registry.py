@@ -33,7 +33,7 @@ import requests
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError, ExitCode
-from bake.http_trust import SharedTrust, TrustStore
+from bake.http_trust import SharedTrust, TrustStore, bundle_in_use
 from bake.model.config import RegistryAuth
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import DOCKER_HUB, ImageRef
@@ -408,8 +408,10 @@ class RegistryClient:
                     raise _Transient(_status_reason(resp), _retry_after(resp))
                 return resp
             except requests.exceptions.SSLError as e:
-                # Not worth retrying: an untrusted certificate stays untrusted.
-                raise RegistryError(ref.original, f"{method} {url}: {_describe(e)}") from None
+                # Not worth retrying: an untrusted certificate stays untrusted. Which bundle was
+                # asked is half the answer (REQUESTS_CA_BUNDLE, `verify`, or certifi's own).
+                bundle = bundle_in_use(self._session(), url, self.verify)
+                raise RegistryError(ref.original, f"{method} {url}: {_describe(e)} (CA bundle {bundle})") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
                 why = _Transient(_describe(e, self.timeout))
             except _Transient as e:

@@ -16,7 +16,7 @@ from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, require
 from registry_fake import MANIFEST_DIGEST, FakeRegistry
 
 from bake.cancel import CancelToken
-from bake.errors import Cancelled, ExitCode
+from bake.errors import BakeError, Cancelled, ExitCode
 from bake.model.config import RegistryAuth
 from bake.model.refs import parse_reference
 from bake.progress import MASK, NullReporter
@@ -137,6 +137,37 @@ def test_tls_registry_needs_its_ca_trusted(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
     with RegistryClient() as client:  # https by default; the bundle from the environment
         assert client.resolve(ref).digest == pushed
+
+
+def test_the_configured_bundle_is_the_one_used_and_named(
+    tls_registry: LocalRegistry, pki: Pki, push_image, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry's CA is only in the configured bundle: not in the system store the
+    # environment names. requests before 2.32.3 has no build_connection_pool_key_attributes:
+    # bake.http_trust's override is never called there and urllib3 verifies against the system
+    # store instead, so the first resolve fails (seen with requests 2.32.2, see issue 20).
+    system = "/etc/ssl/certs/ca-certificates.crt"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", system)
+    pushed = push_image(tls_registry, "team/bundle:v1", [100], seed=8, cert_dir=pki.cert_dir)
+    ref = parse_reference(f"{tls_registry.address}/team/bundle:v1")
+    with RegistryClient(verify=str(pki.ca_cert), retries=0) as client:
+        assert client.resolve(ref).digest == pushed
+    lacking = tmp_path / "other-ca.pem"  # a valid bundle without the registry's CA
+    other, _ = Pki.issue(pki, "not-a-ca", ["DNS:not-a-ca.invalid"])
+    lacking.write_bytes(other.read_bytes())
+    for verify, named in ((str(lacking), str(lacking)), (True, system)):
+        with RegistryClient(verify=verify, retries=0) as client, pytest.raises(RegistryError) as exc:
+            client.resolve(ref)
+        assert "certificate" in str(exc.value) and f"(CA bundle {named})" in str(exc.value), str(exc.value)
+
+
+def test_a_requests_without_the_hook_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests.adapters import HTTPAdapter
+
+    monkeypatch.delattr(HTTPAdapter, "build_connection_pool_key_attributes")
+    with pytest.raises(BakeError, match=r"needs 2\.32\.3"):
+        with RegistryClient() as client:
+            client._session()
 
 
 class CountingContext(ssl.SSLContext):
@@ -341,6 +372,34 @@ def test_docker_hub_references_ask_registry_1() -> None:
     hub = {"docker.io": RegistryAuth(username_env="U", password_env="P")}
     cred = RegistryClient(hub, environ={"U": "me", "P": "pat-123456"}).credential_for(parse_reference("me/app:1"))
     assert cred == Credential(registry="docker.io", username="me", password="pat-123456")
+
+
+@pytest.mark.parametrize("written", ["python:3.12", "library/python:3.12", "docker.io/python:3.12",
+                                     "docker.io/library/python:3.12", "index.docker.io/library/python:3.12"])
+def test_docker_hub_spellings_ask_registry_1_for_library_python(
+    written: str, tmp_path: Path, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real docker-registry with a certificate for registry-1.docker.io stands in for Docker
+    # Hub: connections to that name go to it (TLS still checks the name). Before issue 20,
+    # `docker.io/python:3.12` asked for repository `python`, which Docker Hub does not have.
+    require("docker-registry")
+    cert, key = pki.issue("hub", ["DNS:registry-1.docker.io", "IP:127.0.0.1"])
+    with LocalRegistry(tmp_path / "hub", tls=(cert, key)) as hub:
+        pushed = push_image(hub, "library/python:3.12", [100], seed=31, cert_dir=pki.cert_dir)
+        real = urllib3.util.connection.create_connection
+        asked: list[tuple[str, int]] = []
+
+        def aliased(address, *args, **kw):  # type: ignore[no-untyped-def]
+            asked.append(address)
+            if address[0] == "registry-1.docker.io":
+                address = ("127.0.0.1", hub.port)
+            return real(address, *args, **kw)
+
+        monkeypatch.setattr(urllib3.connection.connection, "create_connection", aliased)
+        with RegistryClient(verify=str(pki.ca_cert), retries=0) as client:
+            got = client.resolve(parse_reference(written))
+    assert got.digest == pushed and got.ref.repository == "library/python"
+    assert asked and {a[0] for a in asked} == {"registry-1.docker.io"}
 
 
 # -- ECR: GetAuthorizationToken from a moto server ---------------------------------------------
