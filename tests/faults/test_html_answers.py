@@ -48,7 +48,11 @@ def test_build_ends_in_one_line_and_removes_what_it_made(sandbox, ec2, proxy, ba
     proxy.add("RunInstances", status=500, html=True)
     run = bake("--config", str(cfg), env={"AWS_MAX_ATTEMPTS": "2"})
     assert run.finish() == 1, run.stderr
-    _assert_one_line(run.stderr, "RunInstances")
+    # --json: the failure is the pool's event on stdout, one line; stderr holds no traceback.
+    assert "Traceback" not in run.stderr, run.stderr
+    failed = [e["message"] for e in run.events if e.get("status") == "failed"]
+    assert failed and all("\n" not in m for m in failed), run.events
+    assert any("RunInstances" in m and "HTML page ('500 Internal Server Error')" in m for m in failed), failed
     assert proxy.calls_to("CreateSecurityGroup")  # it got that far, and undid it
     assert_nothing_left(ec2, run, cfg.parent / "amis.lock.json")
 
