@@ -486,3 +486,34 @@ def test_importing_the_resolver_does_not_load_boto3() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
 
+
+
+# -- a GPU pool's driver floor, from its validation image's config -----------------------------
+
+
+def test_the_gpu_floor_comes_from_the_validation_images_config(registry: LocalRegistry, push_image) -> None:
+    from bake.build import gpu_floor
+    from bake.gpu import GpuError
+    from bake.model.config import parse_config
+
+    require_cuda = "cuda>=12.4 brand=tesla,driver>=535,driver<536 brand=nvidia,driver>=535,driver<536"
+    # An index, as NVIDIA's images are: the builder's platform's manifest, then its config blob.
+    push_image(registry, "nvidia/cuda:12.4.0-base", [100], seed=41, platforms=[("linux", "amd64"), ("linux", "arm64")],
+               env=["PATH=/usr/local/cuda/bin", f"NVIDIA_REQUIRE_CUDA={require_cuda}"])
+    push_image(registry, "plain/busybox:1", [100], seed=42)
+    validate = f"{registry.address}/nvidia/cuda:12.4.0-base"
+
+    def pool(image: str, **settings: object):
+        table = {"base_ami": "ami-0123456789abcdef0", "images": [f"{registry.address}/plain/busybox:1"], "gpu": True,
+                 "instance_type": "g4dn.xlarge", "gpu_settings": {"validate_image": image, **settings}}
+        return parse_config({"pools": {"gpu": table}}, Path("bake.toml")).pools["gpu"]
+
+    with plain(registry) as client:
+        floor = gpu_floor(pool(validate), client, [], "amd64")
+        assert (floor.minimum, floor.branches) == ("550.54.14", (("535", "536"),))
+        assert floor.source == f"{validate}'s NVIDIA_REQUIRE_CUDA"
+        # A configured floor wins, and asks the registry nothing (this one does not exist).
+        configured = gpu_floor(pool("no.such.registry.invalid/x:1", min_driver_version=550), client, [], "amd64")
+        assert (configured.minimum, configured.source) == ("550", "gpu_settings.min_driver_version")
+        with pytest.raises(GpuError, match="pool gpu: the validation image .*busybox:1 declares no NVIDIA_REQUIRE_CUDA"):
+            gpu_floor(pool(f"{registry.address}/plain/busybox:1"), client, [], "amd64")
