@@ -269,7 +269,8 @@ class Baker:
                 outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
         todo = [p for p in plans if p.action in ("bake", "reuse", "copy")]
         if todo:
-            with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
+            workers = max(1, min(parallel, len(todo)))
+            with self.run_dir.captured("paramiko"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bake") as ex:
                 futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
                 pending = set(futures)
                 while pending:
