@@ -46,6 +46,7 @@ class Rule:
     times: int | None = None  # how many matching calls the rule applies to (None: all)
     rewrite: Callable[[bytes], bytes] | None = None  # change moto's answer body
     hits: int = 0
+    holding: threading.Event = field(default_factory=threading.Event)  # set while a matched call is held (delay)
 
     def take(self) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -60,8 +61,10 @@ class Call:
     params: dict[str, str]
     status: int
     injected: bool
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # when the answer went back
     region: str = ""  # from the SigV4 credential scope: which region the client called
+    started: float = 0.0  # when the request arrived (time.monotonic(), as ``at``)
+    answer: bytes = b""  # the body sent back (forwarded calls): what the client was told
 
 
 class FaultProxy:
@@ -118,11 +121,14 @@ class FaultProxy:
 
         class Handler(relay.QuietHandler):
             def _relay(self) -> None:
+                started = time.monotonic()
                 body, action, params = relay.read_request(self)
                 region = _signed_region(self.headers.get("Authorization", ""))
                 rule = proxy._match(action)
                 if rule and rule.delay:
+                    rule.holding.set()  # a test can wait for the call to be in flight
                     time.sleep(rule.delay)
+                    rule.holding.clear()
                 if rule and rule.status:
                     message = f"injected {rule.code} by the fault proxy"
                     if rule.html:
@@ -131,13 +137,13 @@ class FaultProxy:
                         payload, ctype = json.dumps({"__type": rule.code, "message": message}).encode(), JSON_TYPE
                     else:
                         payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
-                    proxy._log(Call(action, params, rule.status, True, region=region))
+                    proxy._log(Call(action, params, rule.status, True, region=region, started=started))
                     relay.respond(self, rule.status, [("Content-Type", ctype)], payload)
                     return
                 status, headers, data = relay.forward(proxy.upstream, self, body)
                 if rule and rule.rewrite:
                     data = rule.rewrite(data)
-                proxy._log(Call(action, params, status, False, region=region))
+                proxy._log(Call(action, params, status, False, region=region, started=started, answer=data))
                 relay.respond(self, status, headers, data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
