@@ -79,3 +79,18 @@ def test_without_the_hook_botocore_raises_a_parser_error(html_endpoint):
     assert len(str(exc.value).splitlines()) > 1  # the page follows on the next line
     line = one_line(exc.value)
     assert line is not None and line.startswith("AWS: an answer botocore could not read") and "\n" not in line
+
+
+def test_ssh_and_registry_errors_that_reach_the_cli_are_one_line_too():
+    import requests
+
+    from bake.lean_paramiko import paramiko
+
+    assert one_line(paramiko.SSHException("Error reading SSH protocol banner")) == (
+        "SSH: SSHException: Error reading SSH protocol banner")
+    req = requests.Request("HEAD", "https://quay.io/v2/org/env/manifests/rev9").prepare()
+    err = requests.ConnectionError("Connection reset by peer", request=req)
+    assert one_line(err) == ("registry: HEAD https://quay.io/v2/org/env/manifests/rev9: "
+                             "ConnectionError: Connection reset by peer")
+    assert one_line(ConnectionRefusedError(111, "Connection refused")) == "ConnectionRefusedError: [Errno 111] Connection refused"
+    assert one_line(KeyError("a bug")) is None  # a bug keeps its traceback
