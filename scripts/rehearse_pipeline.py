@@ -66,8 +66,9 @@ class Rehearsal:
             raise Failed(f"git {' '.join(args)}: {p.stderr}")
         return p.stdout
 
-    def workflow(self, name: str, event: str, **github: object) -> dict[str, str]:
-        ran = self.runner.run_workflow(self.workflows / name, event, dict(github), skip=NOT_RUN)
+    def workflow(self, name: str, event_name: str, **github: object) -> dict[str, str]:
+        """``github``: the run's github context (``event`` among it)."""
+        ran = self.runner.run_workflow(self.workflows / name, event_name, dict(github), skip=NOT_RUN)
         for job in ran.values():
             self.jobs.append((name, job.name, job.result, job.outputs))
         failed = [j.name for j in ran.values() if j.result == "failure"]

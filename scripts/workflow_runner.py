@@ -61,6 +61,8 @@ def evaluate(expression: str, contexts: dict[str, Any]) -> Any:
         elif m["name"] in ("true", "false", "null"):
             out.append({"true": "True", "false": "False", "null": "None"}[m["name"]])
         elif m["name"]:
+            if text[pos:].lstrip().startswith("("):
+                raise WorkflowError(f"unsupported function {m['name']}() in {expression!r}")
             out.append(f"_v({m['name']!r})")
         else:
             out.append(m["num"])
@@ -170,6 +172,7 @@ class Runner:
         self.count += 1
         checkout, temp = folder / "checkout", folder / "runner-temp"
         temp.mkdir(parents=True)
+        checkout.mkdir()  # the job's workspace: empty until a checkout clones into it
         env = {**wf_env, **{k: substitute(str(v), contexts) for k, v in (job.get("env") or {}).items()}}
         contexts = {**contexts, "env": env, "runner": {"temp": str(temp)}}
         steps_ctx: dict[str, Any] = contexts["steps"]

@@ -104,8 +104,9 @@ def test_each_wait_notices_its_change_within_a_second(sandbox, ec2, ec2_shaped):
     for name, f in found.items():
         # Never before the change (the answer said so), and within a second of it.
         assert 0 <= f["lag"] <= 1.0, (name, f)
-        # No flood: never more than two polls a second on average.
-        assert f["polls"] <= 2 * f["delay"] + 2, (name, f)
+        # No flood: never more than two polls a second (plus the first at once, and the AMI
+        # step's own look at the image before its wait).
+        assert f["polls"] <= 2 * f["delay"] + 3, (name, f)
     # The AMI wait showed its elapsed time and the snapshots' progress, at a bounded rate.
     progress = [e["data"] for e in run.events if e.get("step") == "ami" and e.get("status") == "progress"]
     assert progress and all(0 <= p["snapshot_progress"] < 100 for p in progress), progress
