@@ -67,7 +67,7 @@ class SharedTrust(HTTPAdapter):
             from bake.errors import BakeError
 
             raise BakeError(f"requests {requests.__version__} is too old: eks-image-bake needs 2.32.3 or later "
-                               "(pip install 'requests>=2.32.3'); with it, CA bundles would be ignored")
+                            "(pip install 'requests>=2.32.3'); with it, CA bundles would be ignored")
         self._store = store
         super().__init__()
 
