@@ -7,7 +7,9 @@ time so that a Ctrl-C is noticed within one delay instead of after max_attempts.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -29,7 +31,50 @@ def client(sess: Any, service: str, region: str | None = None) -> Any:
 
     # An explicit Config outranks the environment in botocore: honour AWS_MAX_ATTEMPTS here.
     cfg = Config(retries={"mode": "standard", "total_max_attempts": max_attempts()}, connect_timeout=15, read_timeout=60)
-    return sess.client(service, region_name=region, config=cfg)
+    made = sess.client(service, region_name=region, config=cfg)
+    made.meta.events.register("before-parse", _not_an_aws_answer)
+    return made
+
+
+@functools.cache
+def _unusable_answer() -> type:
+    """The error of an endpoint that answered a call with something that is not AWS's (an HTML
+    page from a proxy, moto's "not implemented" page). A BotoCoreError, so every handler of
+    botocore's errors treats it as one. Made on first use: botocore stays out of `--help`."""
+    from botocore.exceptions import BotoCoreError
+
+    class UnusableAnswer(BotoCoreError):
+        fmt = "{message}"
+
+    return UnusableAnswer
+
+
+_TITLE = re.compile(rb"<title>\s*(.*?)\s*</title>", re.I | re.S)
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body.lstrip()[:64].lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _not_an_aws_answer(operation_model: Any, response_dict: dict, customized_response_dict: dict, **_: Any) -> None:
+    """botocore's ``before-parse`` hook. AWS answers in XML or JSON; an HTML page would end in
+    botocore's ResponseParserError, a traceback quoting the page. A 5xx page becomes botocore's
+    generic 5xx error (retried like any 5xx; its message says what came back); any other
+    status is not retried and fails the call with one line."""
+    body = response_dict.get("body") or b""
+    if not isinstance(body, bytes) or not _looks_like_html(body):
+        return
+    status = int(response_dict.get("status_code") or 0)
+    title = _TITLE.search(body)
+    page = f"an HTML page ({title.group(1).decode(errors='replace')[:80]!r})" if title else "an HTML page"
+    call = f"{operation_model.service_model.service_id.hyphenize()}:{operation_model.name}"
+    what = f"HTTP {status} with {page}, not an AWS answer"
+    if status >= 500:
+        response_dict["body"] = b""  # botocore's generic error: code "500", retried
+        customized_response_dict["Error"] = {"Code": str(status), "Message": what}
+        return
+    raise _unusable_answer()(message=f"{call} answered {what}")
 
 
 def max_attempts(default: int = 8) -> int:
@@ -55,6 +100,10 @@ def describe_error(exc: BaseException) -> str | None:
         return f"AWS: {refused or exc}"
     if isinstance(exc, BotoCoreError):
         return f"AWS: {exc}"
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):  # an answer the hook above did not recognise
+        return f"AWS: an answer botocore could not read: {str(exc).splitlines()[0][:200]}"
     return None
 
 

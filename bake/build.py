@@ -25,6 +25,7 @@ from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
 from bake.first_start import FirstRead, first_read
+from bake.gpu import DriverFloor, GpuError, floor_from_env
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
@@ -91,6 +92,7 @@ class PoolPlan:
     ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
     copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
     gpu_driver_version: str | None = None  # only a bake reads the driver
+    gpu_floor: DriverFloor | None = None  # a GPU pool's bake: the drivers its validation image accepts
     aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
     image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
@@ -219,6 +221,8 @@ class Baker:
         plan = self._decide(plan, record_)
         if plan.action == "bake":
             self._size_disk(plan, base_image)
+            if pool.gpu:
+                plan.gpu_floor = gpu_floor(pool, registry, images, arch)
         return plan
 
     def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
@@ -269,7 +273,8 @@ class Baker:
                 outcomes[p.pool.name] = PoolOutcome(p.pool.name, p.action, p.ami_id)
         todo = [p for p in plans if p.action in ("bake", "reuse", "copy")]
         if todo:
-            with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo))), thread_name_prefix="bake") as ex:
+            workers = max(1, min(parallel, len(todo)))
+            with self.run_dir.captured("paramiko"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bake") as ex:
                 futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
                 pending = set(futures)
                 while pending:
@@ -332,7 +337,7 @@ class Baker:
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
             ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
             root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
-            compressed_bytes=plan.compressed_bytes,
+            compressed_bytes=plan.compressed_bytes, gpu_floor=plan.gpu_floor,
         )
 
     def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
@@ -370,6 +375,22 @@ class Baker:
         self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
                            data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
         return PoolOutcome(name, action, st.ami_id, seconds=seconds)
+
+
+def gpu_floor(pool: PoolConfig, registry: RegistryClient, images: list[ResolvedImage], arch: str) -> DriverFloor:
+    """The drivers a GPU pool's builder must have: the configured minimum, else what the
+    validation image's own NVIDIA_REQUIRE_CUDA accepts (read from its config in its registry,
+    before anything is launched)."""
+    s = pool.gpu_settings
+    if s.min_driver_version is not None:
+        return DriverFloor.configured(s.min_driver_version)
+    image = next((i for i in images if i.ref.original == s.validate_image), None)
+    image = image or registry.resolve(parse_reference(s.validate_image))
+    env = registry.image_config(image, arch).get("config", {}).get("Env") or []
+    try:
+        return floor_from_env(env, s.validate_image)
+    except GpuError as e:
+        raise GpuError(f"pool {pool.name}: {e}") from None
 
 
 def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:

@@ -23,7 +23,6 @@ COMMANDS: dict[str, Command] = {
     "build": build, "plan": plan, "rollback": rollback, "adopt": adopt,
     "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy, "sandbox": sandbox,
 }
-DEFAULT_COMMAND = "build"
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
@@ -33,10 +32,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         epilog=("Exit codes: 0 done, 1 a bake failed, 2 usage or config error, 4 `plan --check`: the lock is not "
                 "current, 130 interrupted, 143 terminated."),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS.values():
         command.add_parser(sub)
     return parser, COMMANDS
+
+
+def version() -> str:
+    """The installed distribution's version, else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("eks-image-bake")
+    except PackageNotFoundError:
+        from bake import __version__
+
+        return __version__
 
 
 def _install_signals(ctx: Context) -> None:
@@ -57,12 +70,13 @@ def _install_signals(ctx: Context) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser()
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = [DEFAULT_COMMAND, *argv]
     try:
         args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
+    except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help and --version
         return int(e.code or 0)
+    if args.command is None:  # a bare `python -m bake` launches nothing: it says what it can do
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
     ctx = Context()
     _install_signals(ctx)
     from bake.iam.refusal import set_command
@@ -78,14 +92,37 @@ def main(argv: list[str] | None = None) -> int:
     except BakeError as e:
         sys.stderr.write(f"bake: error: {e}\n")
         return int(e.exit_code)
-    except Exception as e:  # an AWS error while planning (throttled past the retries, 5xx, no endpoint)
-        from bake.aws import describe_error
-
-        message = describe_error(e)
+    except Exception as e:  # an AWS, SSH or registry error no step turned into a BakeError
+        message = one_line(e)
         if message is None:
             raise
         sys.stderr.write(f"bake: error: {message}\n")
         return int(ExitCode.BAKE_FAILED)
+
+
+def one_line(exc: Exception) -> str | None:
+    """The one-line message for an AWS, SSH or registry error that reached the CLI, naming the
+    call and what came back; None for anything else (a bug: its traceback is worth seeing).
+    A library that is not loaded cannot have raised: only loaded ones are asked."""
+    if "botocore" in sys.modules:
+        from bake.aws import describe_error
+
+        if message := describe_error(exc):
+            return message
+    if "paramiko" in sys.modules:
+        from bake.lean_paramiko import paramiko
+
+        if isinstance(exc, paramiko.SSHException):
+            return f"SSH: {type(exc).__name__}: {exc}"
+    if "requests" in sys.modules:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            call = f"{exc.request.method} {exc.request.url}: " if exc.request is not None else ""
+            return f"registry: {call}{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):  # a connection refused or reset, a timeout, outside any step's handling
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def entry() -> NoReturn:

@@ -61,16 +61,109 @@ def _driver_tuple(v: int | str) -> tuple[int, ...]:
     return tuple(int(p) for p in str(v).split("."))
 
 
-def check_driver(gpus: list[Gpu], minimum: int | str) -> str:
-    """The driver version to record; GpuError if any GPU's driver is below ``minimum`` (a full
-    version such as "550.54.14", or a major such as 550)."""
-    lowest = min(gpus, key=lambda g: _driver_tuple(g.driver_version))
-    if _driver_tuple(lowest.driver_version) < _driver_tuple(minimum):
-        raise GpuError(
-            f"NVIDIA driver {lowest.driver_version} ({lowest.name}) is below the pool's minimum {minimum} "
-            f"(gpu_settings.min_driver_version); use a base AMI with a newer driver"
-        )
-    return lowest.driver_version
+# The lowest Linux x86_64 driver of each CUDA release's GA toolkit, i.e. the driver that
+# reports that CUDA version, which is what nvidia-container-toolkit compares `cuda>=X.Y` with.
+# NVIDIA's CUDA Toolkit release notes, "CUDA Toolkit and Corresponding Driver Versions": 12.4
+# read 2026-11-30, 11.x read 2026-12-06 (copies of the table, through the project's search
+# tool; docs/gpu.md). Only versions confirmed so: another CUDA version is refused with the
+# setting that overrides it, never guessed.
+CUDA_DRIVER = {
+    "11.0": "450.51.05", "11.1": "455.23", "11.2": "460.27.03", "11.3": "465.19.01", "11.4": "470.42.01",
+    "11.5": "495.29.05", "11.6": "510.39.01", "12.4": "550.54.14",
+}
+REQUIRE_CUDA = "NVIDIA_REQUIRE_CUDA"
+SETTING = "gpu_settings.min_driver_version"
+
+
+@dataclass(frozen=True)
+class DriverFloor:
+    """The drivers a pool accepts: at least ``minimum``, or any driver of one of ``branches``
+    (``[low, high)`` ranges an image lists for its forward-compatible datacenter drivers, such as
+    CUDA 12.4's ``brand=tesla,driver>=535,driver<536``). ``source`` says where it came from."""
+
+    minimum: str
+    source: str
+    branches: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def configured(cls, value: int | str) -> DriverFloor:
+        return cls(str(value), SETTING)
+
+    def accepts(self, driver: str) -> bool:
+        v = _driver_tuple(driver)
+        return v >= _driver_tuple(self.minimum) or any(
+            _driver_tuple(lo) <= v < _driver_tuple(hi) for lo, hi in self.branches)
+
+    def describe(self) -> str:
+        text = f"driver >= {self.minimum}"
+        if self.branches:
+            text += " or a driver of branch " + ", ".join(
+                lo if _driver_tuple(hi) == (_driver_tuple(lo)[0] + 1,) else f"{lo} to below {hi}"
+                for lo, hi in self.branches)
+        return text
+
+
+def floor_from_requirement(requirement: str, image: str) -> DriverFloor:
+    """The floor an image's NVIDIA_REQUIRE_CUDA sets, as nvidia-container-toolkit reads it
+    (internal/requirements/constraints/factory.go): space-separated terms are ORed, the
+    comma-separated constraints of a term ANDed. ``cuda>=X.Y`` becomes CUDA X.Y's driver; a
+    term of driver bounds becomes a branch range, whatever its brand (nvidia-smi's query does
+    not say the GPU's brand; the validation through NVIDIA's runtime checks it, so this floor
+    is never stricter than the image)."""
+    source = f"{image}'s {REQUIRE_CUDA}"
+    minimum: str | None = None
+    branches: list[tuple[str, str]] = []
+    for term in requirement.split():
+        low = high = cuda = None
+        for factor in term.split(","):
+            m = re.fullmatch(r"(cuda|driver|brand|arch)(>=|<=|==|!=|=|<|>)(\S+)", factor)
+            if not m:
+                raise GpuError(f"{source}: cannot read the constraint {factor!r} of {requirement!r}")
+            name, op, value = m.groups()
+            if name == "cuda" and op == ">=":
+                cuda = value
+            elif name == "driver" and op == ">=":
+                low = value
+            elif name == "driver" and op == "<":
+                high = value
+        if cuda is not None:
+            key = ".".join(cuda.split(".")[:2])
+            if key not in CUDA_DRIVER:
+                raise GpuError(f"{source} asks for CUDA {cuda}, whose driver this tool does not know: "
+                               f"set {SETTING}")
+            found = CUDA_DRIVER[key]
+            minimum = found if minimum is None or _driver_tuple(found) < _driver_tuple(minimum) else minimum
+        elif low is not None and high is not None and (low, high) not in branches:
+            branches.append((low, high))
+    if minimum is None:
+        raise GpuError(f"{source} ({requirement!r}) names no cuda>= version: set {SETTING}")
+    return DriverFloor(minimum, source, tuple(sorted(branches, key=lambda b: _driver_tuple(b[0]))))
+
+
+def floor_from_env(env: list[str], image: str) -> DriverFloor:
+    """The floor from an image config's ``Env`` (``NAME=VALUE`` strings)."""
+    for item in env:
+        name, _, value = item.partition("=")
+        if name == REQUIRE_CUDA:
+            return floor_from_requirement(value, image)
+    raise GpuError(f"the validation image {image} declares no {REQUIRE_CUDA} in its config: "
+                   f"set {SETTING} (the lowest driver it runs on)")
+
+
+def check_driver(gpus: list[Gpu], floor: DriverFloor | int | str) -> str:
+    """The driver version to record; GpuError if any GPU's driver is not accepted by ``floor``
+    (a configured minimum: a full version such as "550.54.14", or a major such as 550)."""
+    if not isinstance(floor, DriverFloor):
+        floor = DriverFloor.configured(floor)
+    refused = [g for g in gpus if not floor.accepts(g.driver_version)]
+    if refused:
+        g = min(refused, key=lambda g: _driver_tuple(g.driver_version))
+        if floor.source == SETTING:
+            why = f"is below the pool's minimum {floor.minimum} ({SETTING})"
+        else:
+            why = f"does not meet {floor.source}: {floor.describe()} (override: {SETTING})"
+        raise GpuError(f"NVIDIA driver {g.driver_version} ({g.name}) {why}; use a base AMI with a newer driver")
+    return min(gpus, key=lambda g: _driver_tuple(g.driver_version)).driver_version
 
 
 def summary(gpus: list[Gpu]) -> str:

@@ -6,6 +6,11 @@ the digest look-ups open one connection per thread and registry, so eight images
 once spent a quarter of a second loading the same certificates. ``SharedTrust`` loads each
 bundle once; verification is unchanged (the bundle requests would have used, CERT_REQUIRED,
 the host name matched by urllib3).
+
+It overrides ``HTTPAdapter.build_connection_pool_key_attributes``, which requests has from
+2.32.3 on (pyproject requires it). On an older requests the override would never be called
+while ``cert_verify`` still cleared the bundle, and urllib3 would fall back to the system
+store: the configured bundle silently ignored. ``SharedTrust`` refuses to be made there.
 """
 
 from __future__ import annotations
@@ -46,8 +51,23 @@ def _bundle(url: str, verify: Any) -> str | None:
     return DEFAULT_CA_BUNDLE_PATH if verify is True else str(verify)
 
 
+def bundle_in_use(session: Any, url: str, verify: Any) -> str | None:
+    """The CA bundle a request of ``session`` to ``url`` is verified against: ``verify``'s path,
+    else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else requests' own (certifi); None when nothing is
+    verified. What an error names, so that a user sees which bundle lacked the CA."""
+    settings = session.merge_environment_settings(url, {}, None, verify, None)
+    return _bundle(url, settings["verify"])
+
+
 class SharedTrust(HTTPAdapter):
     def __init__(self, store: TrustStore):
+        if not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"):
+            import requests
+
+            from bake.errors import BakeError
+
+            raise BakeError(f"requests {requests.__version__} is too old: eks-image-bake needs 2.32.3 or later "
+                            "(pip install 'requests>=2.32.3'); with it, CA bundles would be ignored")
         self._store = store
         super().__init__()
 

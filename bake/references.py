@@ -16,6 +16,7 @@ import re
 
 from bake.model.refs import ImageRef, parse_reference
 from bake.model.images import ResolvedImage
+from bake.partitions import partition_of
 
 # The ECR FIPS endpoints amazon-eks-ami also tags its cached images for
 # (templates/al2/provisioners/install-worker.sh, "Tag ECR fips endpoint for supported regions").
@@ -58,13 +59,6 @@ def alias_names(image: ImageRef, aliases: list[str]) -> list[str]:
         if name not in out:
             out.append(name)
     return out
-
-
-def partition_of(region: str) -> str:
-    for prefix, partition in (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso")):
-        if region.startswith(prefix):
-            return partition
-    return "aws"
 
 
 def ecr_regional_aliases(image: ImageRef, regions: list[str]) -> list[str]:

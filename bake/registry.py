@@ -33,7 +33,7 @@ import requests
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError, ExitCode
-from bake.http_trust import SharedTrust, TrustStore
+from bake.http_trust import SharedTrust, TrustStore, bundle_in_use
 from bake.model.config import RegistryAuth
 from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import DOCKER_HUB, ImageRef
@@ -215,25 +215,47 @@ class RegistryClient:
         and config (for an index, the platform's manifest; without one, the largest)."""
         ref = image.ref
 
-        def manifest(digest: str) -> dict[str, Any]:
-            resp = self._send(ref, "GET", self.manifest_url(ref, digest))
-            if resp.status_code != 200:
-                raise self._error(ref, resp)
-            try:
-                return dict(resp.json())
-            except ValueError:
-                raise RegistryError(ref.original, f"manifest {digest} is not JSON") from None
-
         def size(m: dict[str, Any]) -> int:
             return sum(int(x.get("size", 0)) for x in m.get("layers", [])) + int(m.get("config", {}).get("size", 0))
 
-        body = manifest(image.digest)
+        body = self._manifest(ref, image.digest)
         entries = body.get("manifests")
         if not entries:
             return size(body)
-        linux = [e for e in entries if e.get("platform", {}).get("os", "linux") == "linux"]
-        match = [e for e in linux if e.get("platform", {}).get("architecture") == arch]
-        return max(size(manifest(e["digest"])) for e in (match[:1] or linux or entries))
+        return max(size(self._manifest(ref, e["digest"])) for e in _platform_entries(entries, arch))
+
+    def image_config(self, image: ResolvedImage, arch: str) -> dict[str, Any]:
+        """The image's config (for an index, linux/``arch``'s): its ``config.Env``, labels...
+        One blob GET after the manifests; the bytes are checked against the digest."""
+        ref = image.ref
+        body = self._manifest(ref, image.digest)
+        if entries := body.get("manifests"):
+            body = self._manifest(ref, _platform_entries(entries, arch)[0]["digest"])
+        digest = str(body.get("config", {}).get("digest", ""))
+        scheme = "http" if ref.registry in self.insecure else "https"
+        resp = self._send(ref, "GET", f"{scheme}://{ref.api_host}/v2/{ref.repository}/blobs/{digest}")
+        if resp.status_code != 200:
+            raise self._error(ref, resp)
+        algorithm, _, expected = digest.partition(":")
+        try:
+            ok = hashlib.new(algorithm, resp.content).hexdigest() == expected
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RegistryError(ref.original, f"the image config's bytes do not hash to {digest!r}")
+        try:
+            return dict(resp.json())
+        except ValueError:
+            raise RegistryError(ref.original, f"the image config {digest} is not JSON") from None
+
+    def _manifest(self, ref: ImageRef, digest: str) -> dict[str, Any]:
+        resp = self._send(ref, "GET", self.manifest_url(ref, digest))
+        if resp.status_code != 200:
+            raise self._error(ref, resp)
+        try:
+            return dict(resp.json())
+        except ValueError:
+            raise RegistryError(ref.original, f"manifest {digest} is not JSON") from None
 
     def close(self) -> None:
         with self._lock:
@@ -408,8 +430,10 @@ class RegistryClient:
                     raise _Transient(_status_reason(resp), _retry_after(resp))
                 return resp
             except requests.exceptions.SSLError as e:
-                # Not worth retrying: an untrusted certificate stays untrusted.
-                raise RegistryError(ref.original, f"{method} {url}: {_describe(e)}") from None
+                # Not worth retrying: an untrusted certificate stays untrusted. Which bundle was
+                # asked is half the answer (REQUESTS_CA_BUNDLE, `verify`, or certifi's own).
+                bundle = bundle_in_use(self._session(), url, self.verify)
+                raise RegistryError(ref.original, f"{method} {url}: {_describe(e)} (CA bundle {bundle})") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
                 why = _Transient(_describe(e, self.timeout))
             except _Transient as e:
@@ -455,6 +479,14 @@ class RegistryClient:
                 404: "no such image or tag",
             }.get(resp.status_code, f"{resp.request.method} {resp.url} failed")
         return RegistryError(ref.original, f"{what} ({answer})", status=resp.status_code, code=code)
+
+
+def _platform_entries(entries: list[dict[str, Any]], arch: str) -> list[dict[str, Any]]:
+    """An index's manifests a linux/``arch`` builder would pull: the platform's, else every
+    linux one, else all (a pull would then fail anyway)."""
+    linux = [e for e in entries if e.get("platform", {}).get("os", "linux") == "linux"]
+    match = [e for e in linux if e.get("platform", {}).get("architecture") == arch]
+    return match[:1] or linux or entries
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -8,13 +8,18 @@ private (0700) on first use, named at the end of the run.
   stdin), its exit code, stdout and stderr, masked by the reporter's secrets.
 - ``POOL.key`` (0600, created once, never overwritten) and ``POOL.known_hosts``: only for a
   kept builder. The key pair is deleted by ``sweep``; the file is then useless.
+- ``paramiko.log``: what paramiko logs while the run's builders are reached (a failed banner
+  read is an ERROR with a traceback: with no handler, Python's last resort printed it on stderr).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +56,26 @@ class RunDir:
 
         return log
 
+    @contextmanager
+    def captured(self, logger: str = "paramiko") -> Iterator[Path]:
+        """While inside, ``logger``'s records (INFO and up) go to ``LOGGER.log`` here, not to
+        stderr; the file (and the folder) is made only if something is logged."""
+        target = self.path / f"{logger}.log"
+        handler = _RunFileHandler(self, target)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log = logging.getLogger(logger)
+        saved = (log.level, log.propagate)
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        try:
+            yield target
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(saved[0])
+            log.propagate = saved[1]
+            handler.close()
+
     def write_secret_once(self, name: str, text: str) -> Path:
         """Create ``name`` with mode 0600; refuse to overwrite (O_EXCL)."""
         self._ensure()
@@ -71,6 +96,18 @@ class RunDir:
 
     def has_output(self) -> bool:
         return self.path.is_dir() and any(self.path.iterdir())
+
+
+class _RunFileHandler(logging.FileHandler):
+    """A file handler that opens its file (making the run directory, 0700) on the first record."""
+
+    def __init__(self, run_dir: RunDir, path: Path):
+        self._run_dir = run_dir
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        self._run_dir._ensure()
+        return super()._open()
 
 
 def login_command(st: BuildState, host: str, port: int) -> str:

@@ -5,24 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from bake.errors import BakeError
 from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
 from bake.model.lock import DEFAULT_LOCK_NAME, LockFile
+from bake.model.paths import CONFIG_ENV, LOCK_ENV, config_path, lock_path
 from bake.progress import Reporter
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE", help="the config file (default: %(default)s)")
-    p.add_argument("--lock", metavar="FILE", help=f"the lock file (default: {DEFAULT_LOCK_NAME} beside the config)")
+    add_config_arg(p)
+    add_lock_arg(p)
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"the config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})")
+
+
+def add_lock_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock", metavar="FILE",
+                   help=f"the lock file (default: ${LOCK_ENV}, else {DEFAULT_LOCK_NAME} beside the config)")
 
 
 def add_account_args(p: argparse.ArgumentParser) -> None:
     """For the commands that work on what is in the account (prune, sweep): they also run
     without a config, from the lock and the region alone."""
-    p.add_argument("--config", metavar="FILE", help=f"the config file (default: {DEFAULT_CONFIG}, if present)")
-    p.add_argument("--lock", metavar="FILE", help=f"the lock file (default: {DEFAULT_LOCK_NAME} beside the config)")
+    p.add_argument("--config", metavar="FILE",
+                   help=f"the config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG} if present)")
+    add_lock_arg(p)
     p.add_argument("--region", help="only this AWS region (default: the config's, else the AWS chain, and every "
                                     "region a pool's [distribute] names)")
 
@@ -39,6 +49,5 @@ def remove_or_fail(command: str, region: str, remove: Callable[[Reporter], list[
 
 
 def load(args: argparse.Namespace) -> tuple[BakeConfig, LockFile]:
-    config = load_config(args.config)
-    lock_path = Path(args.lock) if args.lock else Path(args.config).parent / DEFAULT_LOCK_NAME
-    return config, LockFile(lock_path)
+    path = config_path(args.config)
+    return load_config(path), LockFile(lock_path(path, args.lock))

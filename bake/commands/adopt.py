@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bake.commands._common import add_config_arg
 from bake.commands.context import Context
-from bake.model.config import DEFAULT_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +29,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "a launch configuration")
     p.add_argument("--image", dest="images", action="append", default=[], metavar="REF",
                    help="an image to bake (repeatable); without it images = [] must be filled in")
-    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE", help="the config file (default: %(default)s)")
+    add_config_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.adopt import adopt
 
-    a = adopt(args.config, args.asg_name, pool=args.pool, launch=args.launch, images=args.images)
+    from bake.model.paths import config_path
+
+    a = adopt(config_path(args.config), args.asg_name, pool=args.pool, launch=args.launch, images=args.images)
     print(f"pool {a.pool}: adopted Auto Scaling group {a.asg_name} ({a.source}) into {a.config_path}")
     print(f"  base_ami = {a.base_ami} (the AMI it runs now)")
     if a.user_data_path is not None:

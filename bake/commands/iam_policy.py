@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.commands._common import add_config_arg
 from bake.commands.context import Context
 from bake.iam.grants import ROLES
 
@@ -18,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", required=True, choices=ROLES,
                    help="plan: bake plan/review/adopt, terraform plan; bake: bake build; "
                         "deploy: terraform apply; lifecycle: prune, sweep")
-    p.add_argument("--config", default="bake.toml", metavar="FILE", help="the config file (default: %(default)s)")
+    add_config_arg(p)
     p.add_argument("--account", action="append", metavar="ID",
                    help="the AWS account(s) the policy is for (repeatable; default: [provider] "
                         "allowed_account_ids, else any)")
@@ -29,5 +30,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.iam.scope import scope_of
     from bake.model.config import load_config
 
-    sys.stdout.write(render(args.role, scope_of(load_config(args.config), args.account)))
+    from bake.model.paths import config_path
+
+    sys.stdout.write(render(args.role, scope_of(load_config(config_path(args.config)), args.account)))
     return 0

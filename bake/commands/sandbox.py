@@ -11,7 +11,7 @@ import sys
 import time
 
 from bake.commands.context import Context
-from bake.errors import ExitCode
+from bake.errors import ExitCode, UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +47,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             sys.stderr.write("sandbox: relay needs --target INSTANCE_ID\n")
             return int(ExitCode.USAGE)
         return relay(args.target)
+    try:
+        import moto  # noqa: F401 - the sandbox's stand-in for AWS, an extra of the package
+    except ImportError:
+        raise UsageError("the sandbox needs moto, which a plain install leaves out: "
+                         "pip install 'eks-image-bake[sandbox]'") from None
     from bake.sandbox import Sandbox  # only this command pays for the sandbox's imports
 
     sandbox = Sandbox(image_count=args.images, image_mb=args.image_mb)

@@ -86,11 +86,11 @@ def _ssm(s: Scope) -> list[str]:
     # AWS publishes /aws/service/... itself: those ARNs name no account ("*" matches the empty one).
     return [a for p in s.ssm_parameters
             for a in (s.arns("ssm", f"parameter{p}") if not p.startswith("/aws/") else
-                      [f"arn:aws:ssm:{r}:*:parameter{p}" for r in s.regions])]
+                      [f"arn:{s.partition}:ssm:{r}:*:parameter{p}" for r in s.regions])]
 
 
 def _repos(s: Scope) -> list[str]:
-    return [f"arn:aws:ecr:{r}:{a}:repository/{name}" for r, a, name in s.ecr_repositories]
+    return [f"arn:{s.partition}:ecr:{r}:{a}:repository/{name}" for r, a, name in s.ecr_repositories]
 
 
 def _key_arns(s: Scope, key: str, regions: tuple[str, ...] | None = None) -> list[str]:
@@ -136,11 +136,11 @@ def _node_roles(s: Scope) -> list[str]:
 
 
 def _state_objects(s: Scope) -> list[str]:
-    return [f"arn:aws:s3:::{s.state_bucket}/{s.state_key}", f"arn:aws:s3:::{s.state_bucket}/{s.state_key}.tflock"]
+    return [f"arn:{s.partition}:s3:::{s.state_bucket}/{s.state_key}", f"arn:{s.partition}:s3:::{s.state_bucket}/{s.state_key}.tflock"]
 
 
 def _state_bucket(s: Scope) -> list[str]:
-    return [f"arn:aws:s3:::{s.state_bucket}"]
+    return [f"arn:{s.partition}:s3:::{s.state_bucket}"]
 
 
 def _state_table(s: Scope) -> list[str]:

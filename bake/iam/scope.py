@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from bake.model.config import BakeConfig
 from bake.model.refs import parse_reference
-
-PARTITION = "aws"
+from bake.partitions import DEFAULT as DEFAULT_PARTITION
+from bake.partitions import partition_of
 
 
 @dataclass(frozen=True)
 class Scope:
     regions: tuple[str, ...]  # ("*",) when the config names none
+    partition: str  # the region's ("aws-us-gov", "aws-cn", ...); "aws" when the config names none
     copy_regions: tuple[str, ...]  # [distribute] regions besides the bake's own (copies, their parameters)
     node_regions: tuple[str, ...]  # pools' node_region besides the bake's own (their nodes' stack resources)
     accounts: tuple[str, ...]  # ("*",) when neither --account nor [provider] allowed_account_ids names one
@@ -54,11 +55,11 @@ class Scope:
 
     def arns(self, service: str, resource: str, *, account: bool = True, region: bool = True,
              regions: tuple[str, ...] | None = None) -> list[str]:
-        """``arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region (``regions``, else the
+        """``arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`` for every region (``regions``, else the
         bake's) and account in scope."""
         regions = (regions or self.regions) if region else ("",)
         accounts = self.accounts if account else ("",)
-        return [f"arn:{PARTITION}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
+        return [f"arn:{self.partition}:{service}:{r}:{a}:{resource}" for r in regions for a in accounts]
 
 
 def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
@@ -109,6 +110,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     s3 = config.state.backend == "s3"
     return Scope(
         regions=(config.region,) if config.region else ("*",),
+        partition=partition_of(config.region) if config.region else DEFAULT_PARTITION,
         copy_regions=tuple(dict.fromkeys(copy_regions)),
         node_regions=tuple(dict.fromkeys(node_regions)),
         accounts=tuple(dict.fromkeys(accounts)) or ("*",),

@@ -10,8 +10,8 @@ from typing import Any
 
 from bake import aws
 from bake.errors import UsageError
-from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
-from bake.model.lock import DEFAULT_LOCK_NAME as DEFAULT_LOCK
+from bake.model import paths
+from bake.model.config import BakeConfig, load_config
 from bake.model.lock import LockData, LockFile
 
 # Instance states in which an instance still exists and holds its AMI, key pair and group.
@@ -56,20 +56,14 @@ def error_code(exc: BaseException) -> str:
 
 
 def load_optional_config(path: str | None) -> BakeConfig | None:
-    """The config at ``path``; with no --config, ``bake.toml`` if it exists, else None."""
-    if path:
-        return load_config(path)
-    if Path(DEFAULT_CONFIG).is_file():
-        return load_config(DEFAULT_CONFIG)
+    """The config at ``path`` (or $BAKE_CONFIG); with neither, ``bake.toml`` if it exists, else None."""
+    if paths.config_named(path) or paths.config_path(path).is_file():
+        return load_config(paths.config_path(path))
     return None
 
 
 def lock_path(path: str | None, config: BakeConfig | None) -> Path:
-    if path:
-        return Path(path)
-    if config is not None:
-        return Path(config.path).parent / DEFAULT_LOCK
-    return Path(DEFAULT_LOCK)
+    return paths.lock_path(config.path if config is not None else None, path)
 
 
 def read_lock(path: Path) -> LockData:

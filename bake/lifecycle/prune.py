@@ -68,7 +68,8 @@ def tool_amis(ec2: Any, pool: str | None = None) -> list[dict[str, Any]]:
 def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] = ()) -> dict[str, list[str]]:
     """``{ami: [who uses it]}`` over all launch template versions, launch configurations and
     non-terminated instances of the region, and, among ``images``, those with a snapshot whose
-    fast snapshot restore is still enabled in some zone (AWS refuses to delete that snapshot).
+    fast snapshot restore is still enabled in some zone: AWS would delete that snapshot and
+    silently disable its fast snapshot restores, which the stack still declares (docs/first-start.md).
     Raises BakeError when a listing is refused."""
     used: dict[str, list[str]] = {}
 

@@ -47,10 +47,10 @@ class RegistryAuth(Strict):
 class GpuSettings(Strict):
     """How a GPU pool's builder is checked and configured (see docs/gpu.md)."""
 
-    # The lowest driver the validation image runs on: CUDA 12.4 (GA) needs >= 550.54.14 on
-    # Linux x86_64 (NVIDIA's CUDA Toolkit release notes, "CUDA Toolkit and Corresponding Driver
-    # Versions"). A full version ("550.54.14") or a major (550). Change both together.
-    min_driver_version: Annotated[int, Field(ge=1)] | str = "550.54.14"
+    # The lowest driver accepted: a full version ("550.54.14") or a major (550). Unset: what the
+    # validation image's own NVIDIA_REQUIRE_CUDA accepts, read from its config at plan time
+    # (CUDA 12.4's: >= 550.54.14, or a driver of the 470, 525 or 535 branch; docs/gpu.md).
+    min_driver_version: Annotated[int, Field(ge=1)] | str | None = None
     validate_image: str = "nvidia/cuda:12.4.0-base-ubuntu22.04"
     validate_command: str = "nvidia-smi"
     # Programs on the builder, by name on PATH or by path (tests point these at doubles).
@@ -66,7 +66,7 @@ class GpuSettings(Strict):
 
     @field_validator("min_driver_version")
     @classmethod
-    def _min_driver(cls, v: int | str) -> int | str:
+    def _min_driver(cls, v: int | str | None) -> int | str | None:
         if isinstance(v, str) and not re.match(r"^\d+(\.\d+)*$", v):
             raise ValueError(f"{v!r} is not a driver version like '550.54.14' or 550")
         return v

@@ -9,6 +9,8 @@ time: the rollout side never imports it. A Region AWS opens later is one line he
 
 from __future__ import annotations
 
+import re
+
 REGIONS = frozenset({
     "us-east-1", "us-east-2", "us-west-1", "us-west-2",
     "ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
@@ -21,3 +23,23 @@ REGIONS = frozenset({
     "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
     "us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
 })
+
+
+# The partition of a Region, for the side that never imports botocore (the rollout, the
+# model): botocore's partitions.json patterns in the order they must be tried ("aws" last: its
+# pattern also matches us-gov-* and us-iso-*). The AMI side reads botocore itself
+# (bake.partitions); tests/unit/test_partitions.py checks this table against it.
+PARTITIONS = (
+    ("aws-cn", r"cn-\w+-\d+"),
+    ("aws-us-gov", r"us-gov-\w+-\d+"),
+    ("aws-iso", r"us-iso-\w+-\d+"),
+    ("aws-iso-b", r"us-isob-\w+-\d+"),
+    ("aws-iso-e", r"eu-isoe-\w+-\d+"),
+    ("aws-iso-f", r"us-isof-\w+-\d+"),
+    ("aws-eusc", r"eusc-(de)-\w+-\d+"),
+    ("aws", r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+"),
+)
+
+
+def partition_of(region: str) -> str:
+    return next((name for name, pattern in PARTITIONS if re.fullmatch(pattern, region)), "aws")

@@ -183,7 +183,8 @@ class Sandbox:
         """(user, password) the ECR look-alike accepts: moto's GetAuthorizationToken."""
         return ECR_USER, moto.ecr_password(self.layout)
 
-    def push_image(self, repository: str, tag: str, size_mb: float = 1, seed: int | None = None) -> str:
+    def push_image(self, repository: str, tag: str, size_mb: float = 1, seed: int | None = None,
+                   env: tuple[str, ...] = ()) -> str:
         """Push a new (or changed) image and return its manifest digest.
 
         ``repository`` is "env/app-1" (the sample registry) or a full "HOST[:PORT]/NAME" (the ECR
@@ -196,7 +197,7 @@ class Sandbox:
             ref = f"{self.layout.registry}/{repository}:{tag}"
         auth = self.ecr_credentials() if ref.startswith(ECR_HOST + "/") else None
         seed = images.random_seed() if seed is None else seed
-        digest = images.push(self.layout, ref, size_mb, seed, auth=auth, skip_if_present=False)
+        digest = images.push(self.layout, ref, size_mb, seed, auth=auth, skip_if_present=False, env=env)
         self._digests[ref] = digest
         self._pushed.append(discard.Pushed(ref, digest, auth))
         return digest

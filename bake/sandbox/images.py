@@ -82,14 +82,15 @@ def registry_digest(ref: str, auth: tuple[str, str] | None = None) -> str | None
 
 
 def push(layout: Layout, ref: str, size_mb: float, seed: int, auth: tuple[str, str] | None = None,
-         skip_if_present: bool = True) -> str:
-    """Build ``ref`` (one random layer of ``size_mb``) and push it unless the registry has it."""
+         skip_if_present: bool = True, env: tuple[str, ...] = ()) -> str:
+    """Build ``ref`` (one random layer of ``size_mb``, ``env`` in its config) and push it unless
+    the registry has it."""
     host, repository, tag = _split(ref)
     work = layout.images_dir
     work.mkdir(parents=True, exist_ok=True)
     # A layout per push: layouts would otherwise keep every blob ever built.
     with tempfile.TemporaryDirectory(dir=work, prefix="layout-") as tmp:
-        digest = oci.build_layout(tmp, tag, [int(size_mb * MB)], seed=seed)
+        digest = oci.build_layout(tmp, tag, [int(size_mb * MB)], seed=seed, env=env)
         if skip_if_present and registry_digest(ref, auth) == digest:
             return digest
         try:

@@ -15,9 +15,9 @@ region on the EC2 backend:
 - Describe: every pair ever enabled, with the filters ``snapshot-id``, ``availability-zone`` and
   ``state``.
 
-What it does not do: move through the intermediate states, bill, keep a credit bucket, or make
-``DeleteSnapshot`` refuse a snapshot that still has fast snapshot restore enabled (the tool's
-``prune`` checks Describe itself before it deletes anything).
+What it does not do: move through the intermediate states, bill, keep a credit bucket, or disable
+a snapshot's fast snapshot restores when ``DeleteSnapshot`` deletes it, as AWS does (the tool's
+``prune`` checks Describe itself and keeps such an AMI).
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def _layer(size: int, rng: random.Random, index: int) -> bytes:
     return buf.getvalue()
 
 
-def _image(layout: Path, layer_sizes: Sequence[int], rng: random.Random, os_: str, arch: str) -> dict:
+def _image(layout: Path, layer_sizes: Sequence[int], rng: random.Random, os_: str, arch: str,
+           env: Sequence[str] = ()) -> dict:
     layers, diff_ids = [], []
     for i, size in enumerate(layer_sizes):
         if size < 0:
@@ -71,7 +72,7 @@ def _image(layout: Path, layer_sizes: Sequence[int], rng: random.Random, os_: st
     config = {
         "architecture": arch,
         "os": os_,
-        "config": {"Cmd": ["/bin/true"]},
+        "config": {"Cmd": ["/bin/true"], **({"Env": list(env)} if env else {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "created": "1970-01-01T00:00:00Z",
     }
@@ -90,8 +91,10 @@ def build_layout(
     layer_sizes: Sequence[int],
     seed: int = 0,
     platforms: Sequence[tuple[str, str]] = (("linux", "amd64"),),
+    env: Sequence[str] = (),
 ) -> str:
     """Add an image tagged ``tag`` to the OCI layout at ``directory`` (created if needed).
+    ``env``: its config's ``Env`` (``NAME=VALUE``), e.g. a CUDA image's NVIDIA_REQUIRE_CUDA.
 
     One platform (default linux/amd64) gives a plain image manifest; several give an image
     index over one manifest per platform. Returns the digest of what ``tag`` points to, which
@@ -103,7 +106,7 @@ def build_layout(
     if not platforms:
         raise OciError("at least one platform is needed")
     rng = random.Random(seed)
-    manifests = [_image(layout, layer_sizes, rng, os_, arch) for os_, arch in platforms]
+    manifests = [_image(layout, layer_sizes, rng, os_, arch, env) for os_, arch in platforms]
     if len(manifests) == 1:
         top = dict(manifests[0])
         top.pop("platform")

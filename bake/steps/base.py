@@ -58,6 +58,7 @@ class BuildState:
     snapshot_ids: list[str] = field(default_factory=list)
     snapshot_gib: int | None = None
     gpu_driver_version: str | None = None
+    gpu_floor: Any = None  # bake.gpu.DriverFloor: the drivers the plan found the validation image accepts
     compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
     cache_bytes: int | None = None  # what the images occupy on the builder's disk
     # image (as listed) -> its aliases (from the plan); -> its id (from the pull); the runtime verify saw

@@ -1,8 +1,8 @@
 """GPU pools (``gpu = true``): the procedure's GPU part, after connect and before the pulls.
 
-1. ``StepGpuDriver``: ``nvidia-smi`` must answer with a driver at or above the pool's floor
-   (550.54.14 by default: what the CUDA 12.4 validation image needs; docs/gpu.md); its version
-   goes into the AMI's tags and
+1. ``StepGpuDriver``: ``nvidia-smi`` must answer with a driver the plan's floor accepts
+   (``st.gpu_floor``: the configured minimum, else the validation image's NVIDIA_REQUIRE_CUDA;
+   docs/gpu.md); its version goes into the AMI's tags and
    the lock (``st.gpu_driver_version``).
 2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default (Docker: daemon.json;
    containerd: nvidia-ctk, or config.toml merged here), then the runtime restarts. Before the
@@ -68,22 +68,22 @@ class StepGpuDriver:
     title = "checking the NVIDIA driver"
 
     def run(self, st: BuildState) -> None:
-        s = st.pool.gpu_settings
+        s, floor = st.pool.gpu_settings, st.gpu_floor
         res = st.conn.run(f"{shlex.quote(s.nvidia_smi)} --query-gpu=driver_version,name --format=csv,noheader",
                           warn=True, timeout=120)
         what = f"pool {st.pool.name}: no NVIDIA driver answers on the builder ({st.pool.instance_type})"
         if res.exited == 127:
             raise GpuError(f"{what}: {s.nvidia_smi} not found; a GPU pool needs a base AMI with the NVIDIA "
-                           f"driver {s.min_driver_version}+ (e.g. the EKS accelerated AMI)")
+                           f"driver ({floor.describe()}; e.g. the EKS accelerated AMI)")
         if not res.ok:
             raise GpuError(f"{what}: {s.nvidia_smi} failed with exit code {res.exited}: {res.tail(400)}")
         try:
             gpus = gpu.parse_query(res.stdout)
-            st.gpu_driver_version = gpu.check_driver(gpus, s.min_driver_version)
+            st.gpu_driver_version = gpu.check_driver(gpus, floor)
         except GpuError as e:
             raise GpuError(f"pool {st.pool.name}: {e}") from None
         st.emit("step", f"NVIDIA driver {st.gpu_driver_version} on {gpu.summary(gpus)} "
-                        f"(minimum {s.min_driver_version})", step=self.name, data={"driver": st.gpu_driver_version})
+                        f"({floor.describe()}: {floor.source})", step=self.name, data={"driver": st.gpu_driver_version})
 
     def cleanup(self, st: BuildState) -> None:
         pass  # read-only

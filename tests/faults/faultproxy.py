@@ -27,6 +27,13 @@ EC2_ERROR = (
     "<Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
 )
 JSON_TYPE = "application/x-amz-json-1.1"
+# What moto 5.2 (werkzeug) answers an action it does not implement, and what a corporate
+# proxy's error page looks like: not AWS's XML or JSON.
+HTML_ERROR = (
+    "<!doctype html>\n<html lang=en>\n<title>{status} Internal Server Error</title>\n"
+    "<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to "
+    "complete your request.</p>\n"
+)
 
 
 @dataclass
@@ -35,9 +42,11 @@ class Rule:
     delay: float = 0.0  # seconds to hold the call before forwarding it
     status: int | None = None  # answer this HTTP status instead of forwarding
     code: str = "InternalError"  # the EC2 error code that goes with ``status``
+    html: bool = False  # answer ``status`` with an HTML page instead of AWS's error document
     times: int | None = None  # how many matching calls the rule applies to (None: all)
     rewrite: Callable[[bytes], bytes] | None = None  # change moto's answer body
     hits: int = 0
+    holding: threading.Event = field(default_factory=threading.Event)  # set while a matched call is held (delay)
 
     def take(self) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -52,8 +61,10 @@ class Call:
     params: dict[str, str]
     status: int
     injected: bool
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # when the answer went back
     region: str = ""  # from the SigV4 credential scope: which region the client called
+    started: float = 0.0  # when the request arrived (time.monotonic(), as ``at``)
+    answer: bytes = b""  # the body sent back (forwarded calls): what the client was told
 
 
 class FaultProxy:
@@ -110,24 +121,29 @@ class FaultProxy:
 
         class Handler(relay.QuietHandler):
             def _relay(self) -> None:
+                started = time.monotonic()
                 body, action, params = relay.read_request(self)
                 region = _signed_region(self.headers.get("Authorization", ""))
                 rule = proxy._match(action)
                 if rule and rule.delay:
+                    rule.holding.set()  # a test can wait for the call to be in flight
                     time.sleep(rule.delay)
+                    rule.holding.clear()
                 if rule and rule.status:
                     message = f"injected {rule.code} by the fault proxy"
-                    if self.headers.get("X-Amz-Target"):  # the JSON protocol (SSM, ECR)
+                    if rule.html:
+                        payload, ctype = HTML_ERROR.format(status=rule.status).encode(), "text/html; charset=utf-8"
+                    elif self.headers.get("X-Amz-Target"):  # the JSON protocol (SSM, ECR)
                         payload, ctype = json.dumps({"__type": rule.code, "message": message}).encode(), JSON_TYPE
                     else:
                         payload, ctype = EC2_ERROR.format(code=rule.code, message=message).encode(), "text/xml"
-                    proxy._log(Call(action, params, rule.status, True, region=region))
+                    proxy._log(Call(action, params, rule.status, True, region=region, started=started))
                     relay.respond(self, rule.status, [("Content-Type", ctype)], payload)
                     return
                 status, headers, data = relay.forward(proxy.upstream, self, body)
                 if rule and rule.rewrite:
                     data = rule.rewrite(data)
-                proxy._log(Call(action, params, status, False, region=region))
+                proxy._log(Call(action, params, status, False, region=region, started=started, answer=data))
                 relay.respond(self, status, headers, data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay

@@ -8,6 +8,7 @@ step's EC2 call, the SSH wait points at a closed port, the pull fetches a large 
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -19,11 +20,15 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 
 
-def _interrupt(bake, ec2, cfg, sig, started, before=None):
+def _interrupt(bake, ec2, cfg, sig, started, before=None, held=None):
+    """``held``: a proxy rule whose call must be held (in flight) when the signal goes."""
     run = bake("--config", str(cfg), timeout=120)
     run.wait_event(started, timeout=60)
     if before:
         before(run)
+    if held is not None:
+        assert held.holding.wait(60), f"{held.action} never reached the proxy"
+    run.sent_at = time.monotonic()
     run.send(sig)
     code = run.finish()
     assert code == EXIT[sig], run.stderr
@@ -41,11 +46,13 @@ def _interrupt(bake, ec2, cfg, sig, started, before=None):
     ("instance", "RunInstances"),
 ])
 def test_signal_while_an_ec2_call_is_in_flight(sandbox, ec2, bake, proxy, pool_config, sig, step, action):
-    proxy.add(action, delay=2.5, times=1)
+    rule = proxy.add(action, delay=2.5, times=1)
     cfg = pool_config()
-    _interrupt(bake, ec2, cfg, sig, step_started(step))
-    # The call that was in flight when the signal came completed, and was undone.
-    assert proxy.calls_to(action)
+    run = _interrupt(bake, ec2, cfg, sig, step_started(step), held=rule)
+    # The call was held by the proxy when the signal came, completed after it, and was undone
+    # (assert_nothing_left in _interrupt).
+    [call] = proxy.calls_to(action)
+    assert call.started < run.sent_at < call.at, (call.started, run.sent_at, call.at)
 
 
 @pytest.mark.parametrize("sig", SIGNALS)

@@ -12,7 +12,8 @@ import pytest
 from bake.build import steps_for
 from bake.errors import ConfigError
 from bake.gpu import (
-    GpuError, check_driver, containerd_default, docker_default, merge_containerd_toml, merge_daemon_json, parse_query,
+    DriverFloor, GpuError, check_driver, containerd_default, docker_default, floor_from_env, floor_from_requirement,
+    merge_containerd_toml, merge_daemon_json, parse_query,
 )
 from bake.model.config import GpuSettings, is_nvidia_instance_type, parse_config
 from bake.model.lock import LockFile
@@ -60,6 +61,55 @@ def test_the_lowest_driver_among_gpus_counts():
     with pytest.raises(GpuError, match="470.82.01"):
         check_driver(gpus, 500)
     assert check_driver(gpus, 410) == "470.82.01"
+
+
+# --- the floor from the validation image's NVIDIA_REQUIRE_CUDA ----------------------------------
+
+# nvidia/cuda:12.4.0-base-ubuntu22.04's, as NVIDIA's Dockerfiles set it (gitlab.com/nvidia/
+# container-images/cuda, dist/12.4.x; seen in public Dockerfiles through the search tool 2026-12-06).
+BRANDS = ["tesla", "unknown", "nvidia", "nvidiartx", "geforce", "geforcertx", "quadro", "quadrortx", "titan", "titanrtx"]
+CUDA_12_4 = "cuda>=12.4 " + " ".join(f"brand={b},driver>={d},driver<{d + 1}" for d in (470, 525, 535) for b in BRANDS)
+IMAGE = "nvidia/cuda:12.4.0-base-ubuntu22.04"
+
+
+def test_the_cuda_12_4_image_accepts_r550_and_the_listed_branches():
+    floor = floor_from_requirement(CUDA_12_4, IMAGE)
+    assert floor == DriverFloor("550.54.14", f"{IMAGE}'s NVIDIA_REQUIRE_CUDA", (("470", "471"), ("525", "526"), ("535", "536")))
+    assert check_driver(parse_query("535.104.05, Tesla T4"), floor) == "535.104.05"  # R535 LTS
+    assert check_driver(parse_query("550.54.15, NVIDIA A10G"), floor) == "550.54.15"  # R550
+    assert check_driver(parse_query("570.133.20, NVIDIA L4"), floor) == "570.133.20"
+
+
+@pytest.mark.parametrize("driver", ["520.61.05", "545.23.08", "536.25", "550.40.07", "390.116"])
+def test_a_driver_neither_new_enough_nor_of_a_listed_branch_is_refused(driver):
+    floor = floor_from_requirement(CUDA_12_4, IMAGE)
+    with pytest.raises(GpuError) as exc:
+        check_driver(parse_query(f"{driver}, Tesla T4"), floor)
+    assert str(exc.value) == (
+        f"NVIDIA driver {driver} (Tesla T4) does not meet {IMAGE}'s NVIDIA_REQUIRE_CUDA: driver >= 550.54.14 or a "
+        "driver of branch 470, 525, 535 (override: gpu_settings.min_driver_version); use a base AMI with a newer driver")
+
+
+def test_a_configured_floor_wins_over_the_image():
+    # The image accepts R535; a pool that sets 550 does not.
+    with pytest.raises(GpuError, match=r"535\.104\.05 \(Tesla T4\) is below the pool's minimum 550 "
+                                       r"\(gpu_settings.min_driver_version\)"):
+        check_driver(parse_query("535.104.05, Tesla T4"), DriverFloor.configured(550))
+
+
+def test_the_requirement_is_read_as_nvidia_container_toolkit_reads_it():
+    # Terms ORed by spaces, constraints ANDed by commas; only cuda>= and driver bounds matter here.
+    floor = floor_from_requirement("cuda>=11.4 brand=tesla,driver>=418,driver<419 arch=x86_64", "img")
+    assert (floor.minimum, floor.branches) == ("470.42.01", (("418", "419"),))
+    assert floor_from_env(["PATH=/usr/bin", f"NVIDIA_REQUIRE_CUDA={CUDA_12_4}"], IMAGE).minimum == "550.54.14"
+    with pytest.raises(GpuError, match="declares no NVIDIA_REQUIRE_CUDA.*set gpu_settings.min_driver_version"):
+        floor_from_env(["PATH=/usr/bin"], "busybox")
+    with pytest.raises(GpuError, match="CUDA 99.1, whose driver this tool does not know: set gpu_settings"):
+        floor_from_requirement("cuda>=99.1", "img")
+    with pytest.raises(GpuError, match="names no cuda>= version"):
+        floor_from_requirement("brand=tesla,driver>=535,driver<536", "img")
+    with pytest.raises(GpuError, match="cannot read the constraint"):
+        floor_from_requirement("cuda~12", "img")
 
 
 # --- daemon.json ---------------------------------------------------------------------------------
@@ -193,8 +243,8 @@ def test_gpu_pool_on_a_cpu_instance_type_is_a_config_error():
 def test_gpu_settings_keys_and_defaults():
     s = GpuSettings()
     assert (s.min_driver_version, s.nvidia_smi, s.runtime_path, s.nvidia_ctk) == (
-        "550.54.14", "nvidia-smi", "/usr/bin/nvidia-container-runtime", "nvidia-ctk")
-    assert s.validate_image.startswith("nvidia/cuda:12.4.0-")  # the floor follows this image
+        None, "nvidia-smi", "/usr/bin/nvidia-container-runtime", "nvidia-ctk")  # None: the image's own floor
+    assert s.validate_image.startswith("nvidia/cuda:12.4.0-")
     assert s.restart_command is None and s.validate_run is None
     pool = _cfg(gpu=True, instance_type="g5.xlarge",
                 gpu_settings={"min_driver_version": 525, "restart_command": "systemctl restart docker"}).pools["gpu"]

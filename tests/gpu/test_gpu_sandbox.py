@@ -38,7 +38,11 @@ from support.sandbox_bakes import builder_files_containing, in_builder, leftover
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("nothing_left", "builder_runtime_configs")]
 POOL = "gpu"
 
-DRIVER = "550.54.15"  # at or above the default floor, 550.54.14
+DRIVER = "550.54.15"  # at or above CUDA 12.4's floor, 550.54.14
+# Every image these tests push carries CUDA 12.4's requirement (as nvidia/cuda:12.4.0 images do,
+# abridged to two brands): the default floor is read from the validation image's config.
+REQUIRE_CUDA = ("NVIDIA_REQUIRE_CUDA=cuda>=12.4 " + " ".join(
+    f"brand={b},driver>={d},driver<{d + 1}" for d in (470, 525, 535) for b in ("tesla", "nvidia")))
 HOST_FILES = ["/etc/docker/daemon.json", "/etc/containerd/config.toml"]
 SEED_DAEMON_JSON = {"log-driver": "json-file", "log-opts": {"max-size": "10m"},
                     "runtimes": {"crun": {"path": "/usr/bin/crun"}}, "default-runtime": "runc"}
@@ -161,7 +165,7 @@ def settings_or(gs: dict) -> list[tuple[str, object]]:
 def fresh_image(sandbox, name: str) -> str:
     """A newly pushed image: the bake's fingerprint is new, so it really launches."""
     repo = f"env/{name}-{uuid.uuid4().hex[:8]}"
-    sandbox.push_image(repo, "v1", size_mb=1)
+    sandbox.push_image(repo, "v1", size_mb=1, env=(REQUIRE_CUDA,))
     return f"{sandbox.info.registry}/{repo}:v1"
 
 
@@ -269,14 +273,22 @@ def test_gpu_bake(sandbox, ec2, tmp_path, doubles, runtime):
     print(f"\n{runtime} GPU bake: {took:.1f}s")
 
 
-def test_driver_below_the_minimum_fails_before_touching_the_runtime(sandbox, tmp_path, doubles):
-    d = doubles("390.116, Tesla K80")
-    cfg = gpu_config(sandbox, tmp_path / "bake.toml", "containerd", d, [fresh_image(sandbox, "gpu-old")])
+@pytest.mark.parametrize("driver, settings, says", [
+    # the validation image's own requirement: neither >= 550.54.14 nor of the 470/525/535 branches
+    ("390.116, Tesla K80", {}, "390.116 (Tesla K80) does not meet {image}'s NVIDIA_REQUIRE_CUDA: driver >= 550.54.14 "
+                               "or a driver of branch 470, 525, 535 (override: gpu_settings.min_driver_version)"),
+    # a configured floor wins: the image would accept R535
+    ("535.104.05, Tesla T4", {"min_driver_version": "550.54.14"},
+     "535.104.05 (Tesla T4) is below the pool's minimum 550.54.14 (gpu_settings.min_driver_version)"),
+])
+def test_driver_below_the_floor_fails_before_touching_the_runtime(sandbox, tmp_path, doubles, driver, settings, says):
+    d = doubles(driver)
+    image = fresh_image(sandbox, "gpu-old")
+    cfg = gpu_config(sandbox, tmp_path / "bake.toml", "containerd", d, [image], **settings)
     before = restarts(sandbox)
     result = run_bake("build", "--config", str(cfg))
     assert result.returncode == 1
-    assert "390.116" in result.stderr and "below the pool's minimum 550.54.14" in result.stderr
-    assert "min_driver_version" in result.stderr
+    assert says.format(image=image) in result.stderr, result.stderr
     assert restarts(sandbox) == before
     assert not (Path(sandbox.info.overlay_upper) / "etc/containerd/config.toml.bake-backup").exists()
     assert not (tmp_path / "amis.lock.json").exists()

@@ -25,8 +25,8 @@ import tomlkit
 from bake import tags
 from bake.sandbox import sample_config
 from bake.sandbox.iam_moto import Credentials, IamMoto
-from support.cli import ROOT
-from support.terraform import Project, base_env
+from tests.support.cli import ROOT  # as a package: `python -m tests.iam.minimality` runs this too
+from tests.support.terraform import Project, base_env
 
 ROLES = ("plan", "bake", "deploy", "lifecycle")
 

@@ -23,13 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, tests/ is not on the path that pytest's conftest gives (tests/support).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bake.iam.grants import GRANTS  # noqa: E402
-from bake.sandbox import Sandbox  # noqa: E402
-from bake.sandbox.iam_moto import ADMIN_POLICY, iam_moto_server  # noqa: E402
-from tests.iam import iam_flows, story  # noqa: E402
+from bake.iam.grants import GRANTS
+from bake.sandbox import Sandbox
+from bake.sandbox.iam_moto import ADMIN_POLICY, iam_moto_server
+from tests.iam import iam_flows, story
 
 ROLES = ["plan", "bake", "deploy", "lifecycle"]
 

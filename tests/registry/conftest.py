@@ -70,7 +70,8 @@ def push_image(tmp_path: Path) -> Callable[..., str]:
         tag = name_tag.rpartition(":")[2]
         layout = tmp_path / f"layout-{name_tag.replace('/', '_').replace(':', '_')}"
         platforms = kw.pop("platforms", (("linux", "amd64"),))
-        built = oci.build_layout(layout, tag, sizes, seed=seed, platforms=platforms)  # type: ignore[arg-type]
+        env = kw.pop("env", ())
+        built = oci.build_layout(layout, tag, sizes, seed=seed, platforms=platforms, env=env)  # type: ignore[arg-type]
         if not reg.tls:
             kw.setdefault("tls_verify", False)
         pushed = oci.push(layout, tag, f"{reg.address}/{name_tag}", **kw)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, require
 from registry_fake import MANIFEST_DIGEST, FakeRegistry
 
 from bake.cancel import CancelToken
-from bake.errors import Cancelled, ExitCode
+from bake.errors import BakeError, Cancelled, ExitCode
 from bake.model.config import RegistryAuth
 from bake.model.refs import parse_reference
 from bake.progress import MASK, NullReporter
@@ -137,6 +137,37 @@ def test_tls_registry_needs_its_ca_trusted(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca_cert))
     with RegistryClient() as client:  # https by default; the bundle from the environment
         assert client.resolve(ref).digest == pushed
+
+
+def test_the_configured_bundle_is_the_one_used_and_named(
+    tls_registry: LocalRegistry, pki: Pki, push_image, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry's CA is only in the configured bundle: not in the system store the
+    # environment names. requests before 2.32.3 has no build_connection_pool_key_attributes:
+    # bake.http_trust's override is never called there and urllib3 verifies against the system
+    # store instead, so the first resolve fails (seen with requests 2.32.2, see issue 20).
+    system = "/etc/ssl/certs/ca-certificates.crt"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", system)
+    pushed = push_image(tls_registry, "team/bundle:v1", [100], seed=8, cert_dir=pki.cert_dir)
+    ref = parse_reference(f"{tls_registry.address}/team/bundle:v1")
+    with RegistryClient(verify=str(pki.ca_cert), retries=0) as client:
+        assert client.resolve(ref).digest == pushed
+    lacking = tmp_path / "other-ca.pem"  # a valid bundle without the registry's CA
+    other, _ = Pki.issue(pki, "not-a-ca", ["DNS:not-a-ca.invalid"])
+    lacking.write_bytes(other.read_bytes())
+    for verify, named in ((str(lacking), str(lacking)), (True, system)):
+        with RegistryClient(verify=verify, retries=0) as client, pytest.raises(RegistryError) as exc:
+            client.resolve(ref)
+        assert "certificate" in str(exc.value) and f"(CA bundle {named})" in str(exc.value), str(exc.value)
+
+
+def test_a_requests_without_the_hook_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests.adapters import HTTPAdapter
+
+    monkeypatch.delattr(HTTPAdapter, "build_connection_pool_key_attributes")
+    with pytest.raises(BakeError, match=r"needs 2\.32\.3"):
+        with RegistryClient() as client:
+            client._session()
 
 
 class CountingContext(ssl.SSLContext):
@@ -343,6 +374,34 @@ def test_docker_hub_references_ask_registry_1() -> None:
     assert cred == Credential(registry="docker.io", username="me", password="pat-123456")
 
 
+@pytest.mark.parametrize("written", ["python:3.12", "library/python:3.12", "docker.io/python:3.12",
+                                     "docker.io/library/python:3.12", "index.docker.io/library/python:3.12"])
+def test_docker_hub_spellings_ask_registry_1_for_library_python(
+    written: str, tmp_path: Path, pki: Pki, push_image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real docker-registry with a certificate for registry-1.docker.io stands in for Docker
+    # Hub: connections to that name go to it (TLS still checks the name). Before issue 20,
+    # `docker.io/python:3.12` asked for repository `python`, which Docker Hub does not have.
+    require("docker-registry")
+    cert, key = pki.issue("hub", ["DNS:registry-1.docker.io", "IP:127.0.0.1"])
+    with LocalRegistry(tmp_path / "hub", tls=(cert, key)) as hub:
+        pushed = push_image(hub, "library/python:3.12", [100], seed=31, cert_dir=pki.cert_dir)
+        real = urllib3.util.connection.create_connection
+        asked: list[tuple[str, int]] = []
+
+        def aliased(address, *args, **kw):  # type: ignore[no-untyped-def]
+            asked.append(address)
+            if address[0] == "registry-1.docker.io":
+                address = ("127.0.0.1", hub.port)
+            return real(address, *args, **kw)
+
+        monkeypatch.setattr(urllib3.connection.connection, "create_connection", aliased)
+        with RegistryClient(verify=str(pki.ca_cert), retries=0) as client:
+            got = client.resolve(parse_reference(written))
+    assert got.digest == pushed and got.ref.repository == "library/python"
+    assert asked and {a[0] for a in asked} == {"registry-1.docker.io"}
+
+
 # -- ECR: GetAuthorizationToken from a moto server ---------------------------------------------
 
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -427,3 +486,34 @@ def test_importing_the_resolver_does_not_load_boto3() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
 
+
+
+# -- a GPU pool's driver floor, from its validation image's config -----------------------------
+
+
+def test_the_gpu_floor_comes_from_the_validation_images_config(registry: LocalRegistry, push_image) -> None:
+    from bake.build import gpu_floor
+    from bake.gpu import GpuError
+    from bake.model.config import parse_config
+
+    require_cuda = "cuda>=12.4 brand=tesla,driver>=535,driver<536 brand=nvidia,driver>=535,driver<536"
+    # An index, as NVIDIA's images are: the builder's platform's manifest, then its config blob.
+    push_image(registry, "nvidia/cuda:12.4.0-base", [100], seed=41, platforms=[("linux", "amd64"), ("linux", "arm64")],
+               env=["PATH=/usr/local/cuda/bin", f"NVIDIA_REQUIRE_CUDA={require_cuda}"])
+    push_image(registry, "plain/busybox:1", [100], seed=42)
+    validate = f"{registry.address}/nvidia/cuda:12.4.0-base"
+
+    def pool(image: str, **settings: object):
+        table = {"base_ami": "ami-0123456789abcdef0", "images": [f"{registry.address}/plain/busybox:1"], "gpu": True,
+                 "instance_type": "g4dn.xlarge", "gpu_settings": {"validate_image": image, **settings}}
+        return parse_config({"pools": {"gpu": table}}, Path("bake.toml")).pools["gpu"]
+
+    with plain(registry) as client:
+        floor = gpu_floor(pool(validate), client, [], "amd64")
+        assert (floor.minimum, floor.branches) == ("550.54.14", (("535", "536"),))
+        assert floor.source == f"{validate}'s NVIDIA_REQUIRE_CUDA"
+        # A configured floor wins, and asks the registry nothing (this one does not exist).
+        configured = gpu_floor(pool("no.such.registry.invalid/x:1", min_driver_version=550), client, [], "amd64")
+        assert (configured.minimum, configured.source) == ("550", "gpu_settings.min_driver_version")
+        with pytest.raises(GpuError, match="pool gpu: the validation image .*busybox:1 declares no NVIDIA_REQUIRE_CUDA"):
+            gpu_floor(pool(f"{registry.address}/plain/busybox:1"), client, [], "amd64")

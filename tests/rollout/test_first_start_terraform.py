@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.terraform import Moto, Project, changes, needs_terraform
+from support.terraform import Moto, Project, changes, needs_terraform, steady
 
 from bake.model.lock import ImageDigest, LockEntry, LockFile
 
@@ -135,8 +135,8 @@ def test_rollback_plans_and_applies_the_reverse(flow: dict[str, Any]) -> None:
     states = flow["fsr_after_rollback"]
     assert {k: v for k, v in states.items() if k[0] in old} == {(s, z): "enabled" for s in old for z in ZONES}
     assert {k: v for k, v in states.items() if k[0] in new} == {(s, z): "disabled" for s in new for z in ZONES}
-    steady = {a: c["actions"] for a, c in changes(flow["plan_steady"]).items() if c["actions"] != ["no-op"]}
-    assert steady == {}, f"after the apply, nothing left to change: {steady}"
+    left = steady(flow["plan_steady"])
+    assert left == {}, f"after the apply, nothing left to change: {left}"
 
 
 def test_review_of_the_rebake_shows_the_first_read_figures(flow: dict[str, Any]) -> None:

@@ -20,8 +20,10 @@ import pytest
 from bake.model.lock import ImageDigest, LockEntry, LockFile
 
 from nodepools import tfenv
-from support.ci import in_ci
-from support.cli import ROOT
+# Relative: this module is `support.terraform` under pytest and `tests.support.terraform` when a
+# script runs as `python -m tests...` (tests/iam/minimality.py).
+from .ci import in_ci
+from .cli import ROOT
 
 PYTHON = sys.executable
 STACK_DIR = Path("cdktf.out") / "stacks" / "nodepools"
@@ -118,6 +120,15 @@ class Project:
 def changes(plan: dict) -> dict[str, dict]:
     """address -> change, for every resource in a `terraform show -json` plan."""
     return {rc["address"]: rc["change"] for rc in plan.get("resource_changes", [])}
+
+
+def steady(plan: dict) -> dict[str, list[str]]:
+    """address -> actions of every resource that would change; a plan that names no resource at
+    all is refused: a steady plan still lists each of the stack's resources as a no-op, so an
+    empty one planned nothing (a wrong directory, an empty stack), not a deployed stack."""
+    acts = {a: c["actions"] for a, c in changes(plan).items()}
+    assert acts, "the plan names no resource at all: it is no plan of the deployed stack"
+    return {a: act for a, act in acts.items() if act != ["no-op"]}
 
 
 def needs_terraform() -> pytest.MarkDecorator:

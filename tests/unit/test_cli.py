@@ -88,9 +88,22 @@ def test_build_and_plan_refuse_a_bad_distribute_table(tmp_path, table, says):
     assert not (tmp_path / "amis.lock.json").exists()
 
 
-def test_default_command_is_build(tmp_path):
-    r = bake("--config", str(tmp_path / "missing.toml"))
-    assert r.returncode == 2 and "missing.toml: no such file" in r.stderr
+def test_a_bare_command_prints_help_and_launches_nothing(tmp_path):
+    # Before issue 20 a bare `python -m bake` (or one with only options) was `build`: it
+    # launched instances. Now it prints the command list and exits 2, reading no file.
+    (tmp_path / "bake.toml").write_text("this is not toml [")
+    r = bake(cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "COMMAND" in r.stderr and all(n in r.stderr for n in cli.COMMANDS), r.stderr
+    r = bake("--config", str(tmp_path / "bake.toml"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("usage: python -m bake"), r.stderr  # no longer `build --config`
+
+
+def test_version():
+    from bake import __version__
+
+    r = bake("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"python -m bake {__version__}", r.stdout
 
 
 def test_reporters_mask_registered_secrets():
