@@ -9,7 +9,6 @@ import pytest
 
 from faultkit import LOCK_BEFORE, assert_nothing_left
 from support.cli import run_bake
-from support.sandbox_bakes import write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.faults, pytest.mark.timeout(300)]
 

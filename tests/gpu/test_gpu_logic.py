@@ -255,10 +255,10 @@ def test_gpu_settings_keys_and_defaults():
         _cfg(gpu=True, instance_type="g5.xlarge", gpu_settings={"validate_image": "UPPER CASE"})
 
 
-def test_gpu_steps_come_after_connect_and_before_pull(tmp_path):
+def test_gpu_steps_come_after_the_runtime_is_up_and_before_pull(tmp_path):
     lock = LockFile(tmp_path / "amis.lock.json")
     gpu_pool = _cfg(gpu=True, instance_type="g4dn.xlarge").pools["gpu"]
     names = [s.name for s in steps_for(gpu_pool, lock)]
     i = names.index("connect")
-    assert names[i + 1:i + 5] == ["gpu-driver", "gpu-runtime", "gpu-validate", "pull"]
+    assert names[i + 1:i + 6] == ["runtime", "gpu-driver", "gpu-runtime", "gpu-validate", "pull"]
     assert not any(n.startswith("gpu") for n in (s.name for s in steps_for(_cfg().pools["gpu"], lock)))
