@@ -43,7 +43,7 @@ class InstanceProps:
     root_volume_throughput: int | None = None
     device_name: str = "/dev/xvda"
     block_devices: tuple[BlockDevice, ...] = ()  # further EBS volumes
-    http_put_response_hop_limit: int = 2
+    http_put_response_hop_limit: int = 1  # bake.model.rollout's default, and why
     detailed_monitoring: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     volume_initialization_rate: int | None = None  # MiB/s, on every volume made from a snapshot

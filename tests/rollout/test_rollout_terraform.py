@@ -334,7 +334,9 @@ def test_a_node_gets_the_pools_baseline_volume_from_the_stack(flow: dict[str, An
     lc_root = v["configuration"][0]["Ebs"]
     assert {k: lc_root.get(k) for k in ("VolumeType", "Iops", "Throughput", "VolumeSize")} == {
         "VolumeType": "gp3", "Iops": 3000, "Throughput": 125, "VolumeSize": 30}
-    # The node the web group launched from that template (moto shows gp3's default IOPS whatever
-    # was asked, so the type and size are what it can prove here).
+    # The node the web group launched from that template: its volume at the template's device
+    # (moto shows gp3's default IOPS whatever was asked, so type and size are what it can prove;
+    # moto's AMI maps its root at /dev/sda1, EKS's AMIs at /dev/xvda, so moto adds that one too).
     assert len(v["instances"]) == 1
-    assert [(vol["VolumeType"], vol["Size"]) for vol in v["volumes"]] == [("gp3", 40)]
+    at = {a["Device"]: (vol["VolumeType"], vol["Size"]) for vol in v["volumes"] for a in vol["Attachments"]}
+    assert at["/dev/xvda"] == ("gp3", 40), at
