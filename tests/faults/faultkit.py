@@ -103,16 +103,29 @@ def new_since(before: Inventory, after: Inventory) -> dict[str, list[str]]:
     return found
 
 
-class BakeRun:
-    """``python -m bake build --json`` in its own session; events are read as they come. What the
-    account held before it started is kept for the "nothing left" check."""
+class Baseline:
+    """What the account held before a test's first bake started (its runs share it: taking it
+    costs a second or two, which must not come between two bakes meant to overlap)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], timeout: float, proxy: FaultProxy):
-        self.timeout = timeout
-        self.proxy = proxy  # the run's AWS calls go through it
+    def __init__(self, proxy: FaultProxy, env: dict[str, str]):
         host, port = proxy.upstream
         self.account = Account(f"http://{host}:{port}", env)
         self.before = self.account.inventory()
+
+    def left(self) -> dict[str, list[str]]:
+        return new_since(self.before, self.account.inventory())
+
+
+class BakeRun:
+    """``python -m bake build --json`` in its own session; events are read as they come.
+    ``baseline``: the account before the test's first run (taken here when not given), for the
+    "nothing left" check."""
+
+    def __init__(self, args: list[str], env: dict[str, str], timeout: float, proxy: FaultProxy,
+                 baseline: Baseline | None = None):
+        self.timeout = timeout
+        self.proxy = proxy  # the run's AWS calls go through it
+        self.baseline = baseline or Baseline(proxy, env)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bake", "build", "--json", *args], cwd=ROOT, env=env,
@@ -228,7 +241,7 @@ def assert_nothing_left(ec2, run: BakeRun | None, lock: Path | None = None, succ
     Set FAULTS_GLOBAL_LEFTOVERS=1 (nothing else using the sandbox) to check with
     support.sandbox_bakes.leftovers across every run instead of this run's tags only."""
     if run is not None:
-        assert new_since(run.before, run.account.inventory()) == {}, "the run left these behind"
+        assert run.baseline.left() == {}, "the test's runs left these behind"
     if os.environ.get("FAULTS_GLOBAL_LEFTOVERS") == "1":
         assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
     if run is not None and not run.run_id:
