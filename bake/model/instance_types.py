@@ -3,7 +3,7 @@
 AWS: "As of January 1, 2023, new Amazon EC2 instance types are no longer supported in launch
 configurations. This includes support for any instance types added to an AWS Region after the
 initial Region launch." (Amazon EC2 Auto Scaling User Guide, "Auto Scaling launch configurations",
-https://docs.aws.amazon.com/autoscaling/ec2/userguide/launch-configurations.html, read 2026-12-06.)
+https://docs.aws.amazon.com/autoscaling/ec2/userguide/LaunchConfiguration.html, read 2026-12-06.)
 AWS answers such a CreateLaunchConfiguration with ``ValidationError: The specified instance type
 m7a.xlarge is not valid`` (as users quote it: aws/amazon-ecs-ami#188, aws/aws-cdk#28459).
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 
 CUTOFF = "2022-12-31"
-SOURCE = "https://docs.aws.amazon.com/autoscaling/ec2/userguide/launch-configurations.html"
+SOURCE = "https://docs.aws.amazon.com/autoscaling/ec2/userguide/LaunchConfiguration.html"
 
 # Seventh generation or later, but generally available before 2023.
 SEVENTH_GENERATION_BEFORE_2023 = {"c7g": "2022-05"}

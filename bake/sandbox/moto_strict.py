@@ -53,7 +53,7 @@ RULES = (
     Rule("launch-configuration-new-type", "autoscaling:CreateLaunchConfiguration",
          "an instance type released after 2022-12-31: \"As of January 1, 2023, new Amazon EC2 instance types are "
          "no longer supported in launch configurations\"",
-         "https://docs.aws.amazon.com/autoscaling/ec2/userguide/launch-configurations.html",
+         "https://docs.aws.amazon.com/autoscaling/ec2/userguide/LaunchConfiguration.html",
          "ValidationError \"The specified instance type T is not valid\" (as AWS answers it: aws/amazon-ecs-ami#188)",
          "config loading exits 2 (plan, build, synthesis) naming the limit and launch = \"template\" "
          "(bake/model/instance_types.py)"),
