@@ -30,6 +30,19 @@ setup() {
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[rollout,test]"
   containerd_builds
+  checkov_env
+}
+
+# checkov, pyproject's `checkov` extra, in a virtualenv of its own (its pins would downgrade the
+# project's boto3 and break pytest): the tests run .tools/checkov/bin/checkov.
+CHECKOV=$ROOT/.tools/checkov
+checkov_env() {
+  [ -x "$CHECKOV/bin/checkov" ] && return
+  local req
+  req=$(python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"])')
+  echo "setup: installing $req into $CHECKOV"
+  python3 -m venv "$CHECKOV"
+  "$CHECKOV/bin/pip" install -q --disable-pip-version-check $req
 }
 
 # The node's containerd for the sandbox's builder (bake/sandbox/node_containerd.py): Debian's

@@ -10,7 +10,8 @@ import json
 
 from bake.commands._common import add_config_args, load
 from bake.commands.context import Context
-from bake.errors import ExitCode
+from bake.errors import ExitCode, UsageError
+from bake.fsr_quota import fsr_pools, refusal
 from bake.first_start import human_bytes
 from bake.progress import NullReporter
 
@@ -18,7 +19,8 @@ from bake.progress import NullReporter
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan", help="show the resolved base AMI, image digests, fingerprint and bake/skip per pool",
-        epilog="Exit codes: 0 (with --check: every pool current), 1 failed, 2 usage or config error, "
+        epilog="Exit codes: 0 (with --check: every pool current), 1 failed, 2 usage or config error (also: "
+               "the rollout would exceed fast snapshot restore's 5 snapshots per Region), "
                "4 (--check only) a pool would bake or reuse.",
     )
     add_config_args(p)
@@ -36,7 +38,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     config, lock = load(args)
     with NullReporter() as reporter:
         plans = Baker(config, lock, reporter, cancel=ctx.cancel).plan(args.pool)
-    checks = check(plans, lock.read())
+    locked = lock.read()
+    # Before any output: a rollout of these plans would fail at apply on AWS (bake.fsr_quota).
+    if why := refusal(fsr_pools(config, locked, plans)):
+        raise UsageError(why)
+    checks = check(plans, locked)
     stale = args.check and not all(c.current for c in checks)
     code = ExitCode.NOT_CURRENT if stale else ExitCode.OK
     if args.json:

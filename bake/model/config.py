@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
+from bake.model.instance_types import launch_configuration_refusal
 from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
 from bake.model.regions import REGIONS
@@ -368,6 +369,16 @@ class PoolConfig(Strict):
                 f"gpu = true needs an NVIDIA GPU instance type (p*, g* but g4ad, e.g. g4dn.xlarge); "
                 f"instance_type {self.instance_type!r} has none"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _launch_configuration_instance_type(self) -> PoolConfig:
+        # Here, where both the pool's instance_type and its rollout keys are known: `plan`, `build`
+        # and the stack's synthesis (main.py) all load the config through this one check.
+        if self.rollout.configured and self.rollout.launch == "configuration":
+            refusal = launch_configuration_refusal(self.rollout.launch_template.instance_type or self.instance_type)
+            if refusal:
+                raise ValueError(refusal)
         return self
 
     @property

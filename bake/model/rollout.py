@@ -122,7 +122,10 @@ class LaunchTemplateSettings(Strict):
     root_volume_encrypted: bool | None = None
     device_name: str = "/dev/xvda"
     block_devices: list[BlockDevice] = []  # further EBS volumes (the root one is above)
-    http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 2
+    # 1: only the node itself (and host-network pods) reach IMDS; other pods get AWS credentials
+    # through EKS Pod Identity or IRSA, as EKS's security best practices advise (README, "Instance
+    # metadata"). Set 2 for a pool whose pods still need the node's role through IMDS.
+    http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 1
     detailed_monitoring: bool | None = None
     tags: dict[str, str] = {}
     # MiB/s at which EBS fills the root volume (and every block device made from a snapshot) from

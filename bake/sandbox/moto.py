@@ -22,7 +22,8 @@ REPO_ROOT = Path(bake.__file__).resolve().parent.parent
 
 def daemon(layout: Layout) -> Daemon:
     env = {**os.environ, **CREDENTIALS, "PYTHONPATH": str(REPO_ROOT)}
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):  # moto must not follow a caller's endpoint
+    # moto must not follow a caller's endpoint; the sandbox's AWS is always strict (moto_strict)
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "BAKE_MOTO_STRICT"):
         env.pop(var, None)
     return Daemon(
         name="moto",

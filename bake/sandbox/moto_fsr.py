@@ -98,6 +98,11 @@ def disable(backend: Any, snapshot_ids: list[str], zones: list[str]) -> dict[str
     return _each_pair(snapshot_ids, zones, act)
 
 
+def enabled_snapshots(backend: Any) -> set[str]:
+    """The snapshots that count against the per-Region quota: any zone not ``disabled``."""
+    return {snap for (snap, _), item in _store(backend).items() if item["State"] != "disabled"}
+
+
 FILTERS = {"snapshot-id": "SnapshotId", "availability-zone": "AvailabilityZone", "state": "State",
            "owner-id": "OwnerId"}
 

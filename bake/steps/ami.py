@@ -8,9 +8,7 @@ from typing import Any, NamedTuple
 
 from bake import aws, resources, tags
 from bake.errors import BakeError
-from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS
 from bake.steps.base import BuildState
-from bake.steps.instance import fast_builder_disk
 
 STOP_TIMEOUT = 900
 PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their DescribeSnapshots call)
@@ -33,18 +31,6 @@ def ami_tags(st: BuildState) -> dict[str, str]:
     pairs = [(img.ref.original, img.digest) for img in st.images]
     base.update(tags.image_tags(pairs, tags.TAGS_MAX - len(base)))
     return base
-
-
-def node_volume(st: BuildState) -> dict[str, Any]:
-    """CreateImage's root mapping when the builder's disk was made fast: the AMI records the
-    pool's own volume (gp3 baseline), so nodes launched from it do not pay the builder's IOPS."""
-    if not fast_builder_disk(st.pool) or not st.root_device_name:
-        return {}
-    pool = st.pool
-    # No VolumeSize: CreateImage cannot change it (the AMI keeps the builder's size).
-    ebs: dict[str, Any] = {"VolumeType": pool.root_volume_type, "DeleteOnTermination": True,
-                           "Iops": GP3_BASE_IOPS, "Throughput": GP3_BASE_MIBS}
-    return {"BlockDeviceMappings": [{"DeviceName": st.root_device_name, "Ebs": ebs}]}
 
 
 def eta_from_progress(elapsed: float, percent: int) -> float | None:
@@ -109,7 +95,9 @@ class StepCreateAmi:
             # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
             # them, and not every EC2 implementation takes snapshot tag specifications here.
             TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
-            **node_volume(st),
+            # No BlockDeviceMappings: for the instance's own volumes CreateImage may change only
+            # DeleteOnTermination (docs/aws-rules.md). The AMI records the builder's volume as it
+            # ran (a fast gp3 one, maybe); the nodes' launch template states the pool's baseline.
         )
         st.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)

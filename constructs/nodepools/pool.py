@@ -144,6 +144,8 @@ class NodePool(Construct):
                 ebs=LaunchTemplateBlockDeviceMappingsEbs(
                     volume_size=i.root_volume_size,
                     volume_type=i.root_volume_type,
+                    iops=i.root_volume_iops,
+                    throughput=i.root_volume_throughput,
                     encrypted=_bool_str(i.root_volume_encrypted),
                     delete_on_termination="true",
                     volume_initialization_rate=i.volume_initialization_rate,
@@ -196,6 +198,8 @@ class NodePool(Construct):
             root_block_device=LaunchConfigurationRootBlockDevice(
                 volume_size=i.root_volume_size,
                 volume_type=i.root_volume_type,
+                iops=i.root_volume_iops,
+                throughput=i.root_volume_throughput,
                 encrypted=i.root_volume_encrypted,
                 delete_on_termination=True,
             ),

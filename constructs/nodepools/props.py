@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bake.errors import UsageError
-from bake.model.config import BakeConfig, PoolConfig
+from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, BakeConfig, PoolConfig
 from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
 from bake.model.stack import POOL_TAG
@@ -37,9 +37,13 @@ class InstanceProps:
     root_volume_size: int | None = None
     root_volume_type: str = "gp3"
     root_volume_encrypted: bool | None = None
+    # Stated on gp3 (its baseline): a launch's mapping overrides the AMI's key by key, and the AMI
+    # records the builder's volume, which may have run with more (docs/aws-rules.md).
+    root_volume_iops: int | None = None
+    root_volume_throughput: int | None = None
     device_name: str = "/dev/xvda"
     block_devices: tuple[BlockDevice, ...] = ()  # further EBS volumes
-    http_put_response_hop_limit: int = 2
+    http_put_response_hop_limit: int = 1  # bake.model.rollout's default, and why
     detailed_monitoring: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     volume_initialization_rate: int | None = None  # MiB/s, on every volume made from a snapshot
@@ -86,6 +90,8 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
     """One pool's props; the AMI side's keys are the defaults of the launch template's."""
     lt = rollout.launch_template
     tags = {**pool.tags, POOL_TAG: pool.name}
+    volume_type = lt.root_volume_type or pool.root_volume_type
+    gp3 = volume_type == "gp3"
     instance = InstanceProps(
         instance_type=lt.instance_type or pool.instance_type,
         security_group_ids=tuple(lt.security_group_ids if lt.security_group_ids is not None
@@ -94,8 +100,10 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
         user_data=user_data if user_data is not None else lt.user_data,
         key_name=lt.key_name,
         root_volume_size=lt.root_volume_size or pool.root_volume_size,
-        root_volume_type=lt.root_volume_type or pool.root_volume_type,
+        root_volume_type=volume_type,
         root_volume_encrypted=lt.root_volume_encrypted,
+        root_volume_iops=GP3_BASE_IOPS if gp3 else None,
+        root_volume_throughput=GP3_BASE_MIBS if gp3 else None,
         device_name=lt.device_name,
         block_devices=tuple(lt.block_devices),
         http_put_response_hop_limit=lt.http_put_response_hop_limit,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import LOCK_BEFORE, BakeRun
+from faultkit import LOCK_BEFORE, BakeRun, Baseline
 # Older tests wrote `from conftest import ...`: keep those names here too.
 from faultkit import assert_nothing_left, closed_port, ssh_fingerprint, step_started  # noqa: F401
 from faultproxy import FaultProxy
@@ -39,10 +39,13 @@ def proxy(_proxy) -> Iterator[FaultProxy]:
 def bake(sandbox, proxy, tmp_path) -> Iterator[Callable[..., BakeRun]]:
     """Start a bake with the sandbox's environment, boto3 going through the fault proxy."""
     runs: list[BakeRun] = []
+    baseline: list[Baseline] = []  # taken once, before the test's first run
 
     def start(*args: str, timeout: float = 120, env: dict | None = None) -> BakeRun:
         full = {**os.environ, **sandbox.env(), "AWS_ENDPOINT_URL": proxy.url, **(env or {})}
-        run = BakeRun(list(args), full, timeout, proxy)
+        if not baseline:
+            baseline.append(Baseline(proxy, full))
+        run = BakeRun(list(args), full, timeout, proxy, baseline[0])
         runs.append(run)
         return run
 

@@ -44,12 +44,100 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket closes
 
 
-class BakeRun:
-    """``python -m bake build --json`` in its own session; events are read as they come."""
+Inventory = dict[tuple[str, str], frozenset[str]]  # (region, kind) -> ids
 
-    def __init__(self, args: list[str], env: dict[str, str], timeout: float, proxy: FaultProxy):
+
+# The snapshots a bake can make, found without their tags too: CreateImage's, by the description
+# EC2 writes on them (AWS and moto alike), and anything carrying the tool's tag (a copy's snapshots
+# are tagged at creation). Listing every snapshot instead costs 12 s per inventory here: moto
+# holds some 1,350 snapshots of its preloaded AMIs in each of its 38 regions, and a filter is
+# applied before the answer is serialized, which is the slow part.
+SNAPSHOT_FILTERS = (
+    [{"Name": "description", "Values": ["Created by CreateImage(*"]}],
+    [{"Name": "tag-key", "Values": [tags.KEY_TOOL]}],
+)
+
+
+class Account:
+    """The sandbox's AWS seen directly (not through the fault proxy, whose call log the tests read):
+    what exists in every region, whoever made it and whatever it is tagged."""
+
+    def __init__(self, endpoint: str, env: dict[str, str]):
+        import boto3
+
+        self.session = boto3.Session(aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
+                                     aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                                     aws_session_token=env.get("AWS_SESSION_TOKEN"))
+        self.endpoint = endpoint
+        self.regions = sorted(r["RegionName"] for r in self.ec2("us-east-1").describe_regions()["Regions"])
+
+    def ec2(self, region: str):  # noqa: ANN201
+        return self.session.client("ec2", region_name=region, endpoint_url=self.endpoint)
+
+    def _region(self, region: str) -> Inventory:
+        ec2 = self.ec2(region)
+        live = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": RUNNING}])
+        images = ec2.describe_images(Owners=["self"])["Images"]
+        return {
+            (region, "instances"): frozenset(i["InstanceId"] for r in live["Reservations"] for i in r["Instances"]),
+            (region, "security_groups"): frozenset(g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]),
+            (region, "key_pairs"): frozenset(k.get("KeyPairId") or k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]),
+            (region, "snapshots"): frozenset(s["SnapshotId"] for f in SNAPSHOT_FILTERS
+                                             for s in ec2.describe_snapshots(OwnerIds=["self"], Filters=f)["Snapshots"]),
+            # Snapshots an AMI maps: what a successful bake leaves, with its AMI.
+            (region, "image_snapshots"): frozenset(b["Ebs"]["SnapshotId"] for i in images
+                                                   for b in i.get("BlockDeviceMappings", []) if b.get("Ebs", {}).get("SnapshotId")),
+        }
+
+    def inventory(self) -> Inventory:
+        from concurrent.futures import ThreadPoolExecutor
+
+        out: Inventory = {}
+        with ThreadPoolExecutor(8) as pool:
+            for part in pool.map(self._region, self.regions):
+                out.update(part)
+        return out
+
+
+def new_since(before: Inventory, after: Inventory) -> dict[str, list[str]]:
+    """What exists now and did not before, by region and kind, tags or not: live instances,
+    security groups, key pairs, and snapshots (SNAPSHOT_FILTERS) that no AMI maps (an AMI's own
+    snapshots leave with it; a successful bake's AMI is checked by its run's tags)."""
+    found: dict[str, list[str]] = {}
+    for (region, kind), ids in sorted(after.items()):
+        if kind == "image_snapshots":
+            continue
+        new = ids - before.get((region, kind), frozenset())
+        if kind == "snapshots":
+            new -= after[(region, "image_snapshots")]
+        if new:
+            found[f"{region} {kind}"] = sorted(new)
+    return found
+
+
+class Baseline:
+    """What the account held before a test's first bake started (its runs share it: taking it
+    costs a second or two, which must not come between two bakes meant to overlap)."""
+
+    def __init__(self, proxy: FaultProxy, env: dict[str, str]):
+        host, port = proxy.upstream
+        self.account = Account(f"http://{host}:{port}", env)
+        self.before = self.account.inventory()
+
+    def left(self) -> dict[str, list[str]]:
+        return new_since(self.before, self.account.inventory())
+
+
+class BakeRun:
+    """``python -m bake build --json`` in its own session; events are read as they come.
+    ``baseline``: the account before the test's first run (taken here when not given), for the
+    "nothing left" check."""
+
+    def __init__(self, args: list[str], env: dict[str, str], timeout: float, proxy: FaultProxy,
+                 baseline: Baseline | None = None):
         self.timeout = timeout
         self.proxy = proxy  # the run's AWS calls go through it
+        self.baseline = baseline or Baseline(proxy, env)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bake", "build", "--json", *args], cwd=ROOT, env=env,
@@ -159,9 +247,13 @@ CREATING = ("ImportKeyPair", "CreateKeyPair", "CreateSecurityGroup", "RunInstanc
 
 def assert_nothing_left(ec2, run: BakeRun | None, lock: Path | None = None, succeeded: bool = False) -> None:
     """No builder, group or key pair; no AMI (in any state) from the run; the lock unchanged.
+    And, tags or not, in every region: no instance, security group, key pair or snapshot (but an
+    AMI's own) that was not there before the run started (``new_since``).
 
     Set FAULTS_GLOBAL_LEFTOVERS=1 (nothing else using the sandbox) to check with
     support.sandbox_bakes.leftovers across every run instead of this run's tags only."""
+    if run is not None:
+        assert run.baseline.left() == {}, "the test's runs left these behind"
     if os.environ.get("FAULTS_GLOBAL_LEFTOVERS") == "1":
         assert leftovers(ec2) == {"instances": [], "security_groups": [], "key_pairs": []}
     if run is not None and not run.run_id:

@@ -1,8 +1,10 @@
 """The fast builder disk and EC2's clock, against a private moto server (no sandbox, no lock).
 
 The builder's gp3 root volume gets the pool's builder IOPS and throughput at RunInstances,
-and the AMI's CreateImage maps the node's own volume (gp3 baseline): checked on what bake
-sent (the fault proxy logs each call's parameters) and on what moto holds. The clock's
+and CreateImage changes nothing of an existing mapping but DeleteOnTermination, as AWS allows
+(the server is the strict sandbox's, which refuses anything else; docs/aws-rules.md): checked on
+what bake sent (the fault proxy logs each call's parameters) and on what moto holds. The nodes'
+baseline volume is the launch template's (tests/rollout/test_node_volume.py). The clock's
 answers (pending, stopping, AMI pending with snapshot progress, shutting-down) and its SSH
 gate are checked directly.
 """
@@ -65,7 +67,12 @@ def bake_ami(st: BuildState) -> None:
     st.succeeded = True
 
 
-def test_builder_gets_fast_gp3_and_the_ami_records_the_node_volume(proxy):
+def create_image_changes(params: dict[str, str]) -> set[str]:
+    """The Ebs parameters CreateImage sent for any mapping (``BlockDeviceMapping.N.Ebs.KEY``)."""
+    return {k.rsplit(".", 1)[1] for k in params if k.startswith("BlockDeviceMapping.") and ".Ebs." in k}
+
+
+def test_builder_gets_fast_gp3_and_create_image_changes_only_delete_on_termination(proxy):
     ec2 = client(proxy.url)
     st = state(ec2, root_volume_size=40)
     bake_ami(st)
@@ -77,10 +84,8 @@ def test_builder_gets_fast_gp3_and_the_ami_records_the_node_volume(proxy):
     # moto keeps the type and size it was sent but shows gp3's default IOPS whatever was asked.
     assert [(v["VolumeType"], v["Size"]) for v in volumes] == [("gp3", 40)]
     image = proxy.calls_to("CreateImage")[0].params
-    assert image["BlockDeviceMapping.1.DeviceName"] == run["BlockDeviceMapping.1.DeviceName"]
-    assert (image["BlockDeviceMapping.1.Ebs.VolumeType"], image["BlockDeviceMapping.1.Ebs.Iops"],
-            image["BlockDeviceMapping.1.Ebs.Throughput"]) == ("gp3", "3000", "125")
-    assert "BlockDeviceMapping.1.Ebs.VolumeSize" not in image  # CreateImage cannot change it
+    assert create_image_changes(image) <= {"DeleteOnTermination"}, image
+    assert st.ami_id and ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]["State"] == "available"
     StepRunInstance().cleanup(st)
 
 
@@ -106,7 +111,7 @@ def test_without_a_fast_disk_nothing_is_mapped(proxy, pool):
     st = state(client(proxy.url), **pool)
     bake_ami(st)
     assert not any(k.startswith("BlockDeviceMapping") for k in proxy.calls_to("RunInstances")[0].params)
-    assert not any(k.startswith("BlockDeviceMapping") for k in proxy.calls_to("CreateImage")[0].params)
+    assert not create_image_changes(proxy.calls_to("CreateImage")[0].params)
     StepRunInstance().cleanup(st)
 
 

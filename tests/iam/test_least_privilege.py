@@ -298,4 +298,7 @@ def test_lifecycle_policy_holds_no_action_it_does_not_need(tmp_path: Path) -> No
     for i, action in enumerate(actions):
         with story.fresh(tmp_path / str(i), sb, "lifecycle") as p:
             outcomes = story.run_role(p, "lifecycle", story.without(policy, action=action), f"less-{i}")
+            # What moto refused the users of this run (less-I-USE): the removed action, and only it.
+            refused = {a.lower() for u, a, ok in _decisions(p) if not ok and u.split("/")[-1].startswith(f"less-{i}-")}
         assert not all(o.ok for o in outcomes), f"prune and sweep succeed without {action}"
+        assert refused == {action.lower()}, f"without {action}, moto refused {sorted(refused)}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bake.sandbox.private_moto import private_moto_server
+from support.stacks import synthesize
 from support.terraform import Moto, Project
 
 
@@ -33,3 +34,9 @@ def project(tmp_path: Path) -> Project:
     return Project(dir=tmp_path)
 
 
+
+
+@pytest.fixture(scope="session")
+def synth() -> dict[str, str]:
+    """The synthesized stacks of support.stacks, built once for the session."""
+    return synthesize()

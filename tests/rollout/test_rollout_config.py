@@ -103,6 +103,22 @@ def test_ami_side_keys_are_the_defaults(tmp_path: Path) -> None:
     assert a.instance.tags == {"team": "x", "bake:pool": "a"}
     assert (b.instance.instance_type, b.instance.iam_instance_profile, b.instance.security_group_ids) == ("t3.small", "other", ())
     assert b.instance.tags == {"bake:pool": "b", "extra": "1"}
+    # Whatever the builder ran with, nodes state gp3's baseline (docs/aws-rules.md); and the hop
+    # limit keeps pods off the node's role (README, "Instance metadata").
+    assert (a.instance.root_volume_type, a.instance.root_volume_iops, a.instance.root_volume_throughput) == ("gp3", 3000, 125)
+    assert a.instance.http_put_response_hop_limit == 1
+
+
+def test_a_root_volume_other_than_gp3_states_no_iops_or_throughput(tmp_path: Path) -> None:
+    c = cfg(tmp_path, """
+        [pools.a]
+        [pools.a.asg]
+        availability_zones = ["us-east-1a"]
+        [pools.a.launch_template]
+        root_volume_type = "gp2"
+    """)
+    (a,) = stack_props(c, LockData(pools={"a": PoolLock(current=entry("ami-aaaaaaaa"))}), {}).pools
+    assert (a.instance.root_volume_type, a.instance.root_volume_iops, a.instance.root_volume_throughput) == ("gp2", None, None)
 
 
 def test_missing_lock_entry_and_wrong_region(tmp_path: Path) -> None:

@@ -35,6 +35,22 @@ def asg_settings(moto: Moto, name: str) -> dict[str, Any]:
     return moto.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
 
 
+def node_volumes(moto: Moto) -> dict[str, Any]:
+    """What a node of each pool gets for its root volume: the web template's mapping, the volumes
+    of the instance its group launched, and the legacy launch configuration's mapping."""
+    ec2, autoscaling = moto.client("ec2"), moto.client("autoscaling")
+    web = asg_settings(moto, "web")
+    version = ec2.describe_launch_template_versions(
+        LaunchTemplateId=web["LaunchTemplate"]["LaunchTemplateId"], Versions=[web["LaunchTemplate"]["Version"]],
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    instances = [i["InstanceId"] for i in web["Instances"]]
+    volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": instances}])["Volumes"]
+    lc = autoscaling.describe_launch_configurations(
+        LaunchConfigurationNames=[asg_settings(moto, "legacy")["LaunchConfigurationName"]])["LaunchConfigurations"][0]
+    return {"template": version["BlockDeviceMappings"], "instances": instances, "volumes": volumes,
+            "configuration": lc["BlockDeviceMappings"]}
+
+
 @pytest.fixture(scope="module")
 def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     moto = moto_server
@@ -77,6 +93,7 @@ def flow(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     out["plan_create"] = p.roll_out(first=True)
     out["synth"] = p.synthesized()
     out["after_create"] = {pool: asg_image(moto, pool) for pool in amis}
+    out["node_volumes"] = node_volumes(moto)
 
     # A rebake: new AMIs become current.
     for pool in amis:
@@ -303,3 +320,24 @@ def test_cdktf_cli_synth_matches_main_py(plan_only: Project) -> None:
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     by_cli = json.loads((outdir / "stacks" / "nodepools" / "cdk.tf.json").read_text())
     assert by_cli["resource"] == plan_only.synthesized()["resource"]
+
+
+def test_a_node_gets_the_pools_baseline_volume_from_the_stack(flow: dict[str, Any]) -> None:
+    """The AMI records the builder's volume (CreateImage may not change it, docs/aws-rules.md);
+    the stack states the nodes' own: gp3 at its baseline 3000 IOPS and 125 MiB/s, so a mapping that
+    overrides the AMI's key by key leaves nothing of the builder's speed."""
+    v = flow["node_volumes"]
+    root = next(m for m in v["template"] if m["DeviceName"] == "/dev/xvda")["Ebs"]
+    assert {k: root.get(k) for k in ("VolumeType", "Iops", "Throughput", "VolumeSize")} == {
+        "VolumeType": "gp3", "Iops": 3000, "Throughput": 125, "VolumeSize": 40}
+    # A launch configuration's root_block_device maps the AMI's root device (moto's AMI: /dev/sda1).
+    assert len(v["configuration"]) == 1, v["configuration"]
+    lc_root = v["configuration"][0]["Ebs"]
+    assert {k: lc_root.get(k) for k in ("VolumeType", "Iops", "Throughput", "VolumeSize")} == {
+        "VolumeType": "gp3", "Iops": 3000, "Throughput": 125, "VolumeSize": 30}
+    # The node the web group launched from that template: its volume at the template's device
+    # (moto shows gp3's default IOPS whatever was asked, so type and size are what it can prove;
+    # moto's AMI maps its root at /dev/sda1, EKS's AMIs at /dev/xvda, so moto adds that one too).
+    assert len(v["instances"]) == 1
+    at = {a["Device"]: (vol["VolumeType"], vol["Size"]) for vol in v["volumes"] for a in vol["Attachments"]}
+    assert at["/dev/xvda"] == ("gp3", 40), at

@@ -40,6 +40,19 @@ CASES = {
                                           "the pool's nodes live in node_region 'eu-west-1', on a copy of the AMI"),
     "rate with a launch configuration": ('[pools.cpu.launch_template]\nvolume_initialization_rate = 200\n',
                                          "pools.cpu", "a launch configuration has no such setting"),
+    # AWS: no instance type released after 2022 in a launch configuration (bake.model.instance_types).
+    "a 2023 type in a launch configuration": ("", "pools.cpu",
+                                              "cannot use instance type 'm7i.large': m7i is a family of the seventh "
+                                              "generation or later, released after 2022"),
+    "a 2023 template type in a launch configuration": ('[pools.cpu.launch_template]\ninstance_type = "inf2.xlarge"\n',
+                                                       "pools.cpu", "the inf2 family was released in 2023-04"),
+}
+# Keys of [pools.cpu] itself that a case needs beside its tables.
+POOL_KEYS = {
+    "nodes on a copy in another region": 'node_region = "eu-west-1"\n',
+    "rate with a launch configuration": 'launch = "configuration"\n',
+    "a 2023 type in a launch configuration": 'launch = "configuration"\ninstance_type = "m7i.large"\n',
+    "a 2023 template type in a launch configuration": 'launch = "configuration"\n',
 }
 
 
@@ -54,10 +67,7 @@ def closed_port() -> int:
 def test_bad_first_read_settings_exit_2_naming_file_pool_and_key(case, command, tmp_path):
     extra, key, why = CASES[case]
     text = POOL + extra
-    if case == "nodes on a copy in another region":  # node_region is a key of [pools.cpu] itself
-        text = text.replace("[pools.cpu.asg]", 'node_region = "eu-west-1"\n[pools.cpu.asg]', 1)
-    if case == "rate with a launch configuration":
-        text = text.replace("[pools.cpu.asg]", 'launch = "configuration"\n[pools.cpu.asg]', 1)
+    text = text.replace("[pools.cpu.asg]", POOL_KEYS.get(case, "") + "[pools.cpu.asg]", 1)
     cfg = tmp_path / "bake.toml"
     cfg.write_text(text)
     env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}", "AWS_ACCESS_KEY_ID": "x",
@@ -69,4 +79,6 @@ def test_bad_first_read_settings_exit_2_naming_file_pool_and_key(case, command, 
     p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert f"{cfg}: {key}" in p.stderr and why in p.stderr, p.stderr
+    if "launch configuration" in case and "2023" in case:  # names the limit and the way out
+        assert "released after 2022-12-31" in p.stderr and 'use launch = "template"' in p.stderr
     assert not (tmp_path / "amis.lock.json").exists()
