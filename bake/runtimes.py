@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bake import cache, cri
+from bake import cache, cri, gpu
 from bake.cache import CachePaths
 from bake.errors import BakeError
 from bake.model.images import Credential, ResolvedImage
@@ -67,6 +67,18 @@ class Runtime(Protocol):
     def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int: ...
     def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths: ...
     def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None: ...
+    # How the node's runtime is asked (verify), pinned or not, and the GPU part: the config file
+    # that makes nvidia its default, the validation line, names and removal in its own CLI.
+    verifier: str
+    reports_pins: bool
+    gpu_config_path: str
+    gpu_validate: str
+    nvidia_ctk_runtime: str | None
+
+    def cli_name(self, image: ResolvedImage) -> str: ...
+    def remove_command(self, ref: str) -> str: ...
+    def merge_gpu_config(self, text: str | None, runtime_path: str) -> str: ...
+    def gpu_default(self, text: str) -> tuple[str | None, str | None]: ...
 
     def login(self, conn: Connection, cred: Credential) -> None: ...
     def pull(self, conn: Connection, image: ResolvedImage, timeout: float,
@@ -85,6 +97,13 @@ class Containerd:
     name = "containerd"
     service = "containerd"
     config_version = 2
+    verifier = "the CRI"
+    reports_pins = True
+    gpu_config_path = "/etc/containerd/config.toml"
+    # What the CRI's nvidia default runtime does: runc v2 running nvidia-container-runtime.
+    gpu_validate = ("ctr -n k8s.io run --rm --runc-binary {runtime_path} --env NVIDIA_VISIBLE_DEVICES=all "
+                    "{image} {name} {command}")
+    nvidia_ctk_runtime = "containerd"  # `nvidia-ctk runtime configure --runtime=containerd`
     digest_aliases = True
     namespace = "k8s.io"
     cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
@@ -113,6 +132,18 @@ class Containerd:
 
     def await_ready(self, conn: Connection, timeout: float) -> None:
         self.await_cri(conn, timeout)
+
+    def cli_name(self, image: ResolvedImage) -> str:
+        return image.ref.canonical  # ctr does not normalize names; the CRI does
+
+    def remove_command(self, ref: str) -> str:
+        return f"ctr -n {self.namespace} images rm {shlex.quote(ref)}"
+
+    def merge_gpu_config(self, text: str | None, runtime_path: str) -> str:
+        return gpu.merge_containerd_toml(text, runtime_path, empty_version=self.config_version)
+
+    def gpu_default(self, text: str) -> tuple[str | None, str | None]:
+        return gpu.containerd_default(text)
 
     def login(self, conn: Connection, cred: Credential) -> None:
         pass  # ctr takes credentials per pull, from stdin (see pull)
@@ -258,6 +289,11 @@ class Docker:
     name = "docker"
     service = "docker"
     config_version = None
+    verifier = "docker"
+    reports_pins = False  # dockerd has no pinning; docs/platform.md says what keeps the cache
+    gpu_config_path = "/etc/docker/daemon.json"
+    gpu_validate = "docker run --rm --runtime=nvidia {image} {command}"
+    nvidia_ctk_runtime = None  # daemon.json is merged here
     digest_aliases = False  # `docker tag` refuses a target with a digest
     data_root = "/var/lib/docker"
     version = ""
@@ -270,6 +306,18 @@ class Docker:
     def restart_command(self) -> str:
         return f"systemctl restart {self.service}"
 
+    def cli_name(self, image: ResolvedImage) -> str:
+        return image.ref.original
+
+    def remove_command(self, ref: str) -> str:
+        return f"docker image rm {shlex.quote(ref)}"
+
+    def merge_gpu_config(self, text: str | None, runtime_path: str) -> str:
+        return gpu.merge_daemon_json(text, runtime_path)
+
+    def gpu_default(self, text: str) -> tuple[str | None, str | None]:
+        return gpu.docker_default(text)
+
     def await_ready(self, conn: Connection, timeout: float) -> None:
         wait = f"i=0; until docker version >/dev/null 2>&1; do i=$((i+1)); [ $i -ge {int(timeout)} ] && exit 1; sleep 1; done"
         conn.run(sudo(wait), timeout=timeout + 30, shown="wait for docker")
@@ -281,7 +329,7 @@ class Docker:
         return cache.docker_paths(conn, images)
 
     def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None:
-        return None  # dockerd has no pinning; docs/platform.md says what keeps the cache
+        return None
 
     def login(self, conn: Connection, cred: Credential) -> None:
         conn.run(

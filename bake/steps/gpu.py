@@ -4,9 +4,10 @@
    (``st.gpu_floor``: the configured minimum, else the validation image's NVIDIA_REQUIRE_CUDA;
    docs/gpu.md); its version goes into the AMI's tags and
    the lock (``st.gpu_driver_version``).
-2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default (Docker: daemon.json;
-   containerd: nvidia-ctk, or config.toml merged here), then the runtime restarts. Before the
-   pulls: a daemon restart never interrupts one.
+2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default, in the file and the
+   format the runtime's generation owns (``bake.runtimes``: Docker's daemon.json; containerd's
+   config.toml, version 2 or 3, through nvidia-ctk when the AMI has it), then the runtime
+   restarts. Before the pulls: a daemon restart never interrupts one.
 3. ``StepGpuValidate``: the procedure's check, ``nvidia-smi`` inside a CUDA image through the
    runtime; the validation image is removed again unless the pool caches it.
 
@@ -23,24 +24,15 @@ from bake import gpu
 from bake.gpu import GpuError
 from bake.model.images import ResolvedImage
 from bake.model.refs import parse_reference
-from bake.ssh import sudo
-from bake.ssh import UnexpectedExit
+from bake.ssh import UnexpectedExit, sudo
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
 
-DAEMON_JSON = "/etc/docker/daemon.json"
-CONTAINERD_TOML = "/etc/containerd/config.toml"
 BACKUP_SUFFIX = ".bake-backup"  # the file as the base AMI had it, kept next to it on the AMI
 ABSENT = 3  # read_file's exit code for "no such file"
 RESTART_TIMEOUT = 300
 READY_TIMEOUT = 120
 
-DEFAULT_VALIDATE = {
-    "docker": "docker run --rm --runtime=nvidia {image} {command}",
-    # What the CRI's nvidia default runtime does: runc v2 running nvidia-container-runtime.
-    "containerd": "ctr -n k8s.io run --rm --runc-binary {runtime_path} --env NVIDIA_VISIBLE_DEVICES=all "
-                  "{image} {name} {command}",
-}
 
 
 def read_file(st: BuildState, path: str) -> str | None:
@@ -99,11 +91,8 @@ class StepGpuRuntime:
         if not res.ok:
             raise GpuError(f"pool {st.pool.name}: the NVIDIA container runtime {s.runtime_path} is not on the "
                            "builder (gpu_settings.runtime_path); install nvidia-container-toolkit on the base AMI")
-        if runtime == "docker":
-            self._docker(st)
-        else:
-            self._containerd(st)
         rt = st.container_runtime()
+        self._configure(st, rt)
         restart = s.restart_command or rt.restart_command()
         st.emit("step", f"restarting {runtime}: {restart}", step=self.name)
         st.conn.run(sudo(restart), timeout=RESTART_TIMEOUT, shown=restart)
@@ -116,24 +105,17 @@ class StepGpuRuntime:
                            f"`{restart}`: {e.result.tail(300)}") from None
         st.emit("step", f"{runtime} restarted with nvidia as its default runtime", step=self.name)
 
-    def _docker(self, st: BuildState) -> None:
-        merged = gpu.merge_daemon_json(read_file(st, DAEMON_JSON), st.pool.gpu_settings.runtime_path)
-        write_file(st, DAEMON_JSON, merged)
-        self._check(st, DAEMON_JSON, gpu.docker_default)
-
-    def _containerd(self, st: BuildState) -> None:
-        ctk = st.pool.gpu_settings.nvidia_ctk
-        if ctk and st.conn.run(f"command -v {shlex.quote(ctk)}", warn=True, timeout=60).ok:
-            q, backup = shlex.quote(CONTAINERD_TOML), shlex.quote(CONTAINERD_TOML + BACKUP_SUFFIX)
-            st.conn.run(sudo(f"if [ -e {q} ] && [ ! -e {backup} ]; then cp -p {q} {backup}; fi; "
-                             f"{shlex.quote(ctk)} runtime configure --runtime=containerd --set-as-default"),
-                        timeout=120, shown="nvidia-ctk runtime configure --runtime=containerd --set-as-default")
-            st.emit("step", "configured containerd with nvidia-ctk", step=self.name)
+    def _configure(self, st: BuildState, rt) -> None:  # noqa: ANN001 - a bake.runtimes.Runtime
+        path, ctk = rt.gpu_config_path, st.pool.gpu_settings.nvidia_ctk
+        if rt.nvidia_ctk_runtime and ctk and st.conn.run(f"command -v {shlex.quote(ctk)}", warn=True, timeout=60).ok:
+            q, backup = shlex.quote(path), shlex.quote(path + BACKUP_SUFFIX)
+            configure = f"{shlex.quote(ctk)} runtime configure --runtime={rt.nvidia_ctk_runtime} --set-as-default"
+            st.conn.run(sudo(f"if [ -e {q} ] && [ ! -e {backup} ]; then cp -p {q} {backup}; fi; {configure}"),
+                        timeout=120, shown=configure)
+            st.emit("step", f"configured {rt.name} with nvidia-ctk", step=self.name)
         else:
-            merged = gpu.merge_containerd_toml(read_file(st, CONTAINERD_TOML), st.pool.gpu_settings.runtime_path,
-                                               empty_version=st.container_runtime().config_version)
-            write_file(st, CONTAINERD_TOML, merged)
-        self._check(st, CONTAINERD_TOML, gpu.containerd_default)
+            write_file(st, path, rt.merge_gpu_config(read_file(st, path), st.pool.gpu_settings.runtime_path))
+        self._check(st, path, rt.gpu_default)
 
     def _check(self, st: BuildState, path: str, default_of) -> None:  # noqa: ANN001
         """Read the file back: what the daemon will read must name nvidia as its default."""
@@ -160,9 +142,9 @@ class StepGpuValidate:
         # Not one of the pool's images: pulled anonymously (a public CUDA image) and not resolved at plan time.
         image = cached or ResolvedImage(parse_reference(s.validate_image), "", None)
         pull_one(st, runtime, image, threading.Event(), cached=cached is not None)
-        ref = image.ref.original if st.pool.runtime == "docker" else image.ref.canonical
+        ref = runtime.cli_name(image)
         command = " ".join(shlex.quote(a) for a in shlex.split(s.validate_command))
-        line = (s.validate_run or DEFAULT_VALIDATE[st.pool.runtime]).format(
+        line = (s.validate_run or runtime.gpu_validate).format(
             image=shlex.quote(ref), command=command, runtime_path=shlex.quote(s.runtime_path),
             name=shlex.quote(f"bake-gpu-validate-{st.run_id}"),
         )
@@ -175,13 +157,12 @@ class StepGpuValidate:
             st.emit("step", f"GPU validation passed: {first[:200]}", step=self.name)
         finally:
             if cached is None:
-                self._remove(st, ref)
+                self._remove(st, runtime, ref)
 
-    def _remove(self, st: BuildState, ref: str) -> None:
+    def _remove(self, st: BuildState, runtime, ref: str) -> None:  # noqa: ANN001 - a bake.runtimes.Runtime
         """The validation image is not what the pool caches: it leaves again (the lock and the
         AMI's tags list exactly the pool's images)."""
-        cmd = (f"docker image rm {shlex.quote(ref)}" if st.pool.runtime == "docker"
-               else f"ctr -n k8s.io images rm {shlex.quote(ref)}")
+        cmd = runtime.remove_command(ref)
         res = st.conn.run(sudo(cmd), warn=True, timeout=120, shown=cmd)
         if not res.ok:
             st.emit("warn", f"could not remove the validation image {ref}: {res.tail(300)}", step=self.name)

@@ -192,7 +192,7 @@ class StepVerify:
         }
         answer = runtime.lookup(st.conn, [r for refs in wanted.values() for r in refs])
         problems = [p for img in st.images for p in _problems(img, wanted[img.ref.original], st, answer)]
-        where = "the CRI" if runtime.name == "containerd" else runtime.name
+        where = runtime.verifier
         if problems:
             raise BakeError(f"{where} ({answer.runtime} {answer.version}) does not find what the kubelet may ask for: "
                             + "; ".join(problems))
@@ -200,7 +200,7 @@ class StepVerify:
         count = sum(map(len, wanted.values()))
         st.emit("step", f"{where} finds all {len(st.images)} image(s) under {count} reference(s) "
                         f"(tag, digest, image id, {sum(map(len, st.aliases.values()))} alias(es))", step=self.name)
-        if runtime.name == "containerd":
+        if runtime.reports_pins:
             self._pinned(st, runtime, answer, wanted)
 
     def _pinned(self, st: BuildState, runtime: Runtime, answer: Answer, wanted: dict[str, list[str]]) -> None:
