@@ -3,7 +3,7 @@
 All three pull the same number of images of the same size from the sandbox's TLS registry
 into the same containerd, each set freshly pushed (new content) so nothing is cached:
 
-- floor:  every image pulled at once on the host with ctr, no tool (what a bake can approach);
+- floor:  every image pulled at once with ctr into the node's containerd, no tool (what a bake can approach);
 - manual: one SSH session to the builder, `sudo ctr images pull` one image after the other,
           as the manual procedure does (only the pulls are timed: launching, snapping and
           switching by hand are not counted against it);
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bake.runtimes import CRI_LABELS, Containerd  # noqa: E402
-from bake.sandbox import Sandbox  # noqa: E402
+from bake.sandbox import Sandbox, node_containerd  # noqa: E402
 
 HOSTS_DIR = Containerd.hosts_dir
 
@@ -46,26 +46,39 @@ def push_set(sb: Sandbox, label: str, count: int, mb: float) -> list[str]:
     return refs
 
 
-def floor(refs: list[str]) -> float:
-    t0 = time.perf_counter()
-    procs = [subprocess.Popen(["ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", HOSTS_DIR, r],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in refs]
-    for p in procs:
-        if p.wait() != 0:
-            raise SystemExit(f"floor pull failed: {p.stderr.read().decode()}")
-    return time.perf_counter() - t0
+def node_ctr(sb: Sandbox) -> list[str]:
+    """The builder's own ctr on the node's containerd (which must be running: ``node_containerd.running``)."""
+    return [str(node_containerd.bin_dir(sb.layout) / "ctr"), "--address", node_containerd.SOCKET]
+
+
+def floor(sb: Sandbox, refs: list[str]) -> float:
+    with node_containerd.running(sb.layout):  # stopped between bakes, as on an EKS AL2023 AMI
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([*node_ctr(sb), "-n", "k8s.io", "images", "pull", "--hosts-dir", HOSTS_DIR, r],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in refs]
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f"floor pull failed: {p.stderr.read().decode()}")
+        return time.perf_counter() - t0
 
 
 def pull_serially(client, refs: list[str]) -> float:  # noqa: ANN001 - a paramiko.SSHClient
-    """The manual procedure's pulls: one `ctr images pull` after the other on one SSH session."""
+    """The manual procedure's pulls: one `ctr images pull` after the other on one SSH session,
+    with containerd started first (untimed) and stopped after, as today's node needs."""
     labels = " ".join(f"--label {label}" for label in CRI_LABELS)
+
+    def run(command: str) -> None:
+        _, out, err = client.exec_command(command)
+        if out.channel.recv_exit_status() != 0:
+            raise SystemExit(f"manual: {command} failed: {err.read().decode()}")
+
+    run("sudo -n systemctl start containerd")
     t0 = time.perf_counter()
     for r in refs:
-        _, out, err = client.exec_command(
-            f"sudo -n ctr -n k8s.io images pull --hosts-dir {HOSTS_DIR} {labels} {shlex.quote(r)}")
-        if out.channel.recv_exit_status() != 0:
-            raise SystemExit(f"manual pull failed: {err.read().decode()}")
-    return time.perf_counter() - t0
+        run(f"sudo -n ctr -n k8s.io images pull --hosts-dir {HOSTS_DIR} {labels} {shlex.quote(r)}")
+    took = time.perf_counter() - t0
+    run("sudo -n systemctl stop containerd")
+    return took
 
 
 def manual(sb: Sandbox, refs: list[str]) -> float:
@@ -128,7 +141,7 @@ def main() -> None:
     if not sb.is_up():
         raise SystemExit("the sandbox is not up: python -m bake sandbox up")
     os.environ.update(sb.env())
-    variants = {"floor": floor, "manual": lambda r: manual(sb, r), "tool (pull_concurrency 4, default)": lambda r: tool(sb, r),
+    variants = {"floor": lambda r: floor(sb, r), "manual": lambda r: manual(sb, r), "tool (pull_concurrency 4, default)": lambda r: tool(sb, r),
                 f"tool (pull_concurrency {args.images})": lambda r: tool(sb, r, args.images)}
     rounds: list[dict[str, float]] = []
     for n in range(args.rounds):

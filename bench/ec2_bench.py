@@ -83,7 +83,7 @@ def tool(sb: Sandbox, clock: Ec2Clock, refs: list[str]) -> dict:
     started = {e["step"]: stamp(e) for e in events if e.get("kind") == "step" and e.get("status") == "started"}
     waits = {e["data"]["wait"]: e["data"] for e in events if e.get("kind") == "wait"}
     ami = next(e["data"]["ami_id"] for e in events if e.get("data", {}).get("ami_id"))
-    return {"total": total, "pull": started["verify"] - started["pull"],
+    return {"total": total, "pull": started["node-shape"] - started["pull"],
             "ssh_login": started["pull"] - started["connect"], "waits": waits, "ami": ami,
             "phases": phases(events, wall0, wall0 + total)}
 

@@ -4,7 +4,7 @@
 A pull keeps both the compressed layers (containerd's content store) and their unpacked
 snapshot, so the factor is (compressed + unpacked) / compressed. Each corpus is a real
 directory of this machine packed as one gzip layer (level 6, as docker and buildkit write),
-imported into a scratch namespace of the host's containerd and measured with
+imported into a scratch namespace of the sandbox builder's containerd and measured with
 ``ctr snapshots usage``; then removed.
 
     .venv/bin/python bench/unpack_factor.py [--mb 300]
@@ -26,6 +26,11 @@ import tempfile
 from pathlib import Path
 
 NAMESPACE = "bake-unpack-bench"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bake.sandbox import Sandbox, node_containerd  # noqa: E402
+
+CTR: list[str] = []  # the node's ctr on the sandbox builder's containerd (main sets it)
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = {
     "python packages (.py, .so)": ROOT / ".venv/lib/python3.11/site-packages",
@@ -82,7 +87,7 @@ def _archive(layer: bytes, diff_id: str, out: Path, tag: str) -> None:
 
 
 def _ctr(*args: str) -> str:
-    return subprocess.run(["ctr", "-n", NAMESPACE, *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([*CTR, "-n", NAMESPACE, *args], check=True, capture_output=True, text=True).stdout
 
 
 SIZE = re.compile(r"\s(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)\s")
@@ -117,6 +122,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=300, help="content per corpus, in MB (default: %(default)s)")
     args = ap.parse_args()
+    sb = Sandbox()
+    CTR[:] = [str(node_containerd.bin_dir(sb.layout) / "ctr"), "--address", node_containerd.SOCKET]
+    with node_containerd.running(sb.layout):  # the builder's containerd, stopped between bakes
+        return table(args)
+
+
+def table(args: argparse.Namespace) -> int:
     print("| corpus | compressed | unpacked | unpacked ÷ compressed | (compressed + unpacked) ÷ compressed |")
     print("|---|---|---|---|---|")
     worst = 0.0
@@ -129,7 +141,7 @@ def main() -> int:
         print(f"| {name} | {compressed / 2**20:.0f} MiB | {unpacked / 2**20:.0f} MiB | "
               f"{unpacked / compressed:.2f} | **{factor:.2f}** |", flush=True)
     print(f"\nhighest factor: {worst:.2f}")
-    subprocess.run(["ctr", "namespaces", "rm", NAMESPACE], capture_output=True)  # empty by now
+    subprocess.run([*CTR, "namespaces", "rm", NAMESPACE], capture_output=True)  # empty by now
     return 0
 
 
