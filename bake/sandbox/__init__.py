@@ -221,7 +221,15 @@ class Sandbox:
     def first_boot(self, refs: list[str], version: str | None = None) -> first_boot.FirstBoot:
         """A node's first boot over the disk the last bake left (``first_boot``): what the CRI
         answers for ``refs`` and what the registries served meanwhile."""
+        self._forget_gone_builders()
         return first_boot.first_boot(self.layout, refs, version or node_containerd.state(self.layout)["version"])
+
+    def _forget_gone_builders(self) -> None:
+        """What terminated instances still hold of the node's containerd goes (a bake killed
+        before it stopped the runtime: on EC2 that machine is gone with it)."""
+        running = self.client("ec2").describe_instances(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+        node_containerd.forget_gone_instances(self.layout, {i["InstanceId"] for r in running for i in r["Instances"]})
 
     def node_containerd(self, version: str | None = None, boot: str | None = None) -> None:
         """Switch the builder's containerd (``"2.1"``, ``"1.7"``) or the state it boots in
@@ -230,6 +238,7 @@ class Sandbox:
 
     def node_containerd_state(self) -> dict:
         """{"version", "boot", "enabled"} of the builder's containerd, and whether it "running" now."""
+        self._forget_gone_builders()
         return {**node_containerd.state(self.layout), "running": node_containerd.daemon_running(self.layout)}
 
     def overlay_changes(self) -> list[Change]:

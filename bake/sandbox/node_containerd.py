@@ -346,6 +346,18 @@ def use(layout: Layout, version: str | None = None, boot: str | None = None) -> 
         systemctl(layout, "start", "containerd")
 
 
+def forget_gone_instances(layout: Layout, live: set[str]) -> list[str]:
+    """Drop what instances no longer running still hold (a bake killed before it stopped the
+    runtime: on EC2 its machine is gone; here the shared daemon would keep running), and stop
+    the daemon if nobody holds it and it boots stopped. Returns the holders dropped."""
+    gone = [h.name for h in (node_dir(layout) / "holders").iterdir() if h.name.startswith("i-") and h.name not in live]
+    for name in gone:
+        (node_dir(layout) / "holders" / name).unlink(missing_ok=True)
+    if gone and not any((node_dir(layout) / "holders").iterdir()) and state(layout)["boot"] == "stopped":
+        stop_daemon(layout)
+    return gone
+
+
 def stop_daemon(layout: Layout) -> None:
     """Stop the node's containerd whoever holds it (sandbox down, a version switch)."""
     if not daemon_running(layout):
