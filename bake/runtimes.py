@@ -258,7 +258,12 @@ class Containerd:
         script = "set -e\n" + "".join(
             f"{self.ctr} content label {shlex.quote(m)} " + " ".join(shlex.quote(k + "=") for k in keys) + " >/dev/null\n"
             for m, keys in sorted(refs.labels.items())
-        ) + f"{self.ctr} content rm " + " ".join(map(shlex.quote, refs.layers)) + " >/dev/null\n"
+        ) + f"{self.ctr} content rm " + " ".join(map(shlex.quote, refs.layers)) + " >/dev/null\n" + (
+            # containerd frees the blobs' files in its next garbage collection, which runs
+            # asynchronously; removing a lease with --sync runs one now, so the files are gone
+            # before the cache is measured and the runtime stopped (it may never run after).
+            f"lease=$({self.ctr} leases create --expires 1m | awk '{{print $1}}')\n"
+            f"{self.ctr} leases rm --sync \"$lease\"\n")
         conn.run(sudo(script), timeout=300, shown=f"discard {len(refs.layers)} compressed layer(s)")
         return len(refs.layers)
 

@@ -106,7 +106,12 @@ i=0; until {bin}/ctr --address /run/containerd/containerd.sock version >/dev/nul
   i=$((i+1)); [ $i -lt 600 ] || {{ echo "containerd did not start" >&2; exit 1; }}; sleep 0.1
   kill -0 $pid 2>/dev/null || {{ echo "containerd exited" >&2; cat {log} >&2; exit 1; }}
 done
-{python} -I -S - /run/containerd/containerd.sock {refs}
+# The CRI serves a moment after ctr does ("server is not initialized yet"): ask until it answers.
+cat > "$(dirname {config})/cri.py"
+i=0; until {python} -I -S "$(dirname {config})/cri.py" /run/containerd/containerd.sock {refs} >"$(dirname {config})/answer" 2>"$(dirname {config})/cri.err"; do
+  i=$((i+1)); [ $i -lt 300 ] || {{ cat "$(dirname {config})/cri.err" >&2; exit 1; }}; sleep 0.1
+done
+cat "$(dirname {config})/answer"
 """
 
 REQUEST = re.compile(r'"(GET|HEAD) (/v2/\S+/(?:blobs|manifests)/\S+) HTTP')

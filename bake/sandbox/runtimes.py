@@ -1,10 +1,12 @@
 """The container runtimes a bake drives on the builder: the node's containerd, and dockerd.
 
 containerd is the node's own (``node_containerd``): stopped until a bake starts it, as on an EKS
-AL2023 AMI. dockerd runs in the host's mount namespace with the containerd it manages itself
-(under /var/run/docker), so docker pools' images never mix with the node's containerd. A
-dockerd already running is used as is and never stopped by ``down``; only the one ``up``
-started (it has a pid file in the state dir) is stopped.
+AL2023 AMI. dockerd runs in the host's mount namespace on a containerd of its own (this
+machine's, on a socket and root of the sandbox's), so docker pools' images never mix with the
+node's containerd. Named explicitly: a dockerd told nothing takes /run/containerd's socket when
+one answers there, which the node's does while a bake runs, and then loses it. A dockerd
+already running is used as is and never stopped by ``down``; only the one ``up`` started (it
+has a pid file in the state dir) is stopped.
 """
 
 from __future__ import annotations
@@ -23,10 +25,24 @@ CONTAINERD_SOCKET = node_containerd.SOCKET
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
+DOCKER_CONTAINERD_SOCKET = "/run/bake-sandbox/docker-containerd/containerd.sock"
+
+
+def docker_containerd_daemon(layout: Layout) -> Daemon:
+    """dockerd's containerd: this machine's binary, its own socket, root and state."""
+    config = layout.run_dir / "docker-containerd.toml"
+    if not config.exists():
+        config.write_text("version = 2\n")  # defaults, not the host's /etc/containerd/config.toml
+    argv = ["containerd", "--config", str(config), "--address", DOCKER_CONTAINERD_SOCKET,
+            "--root", str(layout.root / "docker-containerd"), "--state", "/run/bake-sandbox/docker-containerd/state"]
+    return Daemon("docker-containerd", argv, layout.run_dir, program=str(config))
+
+
 def dockerd_daemon(layout: Layout) -> Daemon:
     # Its own pid file in the state dir: dockerd refuses to start over a stale /var/run/docker.pid.
     # No iptables and no bridge: this is the developer's machine and its network stays as it is.
-    argv = ["dockerd", "--iptables=false", "--bridge=none", "--pidfile", str(layout.run_dir / "dockerd.own.pid")]
+    argv = ["dockerd", "--iptables=false", "--bridge=none", "--containerd", DOCKER_CONTAINERD_SOCKET,
+            "--pidfile", str(layout.run_dir / "dockerd.own.pid")]
     return Daemon("dockerd", argv, layout.run_dir, program="dockerd")
 
 
@@ -76,7 +92,13 @@ def dockerd_up() -> bool:
 
 
 def start(layout: Layout) -> None:
-    """Start dockerd unless it runs; the node's containerd stays as the builder boots it."""
+    """Start dockerd and its containerd unless they run; the node's containerd stays as the
+    builder boots it."""
+    if not _socket_answers(DOCKER_CONTAINERD_SOCKET):
+        d = docker_containerd_daemon(layout)
+        d.start()
+        d.wait_ready(lambda: _socket_answers(DOCKER_CONTAINERD_SOCKET), timeout=60,
+                     what=f"answering on {DOCKER_CONTAINERD_SOCKET}")
     if not dockerd_up():
         d = dockerd_daemon(layout)
         d.start()
@@ -99,7 +121,8 @@ def check_sudo_docker() -> None:
 
 
 def stop(layout: Layout) -> None:
-    dockerd_daemon(layout).stop(timeout=20)
+    dockerd_daemon(layout).stop(timeout=20)  # first: it is its containerd's client
+    docker_containerd_daemon(layout).stop(timeout=20)
     node_containerd.stop_daemon(layout)
 
 

@@ -192,7 +192,9 @@ def dockerd_loads(config: Path) -> dict:
     t = Path(tempfile.mkdtemp(prefix="bake-dockerd-check-"))
     sock = f"unix://{t}/docker.sock"
     argv = ["dockerd", "--config-file", str(config), "--data-root", str(t / "data"), "--exec-root", str(t / "exec"),
-            "--pidfile", str(t / "pid"), "-H", sock, "--iptables=false", "--bridge=none"]
+            "--pidfile", str(t / "pid"), "-H", sock, "--iptables=false", "--bridge=none",
+            "--containerd", runtimes.DOCKER_CONTAINERD_SOCKET, "--containerd-namespace", "bake-gpu-check",
+            "--containerd-plugins-namespace", "bake-gpu-check-plugins"]
     proc = subprocess.Popen(argv, stdout=open(t / "log", "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
