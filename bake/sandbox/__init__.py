@@ -239,7 +239,7 @@ class Sandbox:
     def node_containerd_state(self) -> dict:
         """{"version", "boot", "enabled"} of the builder's containerd, and whether it "running" now."""
         self._forget_gone_builders()
-        return {**node_containerd.state(self.layout), "running": node_containerd.daemon_running(self.layout)}
+        return {**node_containerd.state(self.layout), "running": node_containerd.daemon(self.layout).running()}
 
     def overlay_changes(self) -> list[Change]:
         """Everything commands over SSH changed on the builder (see ``overlay.changes``)."""

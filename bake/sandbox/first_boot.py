@@ -142,7 +142,7 @@ def first_boot(layout: Layout, refs: list[str], version: str = node_containerd.D
     """Boot a fresh containerd ``version`` with nodeadm's config over a copy of the node's disk and
     ask the CRI for ``refs``, as the kubelet does. The builder's containerd must be stopped (a
     bake leaves it so): the AMI's snapshot is taken of a quiet disk."""
-    if node_containerd.daemon_running(layout):
+    if node_containerd.daemon(layout).running():
         raise SandboxError("the builder's containerd is running: a node boots from the disk of a stopped one")
     binaries = node_containerd.tools_bin(version)
     template = NODE_CONFIG["2" if version.startswith("2") else "1"]

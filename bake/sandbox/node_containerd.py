@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from bake.sandbox.errors import SandboxError
 from bake.sandbox.layout import Layout
+from bake.sandbox.process import Daemon
 
 VERSIONS = {"2.1": "containerd-2.1", "1.7": "containerd-1.7"}
 DEFAULT_VERSION = "2.1"
@@ -286,17 +286,10 @@ def systemctl(layout: Layout, *args: str, instance: str = "sandbox", check: bool
     return r
 
 
-def is_active(layout: Layout, instance: str = "sandbox") -> bool:
-    return systemctl(layout, "is-active", "containerd", instance=instance, check=False).returncode == 0
-
-
-def daemon_running(layout: Layout) -> bool:
-    """Whether any instance has the node's containerd running (its pid file names a live one)."""
-    try:
-        p = int((node_dir(layout) / "containerd.pid").read_text())
-        return b"containerd" in Path(f"/proc/{p}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
+def daemon(layout: Layout) -> Daemon:
+    """The node's containerd as the stand-in started it (its pid file, its binary), for the
+    host's looks and stops: whoever holds it (sandbox down, a version switch)."""
+    return Daemon("containerd", [], node_dir(layout), program=str(bin_dir(layout) / "containerd"))
 
 
 @contextmanager
@@ -332,7 +325,7 @@ def use(layout: Layout, version: str | None = None, boot: str | None = None) -> 
     s = state(layout)
     if boot is not None and boot not in BOOT_STATES:
         raise SandboxError(f"boot state {boot!r} is not one of {', '.join(BOOT_STATES)}")
-    stop_daemon(layout)
+    daemon(layout).stop(timeout=30)
     for holder in (node_dir(layout) / "holders").iterdir():
         holder.unlink()
     if version is not None:
@@ -354,24 +347,5 @@ def forget_gone_instances(layout: Layout, live: set[str]) -> list[str]:
     for name in gone:
         (node_dir(layout) / "holders" / name).unlink(missing_ok=True)
     if gone and not any((node_dir(layout) / "holders").iterdir()) and state(layout)["boot"] == "stopped":
-        stop_daemon(layout)
+        daemon(layout).stop(timeout=30)
     return gone
-
-
-def stop_daemon(layout: Layout) -> None:
-    """Stop the node's containerd whoever holds it (sandbox down, a version switch)."""
-    if not daemon_running(layout):
-        return
-    p = int((node_dir(layout) / "containerd.pid").read_text())
-    subprocess.run(["kill", str(p)], check=False)
-    for _ in range(300):
-        if not daemon_running(layout):
-            return
-        time.sleep(0.1)
-    subprocess.run(["kill", "-9", str(p)], check=False)
-
-
-def wipe(layout: Layout) -> None:
-    """Forget the node's disk (``down --purge``): the next bake starts from an empty containerd."""
-    stop_daemon(layout)
-    shutil.rmtree(root_dir(layout), ignore_errors=True)

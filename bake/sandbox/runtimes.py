@@ -123,7 +123,7 @@ def check_sudo_docker() -> None:
 def stop(layout: Layout) -> None:
     dockerd_daemon(layout).stop(timeout=20)  # first: it is its containerd's client
     docker_containerd_daemon(layout).stop(timeout=20)
-    node_containerd.stop_daemon(layout)
+    node_containerd.daemon(layout).stop(timeout=30)
 
 
 def status(layout: Layout) -> dict[str, str]:
