@@ -107,6 +107,7 @@ class Containerd:
     digest_aliases = True
     namespace = "k8s.io"
     cri_wait = 5.0  # seconds for the CRI to learn of a pull (containerd tells it by an event)
+    version = ""  # as the builder's containerd names itself, once known (``generation``)
     data_root = "/var/lib/containerd"  # content store and snapshots: where a pull needs space
     # Registry mirrors and CAs live here on EKS AMIs, as for the CRI. Without it, ctr also
     # talks plain HTTP to any registry on localhost/127.0.0.1.
@@ -125,8 +126,6 @@ class Containerd:
         found.version = version
         return found
 
-    version = ""  # as the builder's containerd names itself, once known
-
     def restart_command(self) -> str:
         return f"systemctl restart {self.service}"
 
@@ -137,7 +136,7 @@ class Containerd:
         return image.ref.canonical  # ctr does not normalize names; the CRI does
 
     def remove_command(self, ref: str) -> str:
-        return f"ctr -n {self.namespace} images rm {shlex.quote(ref)}"
+        return f"{self.ctr} images rm {shlex.quote(ref)}"
 
     def merge_gpu_config(self, text: str | None, runtime_path: str) -> str:
         return gpu.merge_containerd_toml(text, runtime_path, empty_version=self.config_version)

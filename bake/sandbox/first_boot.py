@@ -107,11 +107,11 @@ i=0; until {bin}/ctr --address /run/containerd/containerd.sock version >/dev/nul
   kill -0 $pid 2>/dev/null || {{ echo "containerd exited" >&2; cat {log} >&2; exit 1; }}
 done
 # The CRI serves a moment after ctr does ("server is not initialized yet"): ask until it answers.
-cat > "$(dirname {config})/cri.py"
-i=0; until {python} -I -S "$(dirname {config})/cri.py" /run/containerd/containerd.sock {refs} >"$(dirname {config})/answer" 2>"$(dirname {config})/cri.err"; do
-  i=$((i+1)); [ $i -lt 300 ] || {{ cat "$(dirname {config})/cri.err" >&2; exit 1; }}; sleep 0.1
+cat > {tmp}/cri.py
+i=0; until {python} -I -S {tmp}/cri.py /run/containerd/containerd.sock {refs} >{tmp}/answer 2>{tmp}/cri.err; do
+  i=$((i+1)); [ $i -lt 300 ] || {{ cat {tmp}/cri.err >&2; exit 1; }}; sleep 0.1
 done
-cat "$(dirname {config})/answer"
+cat {tmp}/answer
 """
 
 REQUEST = re.compile(r'"(GET|HEAD) (/v2/\S+/(?:blobs|manifests)/\S+) HTTP')
@@ -151,7 +151,7 @@ def first_boot(layout: Layout, refs: list[str], version: str = node_containerd.D
         disk, config, log = Path(tmp) / "disk", Path(tmp) / "config.toml", Path(tmp) / "containerd.log"
         subprocess.run(["cp", "-a", "--reflink=auto", str(node_containerd.root_dir(layout)), str(disk)], check=True)
         config.write_text(template.format(sandbox=SANDBOX_IMAGE))
-        script = BOOT_SCRIPT.format(disk=shlex.quote(str(disk)), bin=shlex.quote(str(binaries)),
+        script = BOOT_SCRIPT.format(tmp=shlex.quote(tmp), disk=shlex.quote(str(disk)), bin=shlex.quote(str(binaries)),
                                     config=shlex.quote(str(config)), log=shlex.quote(str(log)),
                                     python=shlex.quote(sys.executable), refs=" ".join(map(shlex.quote, refs)))
         before = _sizes(logs)

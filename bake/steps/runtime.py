@@ -87,13 +87,13 @@ def restore(st: BuildState) -> bool:
     may enable it); returns whether it stopped the runtime."""
     if st.runtime_found is None or st.runtime_restored:
         return False
-    base = runtime_for(st.pool.runtime)
-    unit = shlex.quote(base.service)
+    service = st.container_runtime().service
+    unit = shlex.quote(service)
     script = []
     if st.runtime_started:
         script.append(f"systemctl stop {unit}")
     if not st.runtime_enabled:
         script.append(f"if systemctl is-enabled {unit} >/dev/null 2>&1; then systemctl disable {unit}; fi")
-    st.conn.run(sudo(" && ".join(script) or "true"), timeout=READY_TIMEOUT, shown=f"systemctl stop {base.service}")
+    st.conn.run(sudo(" && ".join(script) or "true"), timeout=READY_TIMEOUT, shown=f"systemctl stop {service}")
     st.runtime_restored = True
     return st.runtime_started
