@@ -14,15 +14,25 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
-from bake.commands import adopt, build, iam_policy, plan, prune, review, rollback, sandbox, sweep
+from bake.commands import adopt, build, iam_policy, plan, prune, review, rollback, sweep
 from bake.commands.context import Command, Context
 from bake.errors import BakeError, Cancelled, ExitCode
 
 # Each module imports its library inside run(): `--help` loads none of them.
 COMMANDS: dict[str, Command] = {
     "build": build, "plan": plan, "rollback": rollback, "adopt": adopt,
-    "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy, "sandbox": sandbox,
+    "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy,
 }
+# Commands other packages add through the "bake.commands" entry point: the sandbox's `sandbox`
+# lives in bake_sandbox, which the product never imports (tests/unit/test_layering.py).
+PLUGIN_GROUP = "bake.commands"
+
+
+def commands() -> dict[str, Command]:
+    from importlib.metadata import entry_points
+
+    plugins = {ep.name: ep.load() for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in COMMANDS}
+    return {**COMMANDS, **plugins}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
@@ -34,9 +44,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS.values():
+    found = commands()
+    for command in found.values():
         command.add_parser(sub)
-    return parser, COMMANDS
+    return parser, found
 
 
 def version() -> str:

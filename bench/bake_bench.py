@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bake.runtimes import CRI_LABELS, Containerd  # noqa: E402
-from bake.sandbox import Sandbox, node_containerd  # noqa: E402
+from bake_sandbox import Sandbox, node_containerd  # noqa: E402
 
 HOSTS_DIR = Containerd.hosts_dir
 

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bake.first_start import human_bytes
-from bake.sandbox import Sandbox
+from bake_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

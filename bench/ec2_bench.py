@@ -2,7 +2,7 @@
 and the whole bake's time against the simulated EC2 delays plus its pull phase.
 
 The sandbox's moto answers at once; here each variant talks to it through its own
-``bake.sandbox.ec2_clock`` (instance pending, SSH refused until running + boot, stopping, AMI
+``bake_sandbox.ec2_clock`` (instance pending, SSH refused until running + boot, stopping, AMI
 pending growing with the snapshot's size, shutting-down: the defaults of ``Timing``, see
 docs/ec2-timing.md), so the shared sandbox keeps its instant answers for everyone else.
 
@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bake.sandbox import Sandbox  # noqa: E402
-from bake.sandbox.ec2_clock import Ec2Clock, Timing  # noqa: E402
+from bake_sandbox import Sandbox  # noqa: E402
+from bake_sandbox.ec2_clock import Ec2Clock, Timing  # noqa: E402
 from bench.bake_bench import bench_config, pull_serially, push_set  # noqa: E402
 
 MANUAL_SSH_RETRY = 5.0

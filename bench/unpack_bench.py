@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bake.runtimes import Containerd  # noqa: E402
-from bake.sandbox import Sandbox, node_containerd, oci  # noqa: E402
-from bake.sandbox.images import random_seed  # noqa: E402
+from bake_sandbox import Sandbox, node_containerd, oci  # noqa: E402
+from bake_sandbox.images import random_seed  # noqa: E402
 
 NAMESPACE = "bake-unpack-bench"
 CTR: list[str] = []  # the node's ctr on its containerd (main sets it)

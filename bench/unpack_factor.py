@@ -28,7 +28,7 @@ from pathlib import Path
 NAMESPACE = "bake-unpack-bench"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bake.sandbox import Sandbox, node_containerd  # noqa: E402
+from bake_sandbox import Sandbox, node_containerd  # noqa: E402
 
 CTR: list[str] = []  # the node's ctr on the sandbox builder's containerd (main sets it)
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,7 @@ checkov_env() {
   "$CHECKOV/bin/pip" install -q --disable-pip-version-check $req
 }
 
-# The node's containerd for the sandbox's builder (bake/sandbox/node_containerd.py): Debian's
+# The node's containerd for the sandbox's builder (bake_sandbox/node_containerd.py): Debian's
 # 2.1 (sid; what EKS AL2023 AMIs run) and 1.7 (trixie; the second runtime of the test matrix),
 # unpacked into .tools/, never installed. Their binaries need only glibc, which Debian 12 has.
 # apt reads a private sources list and state, so the host's apt configuration stays as it is.

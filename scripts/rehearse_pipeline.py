@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "constructs"), str(ROOT / "scripts")]
 
-from bake.sandbox import Sandbox, sample_config  # noqa: E402 - the sandbox only stands in for AWS and the registry
+from bake_sandbox import Sandbox, sample_config  # noqa: E402 - the sandbox only stands in for AWS and the registry
 from nodepools.tfenv import terraform_env  # noqa: E402
 from workflow_runner import Runner  # noqa: E402
 

@@ -20,7 +20,7 @@ from support.sandbox_bakes import builder_files_containing, fresh_image, leftove
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[object]:
-    from bake.sandbox import Sandbox
+    from bake_sandbox import Sandbox
 
     if os.geteuid() != 0:
         unavailable("sandbox unavailable: needs root (it installs a CA, edits /etc/hosts and starts daemons)")

@@ -9,7 +9,7 @@ m7a.xlarge is not valid`` (as users quote it: aws/amazon-ecs-ami#188, aws/aws-cd
 
 AWS publishes no list, so this one is derived from the release (general availability) dates AWS
 announced for each family; it is data, kept here once, read by the config check
-(``bake.model.config``) and by the strict sandbox (``bake.sandbox.moto_strict``):
+(``bake.model.config``) and by the strict sandbox (``bake_sandbox.moto_strict``):
 
 - every family of the seventh generation or later (the digit after the family letters: m7g,
   c7i-flex, r7iz, i7ie, m8g, u7i-12tb, ...) except ``c7g``, the first Graviton3 family, generally

@@ -74,7 +74,7 @@ def test_fresh_bake_records_ami_with_resolved_digests(sandbox, ec2, containerd_b
     assert result.returncode == 0, result.stderr
     entry = LockFile(d / "amis.lock.json").read().pools["cpu"].current
     assert [i.ref for i in entry.images] == images
-    from bake.sandbox.images import registry_digest
+    from bake_sandbox.images import registry_digest
 
     ecr_auth = sandbox.ecr_credentials()
     for img in entry.images:

@@ -17,7 +17,7 @@ import pytest
 
 from bake import prewarm, tags
 from bake.model.lock import LockFile
-from bake.sandbox import Sandbox, node_containerd
+from bake_sandbox import Sandbox, node_containerd
 
 from support.cli import run_bake
 from support.sandbox_bakes import in_builder, write_config

@@ -24,8 +24,8 @@ from faultproxy import FaultProxy
 from bake.cancel import CancelToken
 from bake.model.config import PoolConfig
 from bake.progress import NullReporter
-from bake.sandbox.ec2_clock import Ec2Clock, Timing
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.ec2_clock import Ec2Clock, Timing
+from bake_sandbox.private_moto import private_moto_server
 from bake.steps.ami import StepCreateAmi
 from bake.steps.base import BuildState
 from bake.steps.instance import StepRunInstance

@@ -1,4 +1,4 @@
-"""Bakes against EC2's clock (bake.sandbox.ec2_clock in front of the sandbox's moto and sshd):
+"""Bakes against EC2's clock (bake_sandbox.ec2_clock in front of the sandbox's moto and sshd):
 a pending instance is waited for and each wait notices its change within about a second,
 without a flood of calls; one that never runs times out naming ssh_timeout; a SIGINT during
 a long pending exits 130 at once and leaves nothing.
@@ -21,7 +21,7 @@ from faultkit import BakeRun, assert_nothing_left, step_started
 from faultproxy import FaultProxy
 from support.sandbox_bakes import write_config
 
-from bake.sandbox.ec2_clock import Ec2Clock, Timing
+from bake_sandbox.ec2_clock import Ec2Clock, Timing
 
 IMAGE_MB = 48  # long enough a pull (a few ctr frames) to show its bytes on the way
 

@@ -11,7 +11,7 @@ from faultkit import Baseline
 from faultproxy import FaultProxy
 
 from bake import tags
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.private_moto import private_moto_server
 
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 

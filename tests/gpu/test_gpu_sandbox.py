@@ -28,8 +28,8 @@ import pytest
 
 from bake import tags
 from bake.model.lock import LockFile
-from bake.sandbox import runtimes
-from bake.sandbox.restart import restart_log
+from bake_sandbox import runtimes
+from bake_sandbox.restart import restart_log
 
 from support.cli import run_bake
 from support.node_runtime import k8s_ctr

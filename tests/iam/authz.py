@@ -1,5 +1,5 @@
 """What AWS authorizes a recorded call on: each call of the IAM-enforcing moto's log
-(bake/sandbox/moto_server.py records its region, parameters and the tags of the EC2 resources it
+(bake_sandbox/moto_server.py records its region, parameters and the tags of the EC2 resources it
 names) becomes the authorization checks AWS makes for it: (action, resource ARN, condition keys).
 
 Written from the Service Authorization Reference (read 2026-12-06; docs/iam.md cites the pages):

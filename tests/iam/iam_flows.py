@@ -23,8 +23,8 @@ from pathlib import Path
 import tomlkit
 
 from bake import tags
-from bake.sandbox import sample_config
-from bake.sandbox.iam_moto import Credentials, IamMoto
+from bake_sandbox import sample_config
+from bake_sandbox.iam_moto import Credentials, IamMoto
 from tests.support.cli import ROOT  # as a package: `python -m tests.iam.minimality` runs this too
 from tests.support.terraform import Project, base_env
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bake.iam.grants import GRANTS
-from bake.sandbox import Sandbox
-from bake.sandbox.iam_moto import ADMIN_POLICY, iam_moto_server
+from bake_sandbox import Sandbox
+from bake_sandbox.iam_moto import ADMIN_POLICY, iam_moto_server
 from tests.iam import iam_flows, story
 
 ROLES = ["plan", "bake", "deploy", "lifecycle"]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bake.sandbox.iam_moto import Credentials, IamMoto, iam_moto_server
+from bake_sandbox.iam_moto import Credentials, IamMoto, iam_moto_server
 from tests.iam import iam_flows
 from tests.iam.iam_flows import IamProject, Step, first_failure
 

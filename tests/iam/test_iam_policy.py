@@ -280,7 +280,7 @@ def test_docs_show_the_policies_printed_for_the_sample_config(tmp_path: Path) ->
     the distribution and first-start keys the IAM tests add (tests/iam/iam_flows.py)."""
     import re
 
-    from bake.sandbox import Sandbox
+    from bake_sandbox import Sandbox
     from tests.iam.iam_flows import project_config
 
     sb = Sandbox(state_dir=tmp_path / "state")

@@ -1,4 +1,4 @@
-"""Least privilege, proven against moto enforcing IAM (bake.sandbox.iam_moto): for each role, a
+"""Least privilege, proven against moto enforcing IAM (bake_sandbox.iam_moto): for each role, a
 user holding exactly what ``python -m bake iam-policy --role ROLE`` prints runs the role's uses
 and succeeds; with too little, the first refused call is named, with the command that prints the
 policy, and nothing is left. Which uses: tests/iam/story.py.
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from bake import tags
-from bake.sandbox import Sandbox
+from bake_sandbox import Sandbox
 from support import iam_eval as evaluation
 from tests.iam import authz, iam_flows, story
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def builder_sandbox(sandbox):  # noqa: ANN001, ANN201
     """The shared sandbox, whose sshd must also serve a private moto's builders."""
-    from bake.sandbox import builder
+    from bake_sandbox import builder
 
     # A sandbox started by an older checkout has another keys command: sshd is restarted with
     # this one (which does all the old one did).

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.private_moto import private_moto_server
 
-from bake.sandbox import oci
-from bake.sandbox.registry import LocalRegistry, write_htpasswd
+from bake_sandbox import oci
+from bake_sandbox.registry import LocalRegistry, write_htpasswd
 from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, issue_cert, openssl, require
 
 

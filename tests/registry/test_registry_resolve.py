@@ -22,8 +22,8 @@ from bake.model.refs import parse_reference
 from bake.progress import MASK, NullReporter
 from bake.model.images import Credential, ResolvedImage
 from bake.registry import CredentialEnvError, RegistryClient, RegistryError
-from bake.sandbox.process import free_port
-from bake.sandbox.registry import LocalRegistry, write_htpasswd
+from bake_sandbox.process import free_port
+from bake_sandbox.registry import LocalRegistry, write_htpasswd
 
 SAME_DIGEST_LEN = len("sha256:") + 64
 

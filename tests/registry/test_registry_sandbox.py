@@ -1,4 +1,4 @@
-"""bake.sandbox.oci and bake.sandbox.registry against the real skopeo and docker-registry."""
+"""bake_sandbox.oci and bake_sandbox.registry against the real skopeo and docker-registry."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 import requests
 from registry_support import AUTH_PASSWORD, AUTH_USER, Pki, require
 
-from bake.sandbox import oci
-from bake.sandbox.registry import LocalRegistry, LocalRegistryError, stop_pidfile
+from bake_sandbox import oci
+from bake_sandbox.registry import LocalRegistry, LocalRegistryError, stop_pidfile
 
 
 def _blob(layout: Path, digest: str) -> bytes:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.private_moto import private_moto_server
 import requests
 
 PLUGIN_MIRROR = Path(os.environ.get("BAKE_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.private_moto import private_moto_server
 from support.stacks import synthesize
 from support.terraform import Moto, Project
 

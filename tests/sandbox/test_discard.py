@@ -15,9 +15,9 @@ import pytest
 from support.node_runtime import k8s_ctr, node_runtime
 import requests
 
-from bake.sandbox import Sandbox, registries
-from bake.sandbox.images import ACCEPT, registry_digest
-from bake.sandbox.layout import SYSTEM_CA_BUNDLE
+from bake_sandbox import Sandbox, registries
+from bake_sandbox.images import ACCEPT, registry_digest
+from bake_sandbox.layout import SYSTEM_CA_BUNDLE
 
 pytestmark = pytest.mark.sandbox
 

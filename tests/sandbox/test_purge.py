@@ -15,8 +15,8 @@ import pytest
 from support.node_runtime import k8s_ctr
 from support.cli import run_bake
 
-from bake.sandbox import Sandbox, registries
-from bake.sandbox.images import registry_digest
+from bake_sandbox import Sandbox, registries
+from bake_sandbox.images import registry_digest
 
 pytestmark = pytest.mark.sandbox
 

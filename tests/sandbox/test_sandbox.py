@@ -13,7 +13,7 @@ import pytest
 from support.node_runtime import node_ctr
 import requests
 
-from bake.sandbox.layout import SYSTEM_CA_BUNDLE
+from bake_sandbox.layout import SYSTEM_CA_BUNDLE
 
 pytestmark = pytest.mark.sandbox
 
@@ -190,11 +190,11 @@ def test_status_and_cli(sandbox):
 
 
 def test_ssh_login_for_a_registered_private_iam_moto(sandbox, tmp_path):
-    """A private moto enforcing IAM (bake.sandbox.iam_moto) registers with the keys command: its
+    """A private moto enforcing IAM (bake_sandbox.iam_moto) registers with the keys command: its
     running instances' keys log in (the calls are signed with its administrator's keys), a
     terminated one's do not, and none do once it is unregistered."""
-    from bake.sandbox import builder
-    from bake.sandbox.iam_moto import iam_moto_server
+    from bake_sandbox import builder
+    from bake_sandbox.iam_moto import iam_moto_server
 
     builder.serve_extra_endpoints(sandbox.layout)  # a sandbox started by an older checkout has another
     key = paramiko.Ed25519Key.from_private_key(io.StringIO(_ed25519_pem()))

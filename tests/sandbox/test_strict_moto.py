@@ -1,4 +1,4 @@
-"""The strict sandbox (bake.sandbox.moto_strict): for each rule, plain moto accepts the call and the
+"""The strict sandbox (bake_sandbox.moto_strict): for each rule, plain moto accepts the call and the
 sandbox's moto server refuses it with AWS's error code, and still accepts the call AWS accepts.
 
 Three private moto servers of their own (no shared sandbox needed): moto's own ``moto_server``,
@@ -19,8 +19,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bake.sandbox.moto_strict import FSR_QUOTA, RULES
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.moto_strict import FSR_QUOTA, RULES
+from bake_sandbox.private_moto import private_moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bake.sandbox import node_containerd
+from bake_sandbox import node_containerd
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bake import tags
-from bake.sandbox import builder
+from bake_sandbox import builder
 
 RUNNING = ["pending", "running", "stopping", "stopped", "shutting-down"]
 

@@ -22,8 +22,14 @@ def test_every_command_is_built_and_documented_in_the_readme():
     assert all(module.__name__ == f"bake.commands.{name.replace('-', '_')}" for name, module in cli.COMMANDS.items())
     readme = (ROOT / "README.md").read_text()
     table = re.findall(r"^\| `([\w-]+)", readme, flags=re.MULTILINE)
-    for name in cli.COMMANDS:
+    for name in cli.commands():
         assert name in table, f"README's command table does not document `{name}`"
+
+
+def test_the_sandbox_plugs_its_command_in_through_the_entry_point():
+    # The product lists no sandbox; the installed distribution's entry point adds it.
+    assert "sandbox" not in cli.COMMANDS
+    assert cli.commands()["sandbox"].__name__ == "bake_sandbox.command"
 
 
 def test_help_lists_commands_and_exit_codes():
@@ -94,7 +100,7 @@ def test_a_bare_command_prints_help_and_launches_nothing(tmp_path):
     (tmp_path / "bake.toml").write_text("this is not toml [")
     r = bake(cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    assert "COMMAND" in r.stderr and all(n in r.stderr for n in cli.COMMANDS), r.stderr
+    assert "COMMAND" in r.stderr and all(n in r.stderr for n in cli.commands()), r.stderr
     r = bake("--config", str(tmp_path / "bake.toml"), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("usage: python -m bake"), r.stderr  # no longer `build --config`
 

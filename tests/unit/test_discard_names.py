@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bake.sandbox.discard import _name_repository, doomed_names, pull_leases
+from bake_sandbox.discard import _name_repository, doomed_names, pull_leases
 
 
 @pytest.mark.parametrize("name, repository", [

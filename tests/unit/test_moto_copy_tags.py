@@ -1,4 +1,4 @@
-"""The sandbox's moto applies CopyImage's TagSpecifications as AWS does (bake/sandbox/moto_copy_tags.py):
+"""The sandbox's moto applies CopyImage's TagSpecifications as AWS does (bake_sandbox/moto_copy_tags.py):
 the copy and its snapshot get them, another resource type is refused. In-process moto here; the
 distribution fault tests run it in the sandbox's server."""
 
@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bake.sandbox import moto_copy_tags
+from bake_sandbox import moto_copy_tags
 
 
 def copy(ec2, **kw):  # noqa: ANN001, ANN003, ANN201

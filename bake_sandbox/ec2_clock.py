@@ -12,7 +12,7 @@ meanwhile). The SSH gate resets every connection until some instance launched th
 proxy is ``running`` (plus ``ssh_after_running``), as a booting instance's port does.
 
 Nothing of this is known to the tool: it only sees a slower EC2. The shared sandbox's moto is
-untouched; the clock is started on its own ports (``python -m bake.sandbox.ec2_clock`` or
+untouched; the clock is started on its own ports (``python -m bake_sandbox.ec2_clock`` or
 ``Ec2Clock(...).start()``), so other users of the sandbox keep moto's instant answers.
 Default durations and their sources: docs/ec2-timing.md.
 """
@@ -30,8 +30,8 @@ from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode, urlsplit
 
-from bake.sandbox import http_relay as relay
-from bake.sandbox.layout import CREDENTIALS, REGION
+from bake_sandbox import http_relay as relay
+from bake_sandbox.layout import CREDENTIALS, REGION
 
 # moto reads the region from the credential scope and checks no signature.
 AUTH = f"AWS4-HMAC-SHA256 Credential={CREDENTIALS['AWS_ACCESS_KEY_ID']}/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from bake.sandbox.layout import Layout
+from bake_sandbox.layout import Layout
 
 # /var last: the other upper dirs live under /var/lib/bake-sandbox by default, and an overlay's
 # upper dir must be on a plain filesystem, not inside an overlay mounted before it.

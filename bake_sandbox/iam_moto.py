@@ -7,7 +7,7 @@ eyes: it checks what was left) and the EKS base AMI parameter, then turns enforc
 then every call needs an IAM user's keys. Each use's user is made with exactly the policy
 ``python -m bake iam-policy`` prints, by :meth:`IamMoto.create_user`.
 
-It runs ``bake.sandbox.moto_server`` in IAM mode (see there: moto matches no Resource element
+It runs ``bake_sandbox.moto_server`` in IAM mode (see there: moto matches no Resource element
 outside S3, and every decision is logged). The sandbox's sshd serves its builders' key pairs too
 while it is registered in ``builder.extra_endpoints_dir`` (see ``builder.KEYS_SCRIPT``), so a whole
 bake runs against it. Never the shared sandbox's moto: other tests use that one unauthenticated.
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bake.sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, REGION, Layout
-from bake.sandbox.moto import REPO_ROOT
-from bake.sandbox.private_moto import private_moto_server
+from bake_sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, REGION, Layout
+from bake_sandbox.moto import REPO_ROOT
+from bake_sandbox.private_moto import private_moto_server
 
 ADMIN = "bake-test-admin"
 ADMIN_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
@@ -99,14 +99,14 @@ def _open_client(endpoint: str, service: str) -> Any:
 def iam_moto_server(work_dir: Path, layout: Layout | None = None) -> Iterator[IamMoto]:
     """Start the server, make the administrator and the base AMI parameter, enforce IAM, and
     (with ``layout``) let the sandbox's sshd serve its builders' keys; undo all that at the end."""
-    from bake.sandbox import builder
+    from bake_sandbox import builder
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / "moto-actions.jsonl"
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE")}
     env.update({"BAKE_MOTO_IAM": "1", "BAKE_MOTO_ACTION_LOG": str(log), "PYTHONPATH": str(REPO_ROOT)})
-    program = [sys.executable, "-m", "bake.sandbox.moto_server"]
+    program = [sys.executable, "-m", "bake_sandbox.moto_server"]
     with private_moto_server(work_dir, program=program, env=env) as endpoint:
         admin = _user(_open_client(endpoint, "iam"), ADMIN, ADMIN_POLICY)
         _open_client(endpoint, "ssm").put_parameter(Name=BASE_AMI_PARAMETER, Value=BASE_AMI, Type="String")

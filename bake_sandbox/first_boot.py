@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bake import cri
-from bake.sandbox import node_containerd, registries
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import Layout
+from bake_sandbox import node_containerd, registries
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import Layout
 
 SANDBOX_IMAGE = "localhost/kubernetes/pause:3.10"  # nodeadm pins the sandbox image; it need not exist here
 

@@ -1,4 +1,4 @@
-"""The sample images the sandbox serves: built with ``bake.sandbox.oci``, pushed with skopeo.
+"""The sample images the sandbox serves: built with ``bake_sandbox.oci``, pushed with skopeo.
 
 Each sample image is one seeded random layer, so the same name and size always give the same
 digest: a warm ``up`` asks the registry for the tag's digest and pushes only what differs.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import requests
 
-from bake.sandbox import oci
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import ECR_HOST, ECR_USER, SYSTEM_CA_BUNDLE, Layout
+from bake_sandbox import oci
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import ECR_HOST, ECR_USER, SYSTEM_CA_BUNDLE, Layout
 
 MB = 1024 * 1024
 ACCEPT = ", ".join([oci.MT_MANIFEST, oci.MT_INDEX,

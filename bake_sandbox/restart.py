@@ -20,9 +20,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from bake.sandbox import moto, node_containerd, runtimes
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import Layout
+from bake_sandbox import moto, node_containerd, runtimes
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import Layout
 
 RUNTIMES = ("docker", "containerd")
 

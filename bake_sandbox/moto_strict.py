@@ -3,7 +3,7 @@
 moto accepts much that AWS refuses, so a call the tool gets wrong would pass every test. Each
 rule below is one documented refusal, with the page it comes from and the day it was read; the
 server answers it with AWS's error code and message shape. ``RULES`` is the one table of them
-(docs/aws-rules.md shows it, and a test holds the two equal). ``bake.sandbox.moto_server``
+(docs/aws-rules.md shows it, and a test holds the two equal). ``bake_sandbox.moto_server``
 installs them in every moto server the sandbox and the tests start; ``BAKE_MOTO_STRICT=0`` leaves
 them out, which only the test that shows moto's own answer beside the strict one sets.
 
@@ -89,7 +89,7 @@ def check_create_image(backend: Any, instance_id: str, mappings: list[dict[str, 
 
 
 def check_fast_snapshot_restores(backend: Any, snapshot_ids: list[str]) -> None:
-    from bake.sandbox.moto_fsr import enabled_snapshots
+    from bake_sandbox.moto_fsr import enabled_snapshots
 
     after = enabled_snapshots(backend) | set(snapshot_ids)
     if len(after) > FSR_QUOTA:

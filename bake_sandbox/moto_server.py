@@ -1,15 +1,15 @@
-"""Entry point of the sandbox's moto server process: ``python -m bake.sandbox.moto_server -H HOST -p PORT``.
+"""Entry point of the sandbox's moto server process: ``python -m bake_sandbox.moto_server -H HOST -p PORT``.
 
 It runs moto's own server, with one change: AWS itself publishes the EKS-optimized AMI
 parameters under ``/aws/service/eks/``, and moto (like AWS) refuses a PutParameter there. Here
 PutParameter on that prefix stores the value as if AWS had published it, so the sandbox can
 seed the base AMI and a test can "publish" a new one to force a rebake. It also answers EBS
-fast snapshot restore, which moto lacks (``bake.sandbox.moto_fsr``), and tags a copy with
-CopyImage's TagSpecifications, which moto ignores (``bake.sandbox.moto_copy_tags``). And it refuses
-what AWS documents as refused and moto accepts (``bake.sandbox.moto_strict``; ``BAKE_MOTO_STRICT=0``
+fast snapshot restore, which moto lacks (``bake_sandbox.moto_fsr``), and tags a copy with
+CopyImage's TagSpecifications, which moto ignores (``bake_sandbox.moto_copy_tags``). And it refuses
+what AWS documents as refused and moto accepts (``bake_sandbox.moto_strict``; ``BAKE_MOTO_STRICT=0``
 leaves that out, for the one test that shows moto's own answer beside AWS's).
 
-With ``BAKE_MOTO_IAM=1`` (``bake.sandbox.iam_moto`` sets it; the shared sandbox never does) two
+With ``BAKE_MOTO_IAM=1`` (``bake_sandbox.iam_moto`` sets it; the shared sandbox never does) two
 more changes serve the least-privilege proof:
 
 - moto checks a signed request's action against the caller's identity policies, but it passes
@@ -159,7 +159,7 @@ def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, 
 
 def main(argv: list[str]) -> None:
     _allow_published_parameters()
-    from bake.sandbox import moto_copy_tags, moto_fsr, moto_strict
+    from bake_sandbox import moto_copy_tags, moto_fsr, moto_strict
 
     moto_fsr.install()
     moto_copy_tags.install()

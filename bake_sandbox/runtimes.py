@@ -16,10 +16,10 @@ import shutil
 import socket
 import subprocess
 
-from bake.sandbox import node_containerd
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import Layout
-from bake.sandbox.process import Daemon, log_tail
+from bake_sandbox import node_containerd
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import Layout
+from bake_sandbox.process import Daemon, log_tail
 
 CONTAINERD_SOCKET = node_containerd.SOCKET
 DOCKER_SOCKET = "/var/run/docker.sock"

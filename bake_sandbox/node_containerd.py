@@ -32,20 +32,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import Layout
-from bake.sandbox.process import Daemon
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import Layout
+from bake_sandbox.process import Daemon
 
 VERSIONS = {"2.1": "containerd-2.1", "1.7": "containerd-1.7"}
 DEFAULT_VERSION = "2.1"
 BOOT_STATES = ("stopped", "running")
 SOCKET = "/run/containerd/containerd.sock"
 BINARIES = ("containerd", "ctr", "containerd-shim-runc-v2")
-TOOLS = Path(__file__).resolve().parents[2] / ".tools"
+TOOLS = Path(__file__).resolve().parents[1] / ".tools"
 
 STANDIN = r'''#!{python} -I
 # Written by `python -m bake sandbox up`: the sandbox builder's `systemctl`, for the units a bake
-# touches (containerd, docker). There is no systemd here; see bake/sandbox/node_containerd.py.
+# touches (containerd, docker). There is no systemd here; see bake_sandbox/node_containerd.py.
 import fcntl, json, os, signal, socket, subprocess, sys, time
 NODE = {node!r}
 RUN_DIR = {run_dir!r}
@@ -272,7 +272,7 @@ def ensure(layout: Layout) -> None:
 
 def systemctl(layout: Layout, *args: str, instance: str = "sandbox", check: bool = True) -> subprocess.CompletedProcess:
     """Run the stand-in in the builder's mount namespace (where /var/lib/containerd is the node's)."""
-    from bake.sandbox import builder  # builder imports this module
+    from bake_sandbox import builder  # builder imports this module
 
     pid = builder.daemon(layout).pid()
     if pid is None:

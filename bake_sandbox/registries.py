@@ -12,11 +12,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bake.sandbox import tls
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import ECR_HOST, ECR_PORT, ECR_USER, HOST, Layout
-from bake.sandbox.process import Daemon, port_open
-from bake.sandbox.registry import BINARY, LocalRegistry, stop_pidfile, write_htpasswd
+from bake_sandbox import tls
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import ECR_HOST, ECR_PORT, ECR_USER, HOST, Layout
+from bake_sandbox.process import Daemon, port_open
+from bake_sandbox.registry import BINARY, LocalRegistry, stop_pidfile, write_htpasswd
 
 
 def sample_root(layout: Layout) -> Path:

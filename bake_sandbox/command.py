@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.action == "relay":
-        from bake.sandbox.relay import relay
+        from bake_sandbox.relay import relay
 
         if not args.target:
             sys.stderr.write("sandbox: relay needs --target INSTANCE_ID\n")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     except ImportError:
         raise UsageError("the sandbox needs moto, which a plain install leaves out: "
                          "pip install 'eks-image-bake[sandbox]'") from None
-    from bake.sandbox import Sandbox  # only this command pays for the sandbox's imports
+    from bake_sandbox import Sandbox  # only this command pays for the sandbox's imports
 
     sandbox = Sandbox(image_count=args.images, image_mb=args.image_mb)
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif args.action == "down":
         sandbox.down(log=say, purge=args.purge)
     elif args.action == "restart-runtime":
-        from bake.sandbox.restart import restart_runtime
+        from bake_sandbox.restart import restart_runtime
 
         if not args.runtime:
             say("restart-runtime needs docker or containerd")

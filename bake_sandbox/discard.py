@@ -17,13 +17,13 @@ from datetime import datetime
 
 import requests
 
-from bake.sandbox import node_containerd, registries
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.images import ACCEPT
-from bake.sandbox.layout import SYSTEM_CA_BUNDLE, Layout
-from bake.sandbox.process import run
-from bake.sandbox.registry import BINARY, stop_pidfile
-from bake.sandbox.runtimes import CONTAINERD_SOCKET, dockerd_up
+from bake_sandbox import node_containerd, registries
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.images import ACCEPT
+from bake_sandbox.layout import SYSTEM_CA_BUNDLE, Layout
+from bake_sandbox.process import run
+from bake_sandbox.registry import BINARY, stop_pidfile
+from bake_sandbox.runtimes import CONTAINERD_SOCKET, dockerd_up
 
 
 @dataclass(frozen=True)

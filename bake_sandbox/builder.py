@@ -19,10 +19,10 @@ import stat
 import sys
 from pathlib import Path
 
-from bake.sandbox import node_containerd, overlay
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import CREDENTIALS, HOST, REGION, SSH_USER, Layout
-from bake.sandbox.process import Daemon, port_open, run
+from bake_sandbox import node_containerd, overlay
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import CREDENTIALS, HOST, REGION, SSH_USER, Layout
+from bake_sandbox.process import Daemon, port_open, run
 
 SUDOERS = Path("/etc/sudoers.d/bake-sandbox-ec2-user")
 SSHD = "/usr/sbin/sshd"
@@ -33,7 +33,7 @@ KEYS_SCRIPT = '''#!{python}
 # cloud-init would have installed them on a real instance. Prints nothing when moto is down.
 # Besides the sandbox's moto it asks every moto registered in EXTRA (one JSON file each:
 # endpoint, access_key_id, secret_access_key): a test's private IAM-enforcing moto, whose
-# builders log in here too (bake.sandbox.iam_moto). Those calls are signed (SigV4), as that
+# builders log in here too (bake_sandbox.iam_moto). Those calls are signed (SigV4), as that
 # moto checks signatures.
 # Standard library only, no boto3: sshd runs this at every login, and importing boto3 cost
 # about half a second each time (a login on EC2 reads a file).
@@ -124,7 +124,7 @@ def keys(target):
         except urllib.error.HTTPError:  # the key pair was deleted while its instance still runs
             continue
         # Which instance logged in: the node's containerd stand-in keeps its state per instance
-        # (every sandbox instance shares this one builder; see bake/sandbox/node_containerd.py).
+        # (every sandbox instance shares this one builder; see bake_sandbox/node_containerd.py).
         for key in texts(pairs, "publicKey"):
             print(f'environment="BAKE_SANDBOX_INSTANCE={{instance}}" {{key.strip()}}')
 

@@ -15,8 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-from bake.sandbox.layout import ECR_HOST, HOST, Layout
-from bake.sandbox.process import run
+from bake_sandbox.layout import ECR_HOST, HOST, Layout
+from bake_sandbox.process import run
 
 TRUSTED_CA = Path("/usr/local/share/ca-certificates/bake-sandbox.crt")
 SERVER_NAMES = [HOST, "localhost", ECR_HOST]

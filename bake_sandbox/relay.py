@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 
-from bake.sandbox.layout import HOST, REGION, Layout
+from bake_sandbox.layout import HOST, REGION, Layout
 
 CHUNK = 65536
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bake.sandbox.process import free_port
+from bake_sandbox.process import free_port
 
 
 @contextmanager
@@ -22,8 +22,8 @@ def private_moto_server(log_dir: Path, timeout: float = 60, *, program: list[str
     port = free_port()
     log = Path(log_dir) / "moto.log"
     with open(log, "wb") as out:
-        # Default: the sandbox's moto server (moto's own, plus what bake.sandbox.moto_server adds).
-        default = [sys.executable, "-m", "bake.sandbox.moto_server"]
+        # Default: the sandbox's moto server (moto's own, plus what bake_sandbox.moto_server adds).
+        default = [sys.executable, "-m", "bake_sandbox.moto_server"]
         proc = subprocess.Popen([*(program or default), "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

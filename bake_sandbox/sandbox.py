@@ -1,9 +1,7 @@
-"""The local sandbox: a stand-in for AWS on loopback, for the README demo and the end-to-end tests.
-
-``Sandbox.up()`` starts (or finds running) a moto server, a CA in the system trust store,
-containerd and dockerd, a TLS registry of sample images, an ECR look-alike on 127.0.0.1:443 and
-the builder host (ec2-user over real sshd, inside an overlay). ``down()`` undoes all of it.
-Each component has its own module; this one only orders them.
+"""The sandbox itself: ``Sandbox.up()`` starts (or finds running) a moto server, a CA in the system
+trust store, containerd and dockerd, a TLS registry of sample images, an ECR look-alike on
+127.0.0.1:443 and the builder host (ec2-user over real sshd, inside an overlay). ``down()`` undoes
+all of it. Each component has its own module; this one only orders them.
 """
 
 from __future__ import annotations
@@ -15,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bake.sandbox import (
+from bake_sandbox import (
     builder, discard, first_boot, hosts, images, moto, node_containerd, overlay, registries, runtimes, sample_config, tls,
 )
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import (
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import (
     ACCOUNT, BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, ECR_HOST, ECR_USER, HOST, REGION, SSH_USER, SYSTEM_CA_BUNDLE, Layout,
 )
-from bake.sandbox.overlay import Change
+from bake_sandbox.overlay import Change
 
 __all__ = ["Sandbox", "SandboxInfo", "SandboxError", "Change"]
 

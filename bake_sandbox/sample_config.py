@@ -13,7 +13,7 @@ from pathlib import Path
 import tomlkit
 
 from bake.model.config import load_config
-from bake.sandbox.layout import BASE_AMI_PARAMETER, HOST, REGION, SSH_USER, Layout
+from bake_sandbox.layout import BASE_AMI_PARAMETER, HOST, REGION, SSH_USER, Layout
 
 
 def _lines(items: list[str]) -> tomlkit.items.Array:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import bake
-from bake.sandbox.errors import SandboxError
-from bake.sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, HOST, REGION, Layout
-from bake.sandbox.process import Daemon, port_open
+from bake_sandbox.errors import SandboxError
+from bake_sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, HOST, REGION, Layout
+from bake_sandbox.process import Daemon, port_open
 
 REPO_ROOT = Path(bake.__file__).resolve().parent.parent
 
@@ -27,9 +27,9 @@ def daemon(layout: Layout) -> Daemon:
         env.pop(var, None)
     return Daemon(
         name="moto",
-        argv=[sys.executable, "-m", "bake.sandbox.moto_server", "-H", HOST, "-p", str(layout.moto_port)],
+        argv=[sys.executable, "-m", "bake_sandbox.moto_server", "-H", HOST, "-p", str(layout.moto_port)],
         run_dir=layout.run_dir,
-        program="bake.sandbox.moto_server",
+        program="bake_sandbox.moto_server",
         env=env,
     )
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bake.errors import BakeError
-from bake.sandbox.process import free_port
+from bake_sandbox.process import free_port
 
 BINARY = "docker-registry"
 

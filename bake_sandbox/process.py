@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bake.sandbox.errors import SandboxError
+from bake_sandbox.errors import SandboxError
 
 
 def _alive(pid: int, program: str | None) -> bool:
