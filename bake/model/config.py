@@ -223,6 +223,11 @@ class PoolConfig(Strict):
     # The snapshotter the pool's nodes unpack images with; only one the bake fills can be
     # named (docs/containerd.md: a SOCI node would not see an overlayfs cache and pulls again).
     snapshotter: str = "overlayfs"
+    # Where the cache lives (issue 24): "ami" registers a new AMI; "data-volume" keeps the node's
+    # stock AMI and snapshots a second volume that holds the runtime's root.
+    cache: Literal["ami", "data-volume"] = "ami"
+    # The base AMI's operating system; "bottlerocket" bakes through its admin container.
+    os: Literal["al2023", "al2", "bottlerocket"] = "al2023"
     gpu: bool = False
     gpu_settings: GpuSettings = GpuSettings()
     subnet_id: str | None = None

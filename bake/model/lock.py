@@ -63,6 +63,11 @@ class LockEntry(_Model):
     # The AMI's copies in other regions ([pools.NAME.distribute] regions): { REGION: AMI_ID }.
     # None (not written) for a pool that distributes nothing.
     copies: dict[str, str] | None = None
+    # A cache = "data-volume" pool's entry (issue 24): the snapshot of the volume that holds the
+    # runtime's root, and the device the node maps it at.
+    cache: Literal["ami", "data-volume"] = "ami"
+    cache_snapshot_id: str | None = None
+    data_device: str | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None
