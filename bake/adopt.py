@@ -40,6 +40,8 @@ import tomlkit
 from tomlkit.items import Table
 
 from bake import aws
+from bake.aws import images
+from bake.aws.asg import LaunchSource, LaunchSourceError, launch_source
 from bake.errors import ConfigError, UsageError
 from bake.model.config import POOL_NAME, parse_config
 
@@ -257,25 +259,17 @@ def _describe_group(autoscaling: Any, name: str) -> dict[str, Any]:
 
 
 def _read_source(group: dict[str, Any], autoscaling: Any, ec2: Any) -> _Source:
-    name = group["AutoScalingGroupName"]
-    if lc_name := group.get("LaunchConfigurationName"):
-        lcs = autoscaling.describe_launch_configurations(LaunchConfigurationNames=[lc_name])["LaunchConfigurations"]
-        if not lcs:
-            raise AdoptError(f"launch configuration {lc_name!r} of {name!r} does not exist")
-        return _from_launch_configuration(lcs[0], ec2)
-    spec = group.get("LaunchTemplate")
-    if not spec:
-        raise AdoptError(f"Auto Scaling group {name!r} has no launch configuration or launch template")
-    ref = ({"LaunchTemplateId": spec["LaunchTemplateId"]} if spec.get("LaunchTemplateId")
-           else {"LaunchTemplateName": spec["LaunchTemplateName"]})
-    version = spec.get("Version") or "$Default"
-    versions = ec2.describe_launch_template_versions(**ref, Versions=[version])["LaunchTemplateVersions"]
-    if not versions:
-        raise AdoptError(f"launch template {ref} version {version} of {name!r} does not exist")
-    return _from_launch_template(versions[0], ec2)
+    try:
+        source = launch_source(group, autoscaling, ec2)
+    except LaunchSourceError as e:
+        raise AdoptError(str(e)) from None
+    if source.kind == "launch_configuration":
+        return _from_launch_configuration(source, ec2)
+    return _from_launch_template(source, ec2)
 
 
-def _from_launch_configuration(lc: dict[str, Any], ec2: Any) -> _Source:
+def _from_launch_configuration(source: LaunchSource, ec2: Any) -> _Source:
+    lc = source.data
     notes: list[str] = []
     for key, label in (("SpotPrice", "spot_price"), ("PlacementTenancy", "placement_tenancy"),
                        ("ClassicLinkVPCId", "classic link"), ("KernelId", "kernel_id"), ("RamdiskId", "ramdisk_id")):
@@ -287,8 +281,8 @@ def _from_launch_configuration(lc: dict[str, Any], ec2: Any) -> _Source:
         notes.append("AssociatePublicIpAddress = true is not copied: the subnets' own setting applies")
     monitoring = (lc.get("InstanceMonitoring") or {}).get("Enabled")
     return _Source(
-        kind="launch_configuration",
-        label=f"launch configuration {lc['LaunchConfigurationName']}",
+        kind=source.kind,
+        label=source.label,
         adopt={"launch_configuration": lc["LaunchConfigurationName"]},
         ami=lc["ImageId"],
         instance_type=lc["InstanceType"],
@@ -304,21 +298,20 @@ def _from_launch_configuration(lc: dict[str, Any], ec2: Any) -> _Source:
     )
 
 
-def _from_launch_template(version: dict[str, Any], ec2: Any) -> _Source:
-    data = version.get("LaunchTemplateData") or {}
-    if not data.get("ImageId"):
-        raise AdoptError(f"launch template {version['LaunchTemplateId']} version {version['VersionNumber']} names no AMI")
+def _from_launch_template(source: LaunchSource, ec2: Any) -> _Source:
+    version, data = source.data, source.settings
+    if not source.ami:
+        raise AdoptError(f"{source.label} names no AMI")
     if not data.get("InstanceType"):
-        raise AdoptError(f"launch template {version['LaunchTemplateId']} version {version['VersionNumber']} names no "
-                         "instance type (instance requirements are not supported)")
+        raise AdoptError(f"{source.label} names no instance type (instance requirements are not supported)")
     notes = [f"launch template data {k} is not copied" for k in sorted(set(data) - _LT_COPIED)]
     groups = list(data.get("SecurityGroupIds") or []) + list(data.get("SecurityGroups") or [])
     for eni in data.get("NetworkInterfaces") or []:
         groups += list(eni.get("Groups") or [])
     profile = data.get("IamInstanceProfile") or {}
     return _Source(
-        kind="launch_template",
-        label=f"launch template {version['LaunchTemplateId']} version {version['VersionNumber']}",
+        kind=source.kind,
+        label=source.label,
         adopt={"launch_template_id": version["LaunchTemplateId"],
                "launch_template_version": str(version["VersionNumber"])},
         ami=data["ImageId"],
@@ -364,12 +357,12 @@ def _group_ids(groups: list[str], ec2: Any) -> list[str]:
 
 def _root_device(ami: str, ec2: Any) -> str | None:
     try:
-        images = ec2.describe_images(ImageIds=[ami])["Images"]
-    except Exception as e:  # noqa: BLE001
+        image = images.describe(ec2, ami)
+    except Exception as e:  # noqa: BLE001 - a refused look leaves the device unknown, as a gone AMI does
         if aws.error_code(e) is None:
             raise
-        images = []
-    return images[0].get("RootDeviceName") if images else None
+        image = None
+    return image.root_device if image else None
 
 
 # -- the pool table -------------------------------------------------------------------------------

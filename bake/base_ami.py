@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bake import resources, tags
+from bake.aws import images
+from bake.aws.asg import LaunchSourceError, launch_source
 from bake.errors import UsageError
 
 
@@ -32,39 +34,26 @@ def resolve_base_ami(spec: str, pool: str, client: Callable[[str], Any]) -> dict
 
 
 def check_available(ami: str, pool: str, spec: str, ec2: Any) -> dict[str, Any]:
-    image = resources.describe_image(ec2, ami)
+    image = images.describe(ec2, ami)
     if image is None:
         via = f" (from {spec})" if spec != ami else ""
         raise UsageError(f"pool {pool}: base AMI {ami}{via} does not exist or is not visible to this account")
-    if image.get("State") != "available":
-        raise UsageError(f"pool {pool}: base AMI {ami} is {image.get('State')}, not available")
-    return image
+    if image.state != "available":
+        raise UsageError(f"pool {pool}: base AMI {ami} is {image.state or None}, not available")
+    return image.data
 
 
 def ami_of_asg(name: str, pool: str, ec2: Any, autoscaling: Any) -> str:
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     if not groups:
         raise UsageError(f"pool {pool}: Auto Scaling group {name} does not exist (base_ami = 'asg:{name}')")
-    group = groups[0]
-    if lc_name := group.get("LaunchConfigurationName"):
-        lcs = autoscaling.describe_launch_configurations(LaunchConfigurationNames=[lc_name])["LaunchConfigurations"]
-        if not lcs:
-            raise UsageError(f"pool {pool}: launch configuration {lc_name} of {name} does not exist")
-        return lcs[0]["ImageId"]
-    spec = group.get("LaunchTemplate") or (
-        group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
-    )
-    if not spec:
-        raise UsageError(f"pool {pool}: Auto Scaling group {name} has no launch configuration or template")
-    ref = {"LaunchTemplateId": spec["LaunchTemplateId"]} if spec.get("LaunchTemplateId") else {
-        "LaunchTemplateName": spec["LaunchTemplateName"]
-    }
-    version = spec.get("Version") or "$Default"
-    versions = ec2.describe_launch_template_versions(**ref, Versions=[version])["LaunchTemplateVersions"]
-    ami = versions[0]["LaunchTemplateData"].get("ImageId") if versions else None
-    if not ami:
-        raise UsageError(f"pool {pool}: the launch template of {name} (version {version}) names no AMI")
-    return ami
+    try:
+        source = launch_source(groups[0], autoscaling, ec2)
+    except LaunchSourceError as e:
+        raise UsageError(f"pool {pool}: {e} (base_ami = 'asg:{name}')") from None
+    if not source.ami:
+        raise UsageError(f"pool {pool}: the {source.label} of {name} names no AMI")
+    return source.ami
 
 
 def baked_base_warning(pool: Any, ami: str, image: dict[str, Any]) -> str | None:
@@ -72,7 +61,7 @@ def baked_base_warning(pool: Any, ami: str, image: dict[str, Any]) -> str | None
     images over the last bake's. Say so, and name the base that AMI was baked on."""
     if not pool.base_ami.startswith("asg:"):
         return None
-    found = tags.from_aws(image.get("Tags"))
+    found = images.Image(image).tags
     if found.get(tags.KEY_TOOL) != tags.TOOL:
         return None
     origin = found.get(tags.KEY_BASE_AMI)

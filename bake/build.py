@@ -17,11 +17,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from bake import aws, resources, tags
+from bake import aws, resources
+from bake.aws.images import Image, tool_images
 from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.decision import Action, decide
-from bake.disk import DiskPlan, builder_disk, platform_arch, root_volume_gib
+from bake.disk import DiskPlan, builder_disk
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
 from bake.first_start import FirstRead, first_read
@@ -215,7 +216,7 @@ class Baker:
             plan.warnings.append(warning)
         # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
         # the builder's disk and records their total. One manifest GET (two for an index) each.
-        arch = platform_arch(base_image)
+        arch = Image(base_image).platform_arch
         sizes = registry.compressed_sizes(plan.images, arch, concurrency=RESOLVE_CONCURRENCY)
         plan.image_sizes = {i.ref.original: n for i, n in zip(plan.images, sizes)}
         plan = self._decide(plan, record_)
@@ -227,7 +228,7 @@ class Baker:
 
     def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
         """The builder's disk from the compressed sizes when the pool does not set root_volume_size."""
-        base_gib = root_volume_gib(base_image)
+        base_gib = Image(base_image).root_volume_gib
         if plan.pool.root_volume_size is None and base_gib is not None:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
 
@@ -395,16 +396,8 @@ def gpu_floor(pool: PoolConfig, registry: RegistryClient, images: list[ResolvedI
 
 def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:
     """The pool's newest available AMI tagged with the fingerprint (a lost lock is rebuilt from it)."""
-    images = ec2.describe_images(
-        Owners=["self"],
-        Filters=[
-            {"Name": f"tag:{tags.KEY_FINGERPRINT}", "Values": [fp]},
-            {"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]},
-            {"Name": "state", "Values": ["available"]},
-        ],
-    )["Images"]
-    images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
-    return images[0]["ImageId"] if images else None
+    found = tool_images(ec2, pool=pool, fingerprint=fp, available=True)
+    return found[0].id if found else None
 
 
 def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:

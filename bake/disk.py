@@ -49,17 +49,3 @@ def builder_disk(base_gib: int, compressed: list[int]) -> DiskPlan:
     need = base_gib + sum(compressed) * UNPACK_FACTOR / GIB
     gib = math.ceil(need + max(need * HEADROOM, HEADROOM_MIN_GIB))
     return DiskPlan(gib=gib, base_gib=base_gib, compressed_bytes=sum(compressed), images=len(compressed))
-
-
-def root_volume_gib(image: dict) -> int | None:
-    """The base AMI's root volume size (DescribeImages), or None when it does not say."""
-    root = image.get("RootDeviceName")
-    for mapping in image.get("BlockDeviceMappings", []):
-        if mapping.get("DeviceName") == root and mapping.get("Ebs", {}).get("VolumeSize"):
-            return int(mapping["Ebs"]["VolumeSize"])
-    return None
-
-
-def platform_arch(image: dict) -> str:
-    """The OCI architecture of an AMI's ``Architecture`` (x86_64 -> amd64)."""
-    return {"x86_64": "amd64", "arm64": "arm64", "i386": "386"}.get(image.get("Architecture", ""), "amd64")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bake import aws
+from bake.aws import images
 from bake.cancel import CancelToken
 from bake.polling import WaitStats, schedule_for
 
@@ -36,13 +37,10 @@ NOT_FOUND = frozenset({
     "InvalidGroup.NotFound",
     "InvalidGroupId.NotFound",
     "InvalidKeyPair.NotFound",
-    "InvalidAMIID.NotFound",
-    "InvalidAMIID.Unavailable",
-    "InvalidAMIID.Malformed",  # an id AWS cannot even parse names nothing that exists
     "InvalidSnapshot.NotFound",
     "InvalidSubnetID.NotFound",
     "ParameterNotFound",  # SSM
-})
+}) | images.IMAGE_NOT_FOUND
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -146,30 +144,9 @@ def delete_key_pair(ec2: Any, key_name: str) -> bool:
 # --- AMIs and their snapshots ---------------------------------------------------------------
 
 
-def snapshot_ids(image: dict[str, Any]) -> list[str]:
-    """The EBS snapshots behind an image, from its DescribeImages entry."""
-    return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-
-
-def describe_image(ec2: Any, ami_id: str) -> dict[str, Any] | None:
-    """The image's DescribeImages entry, or None when it does not exist (or is not visible)."""
-    try:
-        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
-    except Exception as e:
-        if is_not_found(e):
-            return None
-        raise
-    return images[0] if images else None
-
-
 def image_available(ec2: Any, ami_id: str) -> bool:
-    image = describe_image(ec2, ami_id)
-    return image is not None and image.get("State") == "available"
-
-
-def image_snapshot_ids(ec2: Any, ami_id: str) -> list[str]:
-    image = describe_image(ec2, ami_id)
-    return snapshot_ids(image) if image else []
+    image = images.describe(ec2, ami_id)
+    return image is not None and image.state == "available"
 
 
 def deregister_image(ec2: Any, ami_id: str) -> bool:
@@ -196,7 +173,7 @@ def deregister_image_and_snapshots(ec2: Any, ami_id: str, snapshots: Iterable[st
     cannot be deregistered keeps its snapshots (they still back it), and one snapshot's
     refusal does not stop the others.
     """
-    out = ImageRemoval(ami_id, list(snapshots) if snapshots is not None else image_snapshot_ids(ec2, ami_id))
+    out = ImageRemoval(ami_id, list(snapshots) if snapshots is not None else images.snapshot_ids_of(ec2, ami_id))
     try:
         out.deregistered = deregister_image(ec2, ami_id)
     except Exception as e:

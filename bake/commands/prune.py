@@ -10,6 +10,7 @@ from bake.commands.context import Context
 from bake.errors import ExitCode, UsageError
 from bake.model.config import BakeConfig
 from bake.model.lock import LockData
+from bake.tags import KEY_POOL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +55,15 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
     """One region: its AMIs and copies, checked against that region's templates, configurations
     and instances (and the lock, which names every region's)."""
     from bake.lifecycle import common
-    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
+    from bake.aws.images import tool_images
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune
 
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
-    images = tool_amis(ec2)
+    images = tool_images(ec2)
     if args.pool:
         known = set(config.pools if config else ()) | set(lock.pools)
-        known |= {t["Value"] for i in images for t in i.get("Tags", []) if t["Key"] == "bake:pool"}
+        known |= {i.tags[KEY_POOL] for i in images if KEY_POOL in i.tags}
         unknown = [p for p in args.pool if p not in known]
         if unknown:
             raise UsageError(f"no pool named {', '.join(map(repr, unknown))} in the config, the lock or the AMIs' tags")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bake import aws
+from bake.aws import paginate
 from bake.errors import UsageError
 from bake.model import paths
 from bake.model.config import BakeConfig, load_config
@@ -96,11 +97,6 @@ def regions(region: str, config: BakeConfig | None, explicit: bool = False) -> l
 def clients(region: str, *services: str) -> list[Any]:
     sess = aws.session(region)
     return [aws.client(sess, s, region) for s in services]
-
-
-def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        yield from page.get(key, [])
 
 
 def instances(ec2: Any, filters: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:

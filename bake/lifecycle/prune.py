@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bake import resources, tags
+from bake.aws.images import Image, owned_images
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
@@ -55,17 +56,7 @@ class PrunePlan:
         return [c for c in self.candidates if c.remove]
 
 
-def tool_amis(ec2: Any, pool: str | None = None) -> list[dict[str, Any]]:
-    filters = [
-        {"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]},
-        {"Name": f"tag:{tags.KEY_ROLE}", "Values": ["ami"]},
-    ]
-    if pool:
-        filters.append({"Name": f"tag:{tags.KEY_POOL}", "Values": [pool]})
-    return list(paginate(ec2, "describe_images", "Images", Owners=["self"], Filters=filters))
-
-
-def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] = ()) -> dict[str, list[str]]:
+def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[Image | dict[str, Any]] = ()) -> dict[str, list[str]]:
     """``{ami: [who uses it]}`` over all launch template versions, launch configurations and
     non-terminated instances of the region, and, among ``images``, those with a snapshot whose
     fast snapshot restore is still enabled in some zone: AWS would delete that snapshot and
@@ -86,16 +77,16 @@ def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[dict[str, Any]] =
             add(lc.get("ImageId"), f"launch configuration {lc.get('LaunchConfigurationName')}")
         for inst in instances(ec2, [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
             add(inst.get("ImageId"), f"instance {inst['InstanceId']} ({inst.get('State', {}).get('Name')})")
-        images = list(images)
+        images = [Image.of(i) for i in images]
         if images:
             zones: dict[str, list[str]] = {}
             for item in paginate(ec2, "describe_fast_snapshot_restores", "FastSnapshotRestores"):
                 if item.get("State") != "disabled":
                     zones.setdefault(item["SnapshotId"], []).append(item["AvailabilityZone"])
             for img in images:
-                for snap in resources.snapshot_ids(img):
+                for snap in img.snapshot_ids:
                     if snap in zones:
-                        add(img["ImageId"], f"fast snapshot restore still enabled on {snap} in "
+                        add(img.id, f"fast snapshot restore still enabled on {snap} in "
                                             f"{', '.join(sorted(zones[snap]))} (disable it first)")
     except ClientError as e:
         raise BakeError(
@@ -110,14 +101,13 @@ def _refusal_or_error(e: ClientError) -> str:
     return reason if reason != error_code(e) else f"{reason}: {e.response['Error'].get('Message', '')}"
 
 
-def _created(image: dict[str, Any]) -> str:
-    t = tags.from_aws(image.get("Tags"))
-    stamp = parse_time(t.get(tags.KEY_CREATED)) or parse_time(image.get("CreationDate"))
+def _created(image: Image) -> str:
+    stamp = parse_time(image.tags.get(tags.KEY_CREATED)) or parse_time(image.creation_date)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
 
 
 def plan_prune(
-    images: Iterable[dict[str, Any]],
+    images: Iterable[Image | dict[str, Any]],
     lock: LockData,
     in_use: dict[str, list[str]],
     keep: int = DEFAULT_KEEP,
@@ -126,9 +116,9 @@ def plan_prune(
     """Decide, per pool, what goes and why the rest stays. Pure: no AWS calls."""
     if keep < 0:
         raise BakeError("--keep must be 0 or more")
-    by_pool: dict[str, list[dict[str, Any]]] = {}
-    for img in images:
-        t = tags.from_aws(img.get("Tags"))
+    by_pool: dict[str, list[Image]] = {}
+    for img in map(Image.of, images):
+        t = img.tags
         if t.get(tags.KEY_TOOL) != tags.TOOL or t.get(tags.KEY_ROLE) != "ami" or not t.get(tags.KEY_POOL):
             continue  # a filter that was not applied must not widen what we touch
         if pools and t[tags.KEY_POOL] not in pools:
@@ -145,10 +135,10 @@ def plan_prune(
     for pool in sorted(by_pool):
         rec = lock.pool(pool)
         history = {ami: i for i, e in enumerate(rec.history[:keep]) for ami in e.amis()}
-        imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.get("CreationDate", ""), i["ImageId"]), reverse=True)
+        imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.creation_date, i.id), reverse=True)
         for rank, img in enumerate(imgs):
-            ami = img["ImageId"]
-            c = Candidate(pool, ami, img.get("Name", ""), _created(img), img.get("State", ""), resources.snapshot_ids(img))
+            ami = img.id
+            c = Candidate(pool, ami, img.name, _created(img), img.state, img.snapshot_ids)
             if rank < keep:
                 c.reasons.append(f"{rank + 1} of the {keep} newest")
             if ami in protected:
@@ -174,9 +164,9 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
     removals = sorted(plan.removals, key=lambda c: (c.created, c.ami_id))
     gone = {c.ami_id for c in removals}
     backing: set[str] = set()
-    for img in paginate(ec2, "describe_images", "Images", Owners=["self"]):
-        if img["ImageId"] not in gone:
-            backing.update(resources.snapshot_ids(img))
+    for img in owned_images(ec2):
+        if img.id not in gone:
+            backing.update(img.snapshot_ids)
     failures: list[str] = []
     for c in removals:
         if cancel:

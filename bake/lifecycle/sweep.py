@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bake import resources, tags
+from bake.aws.images import Image, owned_images, tool_filters, tool_snapshots
 from bake.cancel import CancelToken
 from bake.errors import BakeError
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate, parse_time
@@ -34,7 +35,6 @@ from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
 KINDS = ("instance", "security-group", "key-pair", "image", "snapshot")
-_TOOL_FILTER = [{"Name": f"tag:{tags.KEY_TOOL}", "Values": [tags.TOOL]}]
 
 
 @dataclass
@@ -67,6 +67,31 @@ def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any,
                     kept=tags.KEY_KEPT in t)
 
 
+@dataclass
+class Inventory:
+    """What a sweep reads of one region (``read_inventory``); ``classify`` decides on it alone."""
+
+    instances: list[dict[str, Any]] = field(default_factory=list)  # the tool's, not terminated
+    security_groups: list[dict[str, Any]] = field(default_factory=list)  # the tool's
+    key_pairs: list[dict[str, Any]] = field(default_factory=list)  # the tool's
+    images: list[Image] = field(default_factory=list)  # every AMI the account owns: which snapshots back one
+    snapshots: list[dict[str, Any]] = field(default_factory=list)  # the tool's
+
+
+def read_inventory(ec2: Any) -> Inventory:
+    """The AWS reads: everything the tool tagged in the client's region, and every owned AMI."""
+    tool = tool_filters()
+    live = [*tool, {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
+    return Inventory(
+        instances=list(instances(ec2, live)),
+        security_groups=list(paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=tool)),
+        # DescribeKeyPairs has no paginator: it returns every key pair at once.
+        key_pairs=ec2.describe_key_pairs(Filters=tool).get("KeyPairs", []),
+        images=owned_images(ec2),
+        snapshots=tool_snapshots(ec2),
+    )
+
+
 def find_leftovers(
     ec2: Any,
     older_than: timedelta,
@@ -74,36 +99,35 @@ def find_leftovers(
     now: datetime | None = None,
 ) -> SweepPlan:
     """List the tool's resources and sort them into leftovers, fresh runs and keepers."""
-    now = now or datetime.now(timezone.utc)
-    protected_amis = protected_amis or {}
+    return classify(read_inventory(ec2), older_than, protected_amis or {}, now or datetime.now(timezone.utc))
+
+
+def classify(inv: Inventory, older_than: timedelta, protected_amis: dict[str, str], now: datetime) -> SweepPlan:
+    """Sort what ``read_inventory`` found into leftovers (in removal order), fresh runs and
+    keepers, with the reason each is kept. Pure: no AWS calls."""
     found: list[Resource] = []
     kept: list[tuple[Resource, str]] = []
 
-    live = [*_TOOL_FILTER, {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
-    for inst in instances(ec2, live):
+    for inst in inv.instances:
         found.append(_resource("instance", inst["InstanceId"], tags.from_aws(inst.get("Tags")).get("Name", ""), inst.get("Tags"),
                                inst.get("LaunchTime"), inst.get("State", {}).get("Name", "")))
-    for sg in paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=_TOOL_FILTER):
+    for sg in inv.security_groups:
         found.append(_resource("security-group", sg["GroupId"], sg.get("GroupName", ""), sg.get("Tags"), None))
-    # DescribeKeyPairs has no paginator: it returns every key pair at once.
-    for kp in ec2.describe_key_pairs(Filters=_TOOL_FILTER).get("KeyPairs", []):
+    for kp in inv.key_pairs:
         found.append(_resource("key-pair", kp.get("KeyPairId") or kp["KeyName"], kp["KeyName"], kp.get("Tags"), kp.get("CreateTime")))
 
-    # AMIs: every AMI of the account, to know which snapshots are still needed.
-    all_images = list(paginate(ec2, "describe_images", "Images", Owners=["self"]))
     doomed_images: set[str] = set()
-    for img in all_images:
-        t = tags.from_aws(img.get("Tags"))
-        if t.get(tags.KEY_TOOL) != tags.TOOL:
+    for img in inv.images:
+        if not img.by_tool:
             continue
-        r = _resource("image", img["ImageId"], img.get("Name", ""), img.get("Tags"), img.get("CreationDate"), img.get("State", ""))
-        if img["ImageId"] in protected_amis:
-            kept.append((r, f"in the lock ({protected_amis[img['ImageId']]})"))
-        elif img.get("State") == "available":
+        r = _resource("image", img.id, img.name, img.data.get("Tags"), img.creation_date, img.state)
+        if img.id in protected_amis:
+            kept.append((r, f"in the lock ({protected_amis[img.id]})"))
+        elif img.state == "available":
             kept.append((r, "available: a finished build; retire it with `bake prune`"))
         else:
             found.append(r)
-            doomed_images.add(img["ImageId"])
+            doomed_images.add(img.id)
 
     # A run kept by `build --keep-on-failure` is over: its resources go whatever their age.
     kept_runs = {r.run_id for r in found if r.run_id and r.kept}
@@ -122,12 +146,12 @@ def find_leftovers(
 
     # Snapshots: tagged ones that back no AMI that stays, plus those behind AMIs we deregister.
     backing: dict[str, str] = {}
-    for img in all_images:
-        if img["ImageId"] not in doomed_images:
-            for snap in resources.snapshot_ids(img):
-                backing.setdefault(snap, img["ImageId"])
+    for img in inv.images:
+        if img.id not in doomed_images:
+            for snap in img.snapshot_ids:
+                backing.setdefault(snap, img.id)
     snapshots: dict[str, Resource] = {}
-    for snap in paginate(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=_TOOL_FILTER):
+    for snap in inv.snapshots:
         r = _resource("snapshot", snap["SnapshotId"], snap.get("Description", "")[:60], snap.get("Tags"), snap.get("StartTime"))
         if snap["SnapshotId"] in backing:
             kept.append((r, f"backs {backing[snap['SnapshotId']]}"))
@@ -135,12 +159,12 @@ def find_leftovers(
             fresh.append(r)
         else:
             snapshots[r.id] = r
-    for img in all_images:
-        if img["ImageId"] in doomed_images:
-            parent = next(x for x in leftovers if x.id == img["ImageId"])
-            for snap in resources.snapshot_ids(img):
+    for img in inv.images:
+        if img.id in doomed_images:
+            parent = next(x for x in leftovers if x.id == img.id)
+            for snap in img.snapshot_ids:
                 if snap not in backing and snap not in snapshots:
-                    snapshots[snap] = Resource("snapshot", snap, f"of {img['ImageId']}", parent.run_id, parent.pool,
+                    snapshots[snap] = Resource("snapshot", snap, f"of {img.id}", parent.run_id, parent.pool,
                                                parent.created)
     leftovers.extend(snapshots.values())
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from bake import aws, resources, tags
+from bake.aws import images
 from bake.errors import BakeError
 from bake.steps.base import BuildState
 
@@ -61,7 +62,7 @@ class SnapshotProgress:
         st = self.st
         data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
         try:
-            self.snapshots = self.snapshots or resources.image_snapshot_ids(st.ec2, st.ami_id or "")
+            self.snapshots = self.snapshots or images.snapshot_ids_of(st.ec2, st.ami_id or "")
             if self.snapshots:
                 found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
                 percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
@@ -130,14 +131,7 @@ class AmiFacts(NamedTuple):
 
 def ami_facts(ec2: Any, ami_id: str) -> AmiFacts:
     """What the lock records of an AMI beside its id; nothing when the AMI is gone."""
-    image = resources.describe_image(ec2, ami_id)
+    image = images.describe(ec2, ami_id)
     if image is None:
         return AmiFacts([], None, None)
-    ebs = [bdm["Ebs"] for bdm in image.get("BlockDeviceMappings", []) if bdm.get("Ebs", {}).get("SnapshotId")]
-    cached = tags.from_aws(image.get("Tags")).get(tags.KEY_CACHE_BYTES)
-    sizes = [e.get("VolumeSize") for e in ebs]
-    return AmiFacts(
-        snapshot_ids=[e["SnapshotId"] for e in ebs],
-        snapshot_gib=sum(sizes) if sizes and all(isinstance(s, int) for s in sizes) else None,
-        cache_bytes=int(cached) if cached and cached.isdigit() else None,
-    )
+    return AmiFacts(image.snapshot_ids, image.snapshot_gib, image.cache_bytes)

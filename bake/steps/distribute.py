@@ -17,6 +17,7 @@ import hashlib
 from typing import Any
 
 from bake import aws, resources, tags
+from bake.aws import images
 from bake.errors import BakeError
 from bake.steps.base import BuildState
 
@@ -48,8 +49,10 @@ class StepCopyAmi:
         todo = [r for r in st.pool.distribute.copy_regions(st.region) if r not in st.copies]
         if not todo:
             return
-        source = st.ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]
-        aws_tags = tags.as_aws(copy_tags(tags.from_aws(source.get("Tags")), st))
+        source = images.describe(st.ec2, st.ami_id)
+        if source is None:
+            raise BakeError(f"AMI {st.ami_id} is gone: nothing to copy")
+        aws_tags = tags.as_aws(copy_tags(source.tags, st))
         on_copy = [{"ResourceType": kind, "Tags": aws_tags} for kind in ("image", "snapshot")]
         keys = st.pool.distribute.kms_key_ids
         # Every copy is started before any is waited for: AWS copies them at the same time.
@@ -58,8 +61,8 @@ class StepCopyAmi:
             encryption = {"Encrypted": True, "KmsKeyId": keys[region]} if region in keys else {}
             try:
                 resp = st.ec2_in(region).copy_image(
-                    SourceImageId=st.ami_id, SourceRegion=st.region, Name=source["Name"],
-                    Description=source.get("Description", ""), ClientToken=copy_token(st, region),
+                    SourceImageId=st.ami_id, SourceRegion=st.region, Name=source.name,
+                    Description=source.description, ClientToken=copy_token(st, region),
                     TagSpecifications=on_copy, **encryption,
                 )
             except Exception as e:
@@ -110,7 +113,7 @@ class StepShareAmi:
             st.cancel.check()
             ec2: Any = st.ec2 if region == st.region else st.ec2_in(region)
             ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": launch_permission(st)})
-            snaps = resources.image_snapshot_ids(ec2, ami)
+            snaps = images.snapshot_ids_of(ec2, ami)
             for snap in snaps if accounts else []:
                 ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
                                               OperationType="add", UserIds=accounts)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from bake import aws, resources, tags
+from bake.aws.images import Image, describe
+from bake.errors import BakeError
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS, PoolConfig
 from bake.steps.base import BuildState
 
+DEFAULT_ROOT_DEVICE = "/dev/xvda"  # an image that names no root device (EC2's Linux default)
 
-def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]:
+
+def block_devices(st: BuildState, image: Image) -> list[dict[str, Any]]:
     """The builder's root volume: the pool's size (else sized from the images, ``bake.disk``,
     decided while planning), type and encryption, and on gp3 the builder's own IOPS and
     throughput (pulls and unpacking run at the volume's speed)."""
@@ -25,7 +29,7 @@ def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]
         ebs["Encrypted"] = True
         ebs["KmsKeyId"] = pool.kms_key_id
     if fast:
-        size = size or root_snapshot_size(image)
+        size = size or image.root_volume_gib
         # gp3 allows 500 IOPS per GiB: a small base volume gets what it can take.
         iops = pool.builder_volume_iops or GP3_BASE_IOPS
         if size:
@@ -33,19 +37,11 @@ def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]
             iops = max(GP3_BASE_IOPS, min(iops, size * GP3_IOPS_PER_GIB))
         ebs["Iops"] = iops
         ebs["Throughput"] = min(pool.builder_volume_throughput or GP3_BASE_MIBS, int(iops * GP3_MIBS_PER_IOPS))
-    return [{"DeviceName": image.get("RootDeviceName", "/dev/xvda"), "Ebs": ebs}]
+    return [{"DeviceName": image.root_device or DEFAULT_ROOT_DEVICE, "Ebs": ebs}]
 
 
 def fast_builder_disk(pool: PoolConfig) -> bool:
     return pool.root_volume_type == "gp3" and bool(pool.builder_volume_iops or pool.builder_volume_throughput)
-
-
-def root_snapshot_size(image: dict[str, Any]) -> int | None:
-    root = image.get("RootDeviceName")
-    for bdm in image.get("BlockDeviceMappings", []):
-        if bdm.get("DeviceName") == root and bdm.get("Ebs", {}).get("VolumeSize"):
-            return int(bdm["Ebs"]["VolumeSize"])
-    return None
 
 
 class StepRunInstance:
@@ -54,7 +50,9 @@ class StepRunInstance:
 
     def run(self, st: BuildState) -> None:
         pool = st.pool
-        image = st.base_image or st.ec2.describe_images(ImageIds=[st.base_ami])["Images"][0]
+        image = Image(st.base_image) if st.base_image else describe(st.ec2, st.base_ami)
+        if image is None:
+            raise BakeError(f"pool {pool.name}: base AMI {st.base_ami} does not exist or is not visible to this account")
         run_tags = tags.as_aws(
             tags.run_tags(st.run_id, pool.name, "builder", st.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
         )
@@ -81,7 +79,7 @@ class StepRunInstance:
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
         if devices := block_devices(st, image):
             args["BlockDeviceMappings"] = devices
-        st.root_device_name = image.get("RootDeviceName", "/dev/xvda")
+        st.root_device_name = image.root_device or DEFAULT_ROOT_DEVICE
         resp = st.ec2.run_instances(**args)
         st.instance_id = resp["Instances"][0]["InstanceId"]
         st.emit("step", f"builder {st.instance_id} ({pool.instance_type}) launched, waiting for running", step=self.name)

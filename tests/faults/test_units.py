@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bake.aws.images import Image
 from bake.cancel import CancelToken
 from bake.disk import needed_bytes
 from bake.errors import BakeError, ConfigError, UsageError
@@ -410,4 +411,4 @@ def test_builder_disk_is_base_plus_unpacked_images_plus_headroom():
     image = {"RootDeviceName": "/dev/xvda", "Architecture": "arm64",
              "BlockDeviceMappings": [{"DeviceName": "/dev/xvdb", "Ebs": {"VolumeSize": 100}},
                                      {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}]}
-    assert disk.root_volume_gib(image) == 20 and disk.platform_arch(image) == "arm64"
+    assert Image(image).root_volume_gib == 20 and Image(image).platform_arch == "arm64"

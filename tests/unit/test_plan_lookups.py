@@ -30,7 +30,8 @@ def test_plan_looks_up_the_decisions_facts_and_closes_the_registry(in_process_ec
     # The lock was lost, but an AMI carries the pool's fingerprint tag: it is found and reused.
     iid = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=iid, Name="bake-cpu-t")["ImageId"]
-    ec2.create_tags(Resources=[ami], Tags=tags.as_aws({tags.KEY_FINGERPRINT: plan.fingerprint, tags.KEY_POOL: "cpu"}))
+    ec2.create_tags(Resources=[ami], Tags=tags.as_aws(  # as a bake tags its AMI
+        tags.run_tags("run-lost", "cpu", "ami", "2026-12-01T00:00:00Z", {tags.KEY_FINGERPRINT: plan.fingerprint})))
     [plan] = baker.plan()
     assert (plan.action, plan.ami_id) == ("reuse", ami)
 

@@ -7,6 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bake import polling, resources
+from bake.aws import images
 from bake.cancel import CancelToken
 from bake.errors import BakeError, Cancelled
 
@@ -56,7 +57,7 @@ def groups(ec2, group_id: str) -> list:
 def image(ec2) -> tuple[str, list[str]]:
     iid = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=iid, Name="bake-t")["ImageId"]
-    snaps = resources.image_snapshot_ids(ec2, ami)
+    snaps = images.snapshot_ids_of(ec2, ami)
     assert snaps, "moto gives an AMI made from an instance its root snapshot"
     return ami, snaps
 
@@ -139,7 +140,7 @@ def test_ami_and_its_snapshots_go_together_and_gone_is_fine(ec2):
     ami, snaps = image(ec2)
     removal = resources.deregister_image_and_snapshots(ec2, ami)
     assert (removal.deregistered, removal.deleted, removal.failures) == (True, snaps, [])
-    assert resources.describe_image(ec2, ami) is None and not set(snaps) & snapshots(ec2)
+    assert images.describe(ec2, ami) is None and not set(snaps) & snapshots(ec2)
     again = resources.deregister_image_and_snapshots(ec2, ami, snaps)  # already gone: no error
     assert (again.deregistered, again.deleted, again.failures) == (False, [], [])
     assert resources.deregister_image(ec2, "ami-00000000000000000") is False
@@ -170,8 +171,8 @@ def test_image_lookups(ec2):
     ami, snaps = image(ec2)
     assert resources.image_available(ec2, ami)
     assert not resources.image_available(ec2, "ami-00000000000000000")
-    assert resources.describe_image(ec2, "not-an-ami-id") is None  # malformed names nothing
-    assert resources.snapshot_ids({"BlockDeviceMappings": [{"Ebs": {"SnapshotId": "snap-1"}}, {"VirtualName": "ephemeral0"}]}) == ["snap-1"]
+    assert images.describe(ec2, "not-an-ami-id") is None  # malformed names nothing
+    assert images.Image({"BlockDeviceMappings": [{"Ebs": {"SnapshotId": "snap-1"}}, {"VirtualName": "ephemeral0"}]}).snapshot_ids == ["snap-1"]
 
 
 def test_not_found_is_one_set_of_codes():

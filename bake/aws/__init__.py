@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -105,6 +105,12 @@ def describe_error(exc: BaseException) -> str | None:
     if isinstance(exc, ResponseParserError):  # an answer the hook above did not recognise
         return f"AWS: an answer botocore could not read: {str(exc).splitlines()[0][:200]}"
     return None
+
+
+def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item under ``key`` of every page of ``operation``."""
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
 
 
 def error_code(exc: BaseException) -> str | None:
