@@ -1,4 +1,5 @@
-"""When to ask again: the interval policy of every wait (instance states, SSH, AMI).
+"""When to ask again: the interval policy of every wait (instance states, SSH, AMI), and
+``wait_until``, the one loop every wait runs (its deadline, its cancellation, its figures).
 
 A fixed interval loses half of it on average after the state has changed (5 s polls lose
 2.5 s). Polling every 0.2 s would notice at once but hammer the API for minutes on an AMI.
@@ -12,8 +13,14 @@ botocore's standard retry mode backs each call off.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from bake.cancel import CancelToken
+
+T = TypeVar("T")
 
 QUICK_FOR = 3.0  # seconds of quick polls at the start
 QUICK = 0.5
@@ -26,10 +33,17 @@ AT_WITHIN = 3.0
 GROWTH = 0.1  # then +0.1 s of interval per second beyond, up to the ceiling
 
 
+class Schedule(Protocol):
+    def interval(self, elapsed: float) -> float:
+        """Seconds to sleep after a poll made ``elapsed`` seconds into the wait."""
+        ...
+
+
 @dataclass(frozen=True)
 class PollSchedule:
     expected: float  # seconds the change usually takes on EC2
     ceiling: float = 5.0  # the longest interval ever
+    floor: float = QUICK  # ... unless the ceiling is below it: never a busy loop by accident
 
     def interval(self, elapsed: float) -> float:
         """Seconds to sleep after a poll made ``elapsed`` seconds into the wait."""
@@ -42,7 +56,17 @@ class PollSchedule:
             step = AT if abs(elapsed - self.expected) < AT_WITHIN else NEAR
         else:
             step = NEAR + GROWTH * (elapsed - NEAR_UNTIL * self.expected)
-        return min(step, max(self.ceiling, QUICK))
+        return min(step, max(self.ceiling, self.floor))
+
+
+@dataclass(frozen=True)
+class Every:
+    """A fixed interval, for what has no usual time on EC2 (a console, a daemon on the builder)."""
+
+    seconds: float
+
+    def interval(self, elapsed: float) -> float:
+        return self.seconds
 
 
 # What each wait usually takes on EC2 (docs/ec2-timing.md gives the sources).
@@ -72,3 +96,47 @@ class WaitStats:
 
     def as_data(self) -> dict[str, Any]:
         return {"wait": self.name, "seconds": round(self.seconds, 3), "calls": self.calls}
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    schedule: Schedule,
+    cancel: CancelToken | None,
+    *,
+    timeout: float,
+    on_timeout: Callable[[], T],
+    stats: WaitStats | None = None,
+    on_pending: Callable[[float], Schedule | None] | None = None,
+    last_look: bool = False,
+) -> T:
+    """Call ``probe`` until it answers (anything but None), and return that answer.
+
+    Between calls it sleeps as ``schedule`` says, through ``cancel`` (a Ctrl-C ends the wait
+    within one interval; None: a wait nothing interrupts, as a step's undo needs). When the next
+    pause would end past ``timeout`` it returns ``on_timeout()``, which raises (or gives the
+    answer a wait that may run out has then); with ``last_look`` it first asks once more at the
+    deadline itself. ``on_pending(elapsed)`` runs after each "not yet" that is followed by a
+    pause (progress reports, a retry's message) and may return a better schedule for the rest.
+    ``stats`` counts the calls and, on an answer, the seconds it took.
+    """
+    token = cancel or CancelToken()
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        token.check()
+        if stats is not None:
+            stats.calls += 1
+        answer = probe()
+        if answer is not None:
+            if stats is not None:
+                stats.seconds = time.monotonic() - started
+            return answer
+        now = time.monotonic()
+        pause = schedule.interval(now - started)
+        if now + pause > deadline:
+            if not (last_look and now < deadline):
+                return on_timeout()
+            pause = deadline - now
+        if on_pending and (better := on_pending(now - started)) is not None:
+            schedule = better
+        token.sleep(pause)

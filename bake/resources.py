@@ -20,15 +20,14 @@ kind in ``KINDS``) and removes it with the same function.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bake import aws
 from bake.aws import images
 from bake.cancel import CancelToken
-from bake.polling import WaitStats, schedule_for
+from bake.polling import QUICK, WaitStats, schedule_for, wait_until
 
 # What AWS answers when the thing a call names does not exist (or no longer does). One set for
 # every resource: a code is specific to its resource, so sharing the set never widens a check.
@@ -118,19 +117,22 @@ def delete_security_group(
     quickly at first (``bake.polling``: the interface is often gone within seconds), never
     more than ``delay`` apart.
     """
-    token = cancel or CancelToken()
-    started = time.monotonic()
-    deadline = started + timeout
-    schedule = schedule_for("security_group_deletable", ceiling=delay)
-    while True:
-        token.check()
+    last: list[BaseException] = []
+
+    def attempt() -> bool | None:
         try:
             return _unless_gone(ec2.delete_security_group, GroupId=group_id)
         except Exception as e:
-            pause = min(delay, schedule.interval(time.monotonic() - started))
-            if aws.error_code(e) != "DependencyViolation" or time.monotonic() + pause > deadline:
+            if aws.error_code(e) != "DependencyViolation":
                 raise
-        token.sleep(pause)
+            last[:] = [e]
+            return None
+
+    def expired() -> bool:
+        raise last[0]
+
+    schedule = replace(schedule_for("security_group_deletable", ceiling=delay), floor=min(delay, QUICK))
+    return wait_until(attempt, schedule, cancel, timeout=timeout, on_timeout=expired)
 
 
 # --- key pairs ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,15 @@ from bake.model.images import Credential, ResolvedImage
 from bake.model.refs import parse_reference
 from bake.pull_progress import CtrProgressParser, PullProgress
 from bake.references import GC_ADVICE, references, reports_pinned, runtime_version
-from bake.ssh import Connection, UnexpectedExit, sudo
+from bake.polling import Every, wait_until
+from bake.ssh import Connection, Result, UnexpectedExit, sudo
 
 # containerd's CRI plugin treats images with this label as its own (the kubelet sees them);
 # containerd 1.6.22+, 1.7.3+ and 2.x report images labelled pinned to the kubelet, whose image GC spares them.
 CRI_LABELS = ("io.cri-containerd.image=managed", "io.cri-containerd.pinned=pinned")
 
 # Registry and network answers worth another try; anything else (not found, denied) is final.
+CRI_POLL = 0.2  # seconds between CRI questions: it answers within moments of containerd
 TRANSIENT = re.compile(
     r"timeout|timed out|connection reset|connection refused|unexpected EOF|\bEOF\b|TLS handshake|"
     r"broken pipe|no route to host|temporar|too many requests|\b429\b|\b50[0234]\b|"
@@ -186,37 +187,42 @@ class Containerd:
         shown = f"ctr images tag {source} (+{len(targets)} references)"
         # Two bakes sharing one containerd (the sandbox's builders all do) may name the same
         # image at once: containerd then answers "already exists" for a name the other created.
-        for _ in range(2):
-            if conn.run(command, timeout=120, shown=shown, warn=True).ok:
-                break
-            time.sleep(0.5)
-        else:
-            conn.run(command, timeout=120, shown=shown)
+        # Twice half a second apart, then a third time whose failure is the error.
+        wait_until(lambda: conn.run(command, timeout=120, shown=shown, warn=True).ok or None, Every(0.5), conn.cancel,
+                   timeout=2 * 0.5, on_timeout=lambda: conn.run(command, timeout=120, shown=shown))
         self._await(conn, targets)  # verify then judges what the CRI reports
         return found.id
 
     def await_cri(self, conn: Connection, timeout: float) -> None:
         """Until the CRI answers its Version: a restarted containerd answers ``ctr`` a moment
         before its CRI plugin serves (and the kubelet, like the pulls' naming, talks CRI)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        failed: list[UnexpectedExit] = []
+
+        def answers() -> bool | None:
             try:
                 self.lookup(conn, [])
-                return
-            except UnexpectedExit:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+                return True
+            except UnexpectedExit as e:
+                failed[:] = [e]
+                return None
+
+        def expired() -> bool:
+            raise failed[0]
+
+        wait_until(answers, Every(CRI_POLL), conn.cancel, timeout=timeout, on_timeout=expired, last_look=True)
 
     def _await(self, conn: Connection, refs: list[str]) -> dict[str, Found | None]:
         """The CRI learns of new names from containerd's events, a moment after ctr returns:
         ask until it reports every one of ``refs`` or ``cri_wait`` passes."""
-        deadline = time.monotonic() + self.cri_wait
-        while True:
-            images = self.lookup(conn, refs).images
-            if all(images.values()) or time.monotonic() > deadline:
-                return images
-            time.sleep(0.2)
+        seen: dict[str, Found | None] = {}
+
+        def reported() -> dict[str, Found | None] | None:
+            seen.clear()
+            seen.update(self.lookup(conn, refs).images)
+            return dict(seen) if all(seen.values()) else None
+
+        return wait_until(reported, Every(CRI_POLL), conn.cancel, timeout=self.cri_wait, on_timeout=lambda: dict(seen),
+                          last_look=True)
 
     def lookup(self, conn: Connection, refs: list[str]) -> Answer:
         """Ask the CRI on the builder, as the kubelet does: ImageStatus for every reference
@@ -323,8 +329,16 @@ class Docker:
         return gpu.docker_default(text)
 
     def await_ready(self, conn: Connection, timeout: float) -> None:
-        wait = f"i=0; until docker version >/dev/null 2>&1; do i=$((i+1)); [ $i -ge {int(timeout)} ] && exit 1; sleep 1; done"
-        conn.run(sudo(wait), timeout=timeout + 30, shown="wait for docker")
+        last: list[Result] = []
+
+        def answers() -> bool | None:
+            last[:] = [conn.run(sudo("docker version >/dev/null 2>&1"), warn=True, timeout=60, shown="docker version")]
+            return last[0].ok or None
+
+        def expired() -> bool:
+            raise UnexpectedExit(last[0], "wait for docker")
+
+        wait_until(answers, Every(1.0), conn.cancel, timeout=timeout, on_timeout=expired)
 
     def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int:
         return 0  # dockerd (overlay2) keeps no compressed copy

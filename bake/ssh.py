@@ -23,7 +23,7 @@ from bake.lean_paramiko import paramiko
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.polling import WaitStats, schedule_for
+from bake.polling import Every, WaitStats, schedule_for, wait_until
 from bake.proxy import ProxyProcess
 
 OUTPUT_TAIL = 1500
@@ -116,37 +116,39 @@ class Connection:
     def open(self, timeout: float, on_retry: Callable[[str], None] | None = None) -> WaitStats:
         """Connect, retrying until ``timeout``: sshd and cloud-init's key come up late.
         Attempts follow ``bake.polling`` (quick at first and while sshd usually comes up)."""
-        started = time.monotonic()
-        deadline = started + timeout
-        schedule = schedule_for("ssh_ready", ceiling=SSH_RETRY_CEILING)
         stats = WaitStats("ssh_ready")
         last = ""
-        while True:
-            self.cancel.check()
-            stats.calls += 1
+
+        def attempt() -> bool | None:
+            nonlocal last
             try:
                 self._connect_once()
-                stats.seconds = time.monotonic() - started
-                return stats
+                return True
             except BakeError:
                 raise  # a host key mismatch is not going to fix itself
             except (OSError, paramiko.SSHException, EOFError) as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            delay = schedule.interval(time.monotonic() - started)
-            if time.monotonic() + delay > deadline:
-                if self.proxy:
-                    raise BakeError(
-                        f"cannot reach {self.user}@{self.host}:{self.port} through ssh_proxy_command within "
-                        f"{timeout:.0f}s (last error: {last}); check the proxy's own access (SSM agent and "
-                        "instance profile, or the Instance Connect endpoint)"
-                    )
+            return None
+
+        def expired() -> bool:
+            if self.proxy:
                 raise BakeError(
-                    f"cannot reach {self.user}@{self.host}:{self.port} over SSH within {timeout:.0f}s "
-                    f"(last error: {last}); check ssh_host, ssh_cidrs and the subnet's route"
+                    f"cannot reach {self.user}@{self.host}:{self.port} through ssh_proxy_command within "
+                    f"{timeout:.0f}s (last error: {last}); check the proxy's own access (SSM agent and "
+                    "instance profile, or the Instance Connect endpoint)"
                 )
+            raise BakeError(
+                f"cannot reach {self.user}@{self.host}:{self.port} over SSH within {timeout:.0f}s "
+                f"(last error: {last}); check ssh_host, ssh_cidrs and the subnet's route"
+            )
+
+        def retrying(elapsed: float) -> None:
             if on_retry:
                 on_retry(last)
-            self.cancel.sleep(delay)
+
+        wait_until(attempt, schedule_for("ssh_ready", ceiling=SSH_RETRY_CEILING), self.cancel, timeout=timeout,
+                   on_timeout=expired, stats=stats, on_pending=retrying)
+        return stats
 
     def _connect_once(self) -> None:
         client = paramiko.SSHClient()
@@ -201,9 +203,7 @@ class Connection:
         closes its channels (a command then reads as "exited -1") a moment before it marks
         itself inactive, and a run that looked in between took a cut connection for a failed
         command (seen once in tests/faults' cut-mid-pull test)."""
-        deadline = time.monotonic() + within
-        while self.alive and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: (not self.alive) or None, Every(0.01), None, timeout=within, on_timeout=lambda: True)
         return self.alive
 
     def reconnect(self, timeout: float) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.polling import WaitStats, schedule_for
+from bake.polling import PollSchedule, WaitStats, schedule_for, wait_until
 
 
 def session(region: str | None = None) -> Any:
@@ -137,33 +136,31 @@ def wait(
     Polls follow ``bake.polling`` (quick first and around the state's usual time on EC2, never
     more than ``delay`` apart). ``hint`` follows the timeout message (for example, which
     setting raises the timeout); ``on_poll(elapsed)`` runs after each poll that found the
-    state not reached yet (progress reports), and may return a better estimate of when the
-    change will land (seconds into the wait): the quick polls then move there."""
+    state not reached yet and another follows (progress reports), and may return a better
+    estimate of when the change will land (seconds into the wait): the quick polls then move there."""
     from botocore.exceptions import WaiterError
 
     waiter = ec2_or_other.get_waiter(waiter_name)
     schedule = schedule_for(waiter_name, ceiling=delay)
     stats = WaitStats(waiter_name)
-    started = time.monotonic()
-    deadline = started + timeout
-    while True:
-        cancel.check()
-        stats.calls += 1
+
+    def attempt() -> bool | None:
         try:
             waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 1}, **kwargs)
-            stats.seconds = time.monotonic() - started
-            return stats
+            return True
         except WaiterError as e:
             reason = str(e.kwargs.get("reason", ""))
             if "Max attempts exceeded" not in reason:
                 raise BakeError(f"{what}: {reason}") from None
-        if on_poll and (estimate := on_poll(time.monotonic() - started)) is not None:
-            schedule = replace(schedule, expected=estimate)
-        now = time.monotonic()
-        pause = schedule.interval(now - started)
-        if now + pause > deadline:
-            if now < deadline:  # one last look at the deadline itself
-                pause = deadline - now
-            else:
-                raise BakeError(f"{what}: not done after {timeout:.0f}s" + (f" ({hint})" if hint else ""))
-        cancel.sleep(pause)
+        return None
+
+    def expired() -> bool:
+        raise BakeError(f"{what}: not done after {timeout:.0f}s" + (f" ({hint})" if hint else ""))
+
+    def pending(elapsed: float) -> PollSchedule | None:
+        estimate = on_poll(elapsed) if on_poll else None
+        return replace(schedule, expected=estimate) if estimate is not None else None
+
+    wait_until(attempt, schedule, cancel, timeout=timeout, on_timeout=expired, stats=stats,
+               on_pending=pending, last_look=True)
+    return stats

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from functools import partial
 
 from bake.errors import BakeError, UsageError
 from bake.model.proxy_command import expand, shown
+from bake.polling import Every, wait_until
 from bake.proxy import ProxyProcess
 from bake.ssh import Connection, HostKeyCheck, console_fingerprints
 from bake.steps.base import BuildState
@@ -38,20 +37,22 @@ def expected_fingerprints(st: BuildState) -> set[str] | None:
     policy = st.pool.host_key_policy
     if policy == "tofu":
         return None
-    deadline = time.monotonic() + (st.pool.ssh_timeout if policy == "console" else 0)
-    while True:
+
+    def printed() -> set[str] | None:
         out = st.ec2.get_console_output(InstanceId=st.instance_id, Latest=True).get("Output") or ""
-        found = console_fingerprints(out)
-        if found:
-            return found
-        if time.monotonic() >= deadline:
-            if policy == "console":
-                raise BakeError(
-                    f"builder {st.instance_id} printed no SSH host key fingerprints on its console "
-                    f"within {st.pool.ssh_timeout}s (host_key_policy = \"console\")"
-                )
-            return None
-        st.cancel.sleep(CONSOLE_POLL)
+        return console_fingerprints(out) or None
+
+    def none_printed() -> set[str] | None:
+        if policy == "console":
+            raise BakeError(
+                f"builder {st.instance_id} printed no SSH host key fingerprints on its console "
+                f"within {st.pool.ssh_timeout}s (host_key_policy = \"console\")"
+            )
+        return None
+
+    # "console" waits for them; any other policy takes one look (a console that has them is used).
+    timeout = st.pool.ssh_timeout if policy == "console" else 0
+    return wait_until(printed, Every(CONSOLE_POLL), st.cancel, timeout=timeout, on_timeout=none_printed, last_look=True)
 
 
 class StepConnect:

@@ -12,6 +12,8 @@ class LocalShell:
     """Connection.run's contract (stdin, warn, timeout, the on_stdout hook), executed locally
     with ``env`` (None: this process's). Every command is kept in ``commands``."""
 
+    cancel = None  # Connection.cancel: nothing interrupts a local shell's waits
+
     def __init__(self, env: dict[str, str] | None = None):
         self.env = env
         self.commands: list[str] = []

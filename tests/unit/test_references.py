@@ -117,6 +117,8 @@ def test_aliases_change_the_fingerprint():
 class _RestartingCri:
     """A builder whose containerd was just restarted: the CRI refuses ``refusals`` times, then answers."""
 
+    cancel = None  # Connection.cancel
+
     def __init__(self, refusals: int):
         self.refusals, self.calls = refusals, 0
 
