@@ -161,3 +161,85 @@ def test_eta_from_snapshot_progress():
     assert eta_from_progress(33.0, 100) == 33.0  # done: the AMI follows at once
     assert eta_from_progress(2.0, 4) is None  # too coarse to say
     assert eta_from_progress(2.0, 0) is None
+
+
+class Recording:
+    """A CancelToken stand-in that records the pauses instead of sleeping (time does not pass)."""
+
+    def __init__(self):
+        self.pauses: list[float] = []
+
+    def check(self):
+        pass
+
+    def sleep(self, seconds: float):
+        self.pauses.append(seconds)
+
+
+def test_wait_until_returns_the_first_answer_and_counts_the_calls():
+    from bake.polling import Every, WaitStats, wait_until
+
+    answers = iter([None, None, "ready"])
+    token, stats = Recording(), WaitStats("x")
+    got = wait_until(lambda: next(answers), Every(0.2), token, timeout=10, on_timeout=lambda: "late", stats=stats)  # type: ignore[arg-type]
+    assert got == "ready" and stats.calls == 3 and token.pauses == [0.2, 0.2]
+
+
+def test_wait_until_gives_the_timeout_s_answer_and_looks_once_more_only_when_asked():
+    import time
+
+    from bake.polling import Every, wait_until
+
+    calls: list[float] = []
+
+    def never():
+        calls.append(time.monotonic())
+        return None
+
+    assert wait_until(never, Every(0.2), None, timeout=0.5, on_timeout=lambda: "gave up") == "gave up"
+    assert len(calls) == 3  # at 0, 0.2, 0.4 s: another pause would end past 0.5 s
+    calls.clear()
+    t0 = time.monotonic()
+    assert wait_until(never, Every(0.2), None, timeout=0.5, on_timeout=lambda: "gave up", last_look=True) == "gave up"
+    assert len(calls) == 4 and calls[-1] - t0 >= 0.5  # the last look is at the deadline itself
+    calls.clear()
+    assert wait_until(never, Every(10), None, timeout=0, on_timeout=lambda: None, last_look=True) is None
+    assert len(calls) == 1  # a zero timeout is one look
+
+
+def test_wait_until_lets_a_pending_hook_change_the_schedule_and_raises_what_on_timeout_raises():
+    from bake.polling import Every, wait_until
+
+    token = Recording()
+    answers = iter([None, None, None, True])
+    seen: list[float] = []
+
+    def pending(elapsed: float):
+        seen.append(elapsed)
+        return Every(0.05)
+
+    assert wait_until(lambda: next(answers), Every(0.3), token, timeout=10, on_timeout=lambda: False,  # type: ignore[arg-type]
+                      on_pending=pending)
+    assert token.pauses == [0.3, 0.05, 0.05] and len(seen) == 3
+
+    class Gone(Exception):
+        pass
+
+    def expired():
+        raise Gone("not done")
+
+    with pytest.raises(Gone):
+        wait_until(lambda: None, Every(0.01), None, timeout=0.02, on_timeout=expired)
+
+
+def test_wait_until_is_cancelled_before_each_call():
+    from bake.cancel import CancelToken
+    from bake.errors import Cancelled
+    from bake.polling import Every, wait_until
+
+    token = CancelToken()
+    token.cancel(15)
+    calls: list[int] = []
+    with pytest.raises(Cancelled):
+        wait_until(lambda: calls.append(1), Every(0.01), token, timeout=5, on_timeout=lambda: None)
+    assert calls == []
