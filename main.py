@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthesize the node-pool stack: ``python main.py`` (or ``cdktf synth``) -> cdktf.out/stacks/nodepools.
 
-Reads the config and the lock where ``python -m bake`` finds them (bake.model.paths: $BAKE_CONFIG,
+Reads the config and the lock where ``python -m bake`` finds them (bake.model.workspace: $BAKE_CONFIG,
 else ./bake.toml; $BAKE_LOCK, else amis.lock.json beside the config; ``load_config`` validates
 the whole file, rollout tables included), reads each
 ``user_data_file``, and only then
@@ -23,7 +23,7 @@ for p in (ROOT, ROOT / "constructs"):  # the source roots, as in pyproject (neve
 from bake.errors import BakeError, ConfigError  # noqa: E402
 from bake.model.config import load_config  # noqa: E402
 from bake.model.lock import LockFile  # noqa: E402
-from bake.model.paths import config_path, lock_path  # noqa: E402
+from bake.model.workspace import Workspace  # noqa: E402
 from bake.model.stack import STACK_ID  # noqa: E402
 from nodepools import stackdir, tfenv  # noqa: E402
 from nodepools.props import StackProps, stack_props  # noqa: E402
@@ -53,9 +53,9 @@ def load_props(config_path: str | Path, lock_path: str | Path) -> StackProps:
 
 def main() -> int:
     tfenv.apply()
-    config = config_path()
+    ws = Workspace.resolve()
     try:
-        props = load_props(config, lock_path(config))
+        props = load_props(ws.config_path, ws.lock_path)
     except BakeError as e:
         sys.stderr.write(f"main.py: error: {e}\n")
         return int(e.exit_code)

@@ -44,6 +44,8 @@ from bake.aws import images
 from bake.aws.asg import LaunchSource, LaunchSourceError, launch_source
 from bake.errors import ConfigError, UsageError
 from bake.model.config import POOL_NAME, parse_config
+from bake.model.times import iso_utc, utc_now
+from bake.model.workspace import resolve_region
 
 USER_DATA_DIR = "userdata"
 # Launch template data keys this tool copies; any other key the source sets is reported, not copied.
@@ -123,14 +125,15 @@ def adopt(
     _check_free(path, raw, pool, asg_name)
 
     if autoscaling is None or ec2 is None:
-        region = raw.get("region") if isinstance(raw.get("region"), str) else None
-        sess = aws.session(region)
+        configured = raw.get("region") if isinstance(raw.get("region"), str) else None
+        sess = aws.session(configured)
+        region = resolve_region(None, configured, lambda: aws.chain_region(sess), path)
         autoscaling = autoscaling or aws.client(sess, "autoscaling", region)
         ec2 = ec2 or aws.client(sess, "ec2", region)
     group = _describe_group(autoscaling, asg_name)
     source = _read_source(group, autoscaling, ec2)
 
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     user_data_rel = f"{USER_DATA_DIR}/{pool}.txt" if source.user_data is not None else None
     table = _pool_table(pool, group, source, launch, images or [], user_data_rel, now)
     _validate(path, raw, pool, table, bool(images))
@@ -375,7 +378,7 @@ def _inline(d: dict[str, Any]) -> Any:
 def _pool_table(pool: str, group: dict[str, Any], src: _Source, launch: str, images: list[str],
                 user_data_file: str | None, now: dt.datetime) -> Table:
     name = group["AutoScalingGroupName"]
-    at = now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = iso_utc(now)
     t = tomlkit.table()
     t.add(tomlkit.comment(f"Adopted from Auto Scaling group {name} ({src.label}) by `python -m bake adopt` on {at}."))
     base = tomlkit.item(src.ami)

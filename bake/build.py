@@ -11,7 +11,6 @@ import secrets
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk
-from bake.errors import BakeError, Cancelled, UsageError
+from bake.errors import BakeError, Cancelled
 from bake.fingerprint import pool_fingerprint
 from bake.first_start import FirstRead, first_read
 from bake.gpu import DriverFloor, GpuError, floor_from_env
@@ -31,6 +30,8 @@ from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import LockFile, PoolLock
 from bake.model.refs import parse_reference
+from bake.model.times import compact_utc, iso_utc, parse_utc
+from bake.model.workspace import resolve_region
 from bake.progress import Reporter
 from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient
@@ -160,11 +161,7 @@ class Baker:
 
     def __post_init__(self) -> None:
         self.session = self.session or aws.session(self.config.region)
-        self.region = self.config.region or self.session.region_name
-        if not self.region:
-            raise UsageError(
-                f"{self.config.path}: no region: set `region` in the file, AWS_REGION or AWS_DEFAULT_REGION"
-            )
+        self.region = resolve_region(None, self.config.region, lambda: aws.chain_region(self.session), self.config.path)
         self._clients: dict[str, Any] = {}
         self._regions: list[str] | None = None
 
@@ -262,7 +259,7 @@ class Baker:
 
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        run_id = compact_utc() + "-" + secrets.token_hex(3)
         self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
@@ -415,5 +412,4 @@ def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
 
 
 def _iso_from_run(run_id: str) -> str:
-    stamp = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    return stamp.isoformat().replace("+00:00", "Z")
+    return iso_utc(parse_utc(run_id.split("-")[0]))

@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, TextIO
+
+from bake.model.times import iso_utc
 
 MASK = "***"
 PLAIN_PROGRESS_EVERY = 10.0
@@ -27,7 +28,7 @@ class Event:
     image: str | None = None
     status: str | None = None  # started | done | failed | skipped | retry | progress
     data: dict[str, Any] = field(default_factory=dict)
-    time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    time: str = field(default_factory=lambda: iso_utc(timespec="milliseconds"))
 
 
 class Reporter:

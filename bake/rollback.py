@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bake.errors import UsageError
 from bake.model.lock import HISTORY_MAX, LockEntry, LockFile, Pin, PoolLock, now_iso
+from bake.model.times import parse_utc
 
 PIN_REASON = "rollback"
 
@@ -28,10 +29,7 @@ class RollbackResult:
 
 
 def _when(entry: LockEntry) -> datetime | str:
-    try:
-        return datetime.fromisoformat(entry.built_at.replace("Z", "+00:00"))
-    except ValueError:
-        return entry.built_at
+    return parse_utc(entry.built_at) or entry.built_at
 
 
 def _history_list(pool: PoolLock) -> str:

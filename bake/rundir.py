@@ -20,11 +20,11 @@ import shlex
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bake.errors import BakeError
+from bake.model.times import iso_utc
 
 if TYPE_CHECKING:
     from bake.ssh import Result
@@ -46,7 +46,7 @@ class RunDir:
         target = self.path / f"{st.pool.name}.remote.log"
 
         def log(result: Result, shown: str) -> None:
-            at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+            at = iso_utc()
             text = (f"=== {at} exit {result.exited}: {shown}\n"
                     f"--- stdout\n{result.stdout.rstrip()}\n--- stderr\n{result.stderr.rstrip()}\n")
             with self._lock:

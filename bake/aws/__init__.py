@@ -25,6 +25,12 @@ def session(region: str | None = None) -> Any:
     return boto3.session.Session(region_name=region)
 
 
+def chain_region(sess: Any = None) -> str | None:
+    """The region the AWS chain names (AWS_REGION, AWS_DEFAULT_REGION, the profile), or None;
+    ``bake.model.workspace.resolve_region`` asks it last."""
+    return (sess or session()).region_name
+
+
 def client(sess: Any, service: str, region: str | None = None) -> Any:
     from botocore.config import Config
 

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 
 from bake.errors import BakeError
-from bake.model.config import DEFAULT_CONFIG, BakeConfig, load_config
+from bake.model.config import DEFAULT_CONFIG, BakeConfig
 from bake.model.lock import DEFAULT_LOCK_NAME, LockFile
-from bake.model.paths import CONFIG_ENV, LOCK_ENV, config_path, lock_path
+from bake.model.workspace import CONFIG_ENV, LOCK_ENV, Workspace
 from bake.progress import Reporter
 
 
@@ -49,5 +49,5 @@ def remove_or_fail(command: str, region: str, remove: Callable[[Reporter], list[
 
 
 def load(args: argparse.Namespace) -> tuple[BakeConfig, LockFile]:
-    path = config_path(args.config)
-    return load_config(path), LockFile(lock_path(path, args.lock))
+    ws = Workspace.of(args)
+    return ws.config(), ws.lock()

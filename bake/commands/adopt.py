@@ -35,9 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.adopt import adopt
 
-    from bake.model.paths import config_path
+    from bake.model.workspace import Workspace
 
-    a = adopt(config_path(args.config), args.asg_name, pool=args.pool, launch=args.launch, images=args.images)
+    a = adopt(Workspace.of(args).config_path, args.asg_name, pool=args.pool, launch=args.launch, images=args.images)
     print(f"pool {a.pool}: adopted Auto Scaling group {a.asg_name} ({a.source}) into {a.config_path}")
     print(f"  base_ami = {a.base_ami} (the AMI it runs now)")
     if a.user_data_path is not None:

@@ -28,9 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bake.iam.policy import render
     from bake.iam.scope import scope_of
-    from bake.model.config import load_config
+    from bake.model.workspace import Workspace
 
-    from bake.model.paths import config_path
-
-    sys.stdout.write(render(args.role, scope_of(load_config(config_path(args.config)), args.account)))
+    sys.stdout.write(render(args.role, scope_of(Workspace.of(args).config(), args.account)))
     return 0

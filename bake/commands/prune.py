@@ -10,6 +10,7 @@ from bake.commands.context import Context
 from bake.errors import ExitCode, UsageError
 from bake.model.config import BakeConfig
 from bake.model.lock import LockData
+from bake.model.workspace import Workspace
 from bake.tags import KEY_POOL
 
 
@@ -32,16 +33,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bake import aws
     from bake.lifecycle import common
 
     if args.keep < 0:
         raise UsageError("--keep must be 0 or more")
-    config = common.load_optional_config(args.config)
-    lock_file = common.lock_path(args.lock, config)
-    if not lock_file.exists():
-        sys.stderr.write(f"bake: warning: {lock_file} does not exist: no AMI is protected by the lock\n")
-    lock = common.read_lock(lock_file)
-    region = common.resolve_region(args.region, config)
+    ws = Workspace.of(args)
+    config = ws.optional_config()
+    if not ws.lock_path.exists():
+        sys.stderr.write(f"bake: warning: {ws.lock_path} does not exist: no AMI is protected by the lock\n")
+    lock = ws.lock().read()
+    region = ws.aws_region(config, aws.chain_region)
     regions = common.regions(region, config, explicit=bool(args.region))
     for i, where in enumerate(regions):
         if len(regions) > 1:

@@ -7,6 +7,7 @@ import argparse
 from bake.commands._common import add_account_args, remove_or_fail
 from bake.commands.context import Context
 from bake.errors import ExitCode
+from bake.model.workspace import Workspace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bake import aws
     from bake.lifecycle import common
 
     common.parse_duration(args.older_than)  # a bad duration fails before any AWS call
-    config = common.load_optional_config(args.config)
-    lock = common.read_lock(common.lock_path(args.lock, config))
-    region = common.resolve_region(args.region, config)
+    ws = Workspace.of(args)
+    config = ws.optional_config()
+    lock = ws.lock().read()
+    region = ws.aws_region(config, aws.chain_region)
     protected = {ami: str(use) for ami, use in lock.ami_ids().items()}
     regions = common.regions(region, config, explicit=bool(args.region))
     for i, where in enumerate(regions):

@@ -1,19 +1,16 @@
-"""Small helpers shared by prune and sweep: clients, region, durations, times, tables."""
+"""Small helpers shared by prune and sweep: clients, regions, durations, tables."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from bake import aws
 from bake.aws import paginate
 from bake.errors import UsageError
-from bake.model import paths
-from bake.model.config import BakeConfig, load_config
-from bake.model.lock import LockData, LockFile
+from bake.model.config import BakeConfig
 
 # Instance states in which an instance still exists and holds its AMI, key pair and group.
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
@@ -30,19 +27,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[m[2].lower()]: int(m[1])})
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 string (``...Z`` or with an offset) or a datetime, as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def format_age(delta: timedelta) -> str:
     s = max(int(delta.total_seconds()), 0)
     if s < 3600:
@@ -54,35 +38,6 @@ def format_age(delta: timedelta) -> str:
 
 def error_code(exc: BaseException) -> str:
     return aws.error_code(exc) or ""
-
-
-def load_optional_config(path: str | None) -> BakeConfig | None:
-    """The config at ``path`` (or $BAKE_CONFIG); with neither, ``bake.toml`` if it exists, else None."""
-    if paths.config_named(path) or paths.config_path(path).is_file():
-        return load_config(paths.config_path(path))
-    return None
-
-
-def lock_path(path: str | None, config: BakeConfig | None) -> Path:
-    return paths.lock_path(config.path if config is not None else None, path)
-
-
-def read_lock(path: Path) -> LockData:
-    return LockFile(path).read()
-
-
-def resolve_region(region: str | None, config: BakeConfig | None) -> str:
-    """--region, else the config's region, else the AWS chain (AWS_REGION, profile...)."""
-    if region:
-        return region
-    if config is not None and config.region:
-        return config.region
-    import boto3
-
-    found = boto3.session.Session().region_name
-    if not found:
-        raise UsageError("no AWS region: pass --region, set region in bake.toml, or set AWS_REGION")
-    return found
 
 
 def regions(region: str, config: BakeConfig | None, explicit: bool = False) -> list[str]:

@@ -22,9 +22,10 @@ from bake import resources, tags
 from bake.aws.images import Image, owned_images
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate
 from bake.resources import why
 from bake.model.lock import LockData
+from bake.model.times import iso_utc, parse_utc
 from bake.progress import Reporter
 
 DEFAULT_KEEP = 3
@@ -102,8 +103,8 @@ def _refusal_or_error(e: ClientError) -> str:
 
 
 def _created(image: Image) -> str:
-    stamp = parse_time(image.tags.get(tags.KEY_CREATED)) or parse_time(image.creation_date)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
+    stamp = parse_utc(image.tags.get(tags.KEY_CREATED)) or parse_utc(image.creation_date)
+    return iso_utc(stamp) if stamp else ""
 
 
 def plan_prune(

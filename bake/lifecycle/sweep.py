@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,8 +29,9 @@ from bake import resources, tags
 from bake.aws.images import Image, owned_images, tool_filters, tool_snapshots
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate, parse_time
+from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate
 from bake.resources import why
+from bake.model.times import OLDEST, parse_utc, utc_now
 from bake.progress import Reporter
 
 DEFAULT_OLDER_THAN = "2h"
@@ -62,7 +63,7 @@ class SweepPlan:
 
 def _resource(kind: str, rid: str, name: str, tag_list: Any, fallback_time: Any, detail: str = "") -> Resource:
     t = tags.from_aws(tag_list)
-    created = parse_time(t.get(tags.KEY_CREATED)) or parse_time(fallback_time)
+    created = parse_utc(t.get(tags.KEY_CREATED)) or parse_utc(fallback_time)
     return Resource(kind, rid, name, t.get(tags.KEY_RUN, ""), t.get(tags.KEY_POOL, ""), created, detail,
                     kept=tags.KEY_KEPT in t)
 
@@ -99,7 +100,7 @@ def find_leftovers(
     now: datetime | None = None,
 ) -> SweepPlan:
     """List the tool's resources and sort them into leftovers, fresh runs and keepers."""
-    return classify(read_inventory(ec2), older_than, protected_amis or {}, now or datetime.now(timezone.utc))
+    return classify(read_inventory(ec2), older_than, protected_amis or {}, now or utc_now())
 
 
 def classify(inv: Inventory, older_than: timedelta, protected_amis: dict[str, str], now: datetime) -> SweepPlan:
@@ -169,9 +170,8 @@ def classify(inv: Inventory, older_than: timedelta, protected_amis: dict[str, st
     leftovers.extend(snapshots.values())
 
     order = {k: i for i, k in enumerate(KINDS)}
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
-    leftovers.sort(key=lambda r: (order[r.kind], r.created or oldest, r.id))
-    fresh.sort(key=lambda r: (order[r.kind], r.created or oldest, r.id))
+    leftovers.sort(key=lambda r: (order[r.kind], r.created or OLDEST, r.id))
+    fresh.sort(key=lambda r: (order[r.kind], r.created or OLDEST, r.id))
     return SweepPlan(leftovers=leftovers, fresh=fresh, kept=kept, now=now)
 
 

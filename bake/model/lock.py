@@ -13,7 +13,6 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -21,6 +20,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bake.errors import BakeError, LockFileError
+from bake.model.times import iso_utc
 
 LOCK_VERSION = 1
 DEFAULT_LOCK_NAME = "amis.lock.json"  # beside the config
@@ -141,7 +141,7 @@ class LockData(_Model):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return iso_utc()
 
 
 class LockFile:

@@ -3,12 +3,12 @@ succeeded, as Packer's stepCreateAMI does."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from bake import aws, resources, tags
 from bake.aws import images
 from bake.errors import BakeError
+from bake.model.times import compact_utc
 from bake.steps.base import BuildState
 
 STOP_TIMEOUT = 900
@@ -86,7 +86,7 @@ class StepCreateAmi:
             st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
         ), self.name)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = compact_utc()
         st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
         resp = st.ec2.create_image(

@@ -4,9 +4,8 @@ and say how to log in (the private key is written once, mode 0600, to the run di
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from bake import tags
+from bake.model.times import iso_utc
 from bake.rundir import login_command
 from bake.steps.base import BuildState
 from bake.steps.connect import builder_address
@@ -17,7 +16,7 @@ def keep_builder(st: BuildState, error: Exception) -> None:
         return
     try:
         host, port = st.ssh_address or builder_address(st)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        now = iso_utc()
         st.ec2.create_tags(Resources=[r for r in (st.instance_id, st.security_group_id) if r],
                            Tags=[{"Key": tags.KEY_KEPT, "Value": now}])
         command = login_command(st, host, port)
