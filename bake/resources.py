@@ -2,7 +2,8 @@
 
 One vocabulary for the steps' undo (``bake/steps/``) and for ``sweep`` and ``prune``
 (``bake/lifecycle/``): "never leave a paid instance running" is ``terminate_instances``, and
-nowhere else. Clients and cancellable waits stay in ``bake.aws``.
+nowhere else. Clients stay in ``bake.aws``, what AWS says of an image in ``bake.aws.images``,
+and every wait runs through ``bake.polling.wait_until``.
 
 Every removal tolerates a resource that is already gone (it returns False then) and raises any
 other AWS error as botocore raised it: the caller decides whether that is a step's cleanup
@@ -13,9 +14,10 @@ the same ``deregister_image_and_snapshots`` through that region's client (``bake
 
 Adding a resource (a fast snapshot restore, an SSM parameter): its "not found"
 codes go into ``NOT_FOUND``; its removal goes in a section of its own below, built on
-``_unless_gone`` (and on ``bake.aws.wait`` when it has to wait); then the step that creates it
-calls that removal in its ``cleanup``, and ``bake.lifecycle.sweep`` finds it by its tags (a
-kind in ``KINDS``) and removes it with the same function.
+``_unless_gone`` (and on ``bake.aws.wait`` or ``bake.polling.wait_until`` when it has to wait);
+then the step that creates it calls that removal in its ``cleanup``, and ``bake.lifecycle.sweep``
+finds it by its tags (``bake.aws.images.tool_filters``; a kind in ``KINDS``) and removes it with
+the same function.
 """
 
 from __future__ import annotations
