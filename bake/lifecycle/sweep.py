@@ -13,6 +13,9 @@ Never touched: anything the lock names (and the snapshots behind it), anything w
 tool's tag, and every resource of a run that has any resource fresher than the threshold (a
 build still running). Removal goes oldest first, in dependency order: terminate instances and
 wait, then security groups (free only once the instances are gone), key pairs, AMIs, snapshots.
+
+``read_inventory`` makes the AWS reads and ``classify`` decides on them alone (no AWS call), as
+``prune``'s ``plan_prune`` does: tests/unit/test_sweep_classify.py holds the decision.
 """
 
 from __future__ import annotations
