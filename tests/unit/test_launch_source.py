@@ -26,8 +26,8 @@ def test_a_configuration_or_the_named_template_version_is_the_source(in_process_
     assert (lc.kind, lc.ami, lc.label) == ("launch_configuration", "ami-ekslinux", "launch configuration lc")
 
     other = ec2.describe_images(Owners=["amazon"])["Images"][1]["ImageId"]
-    lt = ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": "ami-ekslinux",
-                                                                                 "InstanceType": "t3.micro"})
+    data = {"ImageId": "ami-ekslinux", "InstanceType": "t3.micro"}
+    lt = ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData=data)
     lt_id = lt["LaunchTemplate"]["LaunchTemplateId"]
     ec2.create_launch_template_version(LaunchTemplateId=lt_id, LaunchTemplateData={"ImageId": other, "InstanceType": "t3.micro"})
     pinned = _group(autoscaling, "by-lt-1", LaunchTemplate={"LaunchTemplateId": lt_id, "Version": "1"})
