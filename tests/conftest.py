@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.ci import unavailable
+from support.parts import split
 from support.sandbox_bakes import builder_files_containing, fresh_image, leftovers
 
 PARTS = ("all", "sandbox", "rest")
@@ -25,17 +26,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # share nothing with them. Most of the sandbox's time is waiting, so the two overlap well.
     parser.addoption("--part", choices=PARTS, default="all",
                      help="all (default); sandbox: only the tests that use the sandbox; rest: the others")
-
-
-def split(items: list[pytest.Item], part: str) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """(kept, deselected): a test is in the sandbox part when its fixture closure holds `sandbox`."""
-    if part == "all":
-        return list(items), []
-    kept, dropped = [], []
-    for item in items:
-        uses = "sandbox" in getattr(item, "fixturenames", ())
-        (kept if uses == (part == "sandbox") else dropped).append(item)
-    return kept, dropped
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

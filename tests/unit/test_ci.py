@@ -45,7 +45,7 @@ def test_the_two_parts_of_the_suite_cover_every_test_once():
     # scripts/dev.sh runs --part=sandbox and --part=rest at once: together they are the suite.
     from types import SimpleNamespace
 
-    from conftest import split
+    from support.parts import split
 
     items = [SimpleNamespace(nodeid="a", fixturenames=["tmp_path", "sandbox"]),
              SimpleNamespace(nodeid="b", fixturenames=["moto_server"]),
