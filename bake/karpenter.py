@@ -194,3 +194,25 @@ def render(docs: list[dict[str, Any]]) -> str:
     import yaml
 
     return HEADER + "".join("---\n" + yaml.safe_dump(d, sort_keys=False, default_flow_style=False) for d in docs)
+
+
+def manifest_diff(config: BakeConfig, name: str, before: LockEntry | None, after: LockEntry | None) -> str | None:
+    """The unified diff of a pool's node class from one lock entry to another (for `review`);
+    None when the pool has no [karpenter] table or nothing changes. A side that cannot be
+    rendered shows why, as a comment."""
+    import difflib
+
+    pool = config.pools.get(name)
+    if pool is None or pool.karpenter is None:
+        return None
+
+    def text(entry: LockEntry | None) -> list[str]:
+        if entry is None:
+            return []
+        try:
+            return render([node_class(config, pool, entry)]).splitlines(keepends=True)
+        except KarpenterError as e:
+            return [f"# no EC2NodeClass: {e}\n"]
+
+    diff = "".join(difflib.unified_diff(text(before), text(after), f"{name}.yaml (base)", f"{name}.yaml"))
+    return diff or None

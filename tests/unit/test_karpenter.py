@@ -188,3 +188,34 @@ def test_usage_errors(tmp_path, capsys):
     assert code == 2 and "no pool named 'gpu'" in err
     code, _, err = run(capsys, "--all", "--config", str(write(tmp_path, karpenter=None)))
     assert code == 2 and "no pool has a [pools.NAME.karpenter] table" in err
+
+
+def test_a_rebake_changes_the_ids_and_review_shows_the_diff(tmp_path, capsys):
+    cfg = write(tmp_path, "[pools.cpu.launch_template]\nvolume_initialization_rate = 200\n")
+    base = tmp_path / "base.lock.json"
+    base.write_text((tmp_path / "amis.lock.json").read_text())
+    code, before, err = run(capsys, "cpu", "--config", str(cfg))
+    assert code == 0, err
+    rebaked = LockFile(tmp_path / "amis.lock.json").read().pools["cpu"].current.model_copy(update={
+        "ami_id": "ami-0fedcba9876543210", "snapshot_ids": ["snap-0fedcba9876543210"], "fingerprint": "sha256:f2"})
+    LockFile(tmp_path / "amis.lock.json").update("cpu", lambda old: old.promoted(rebaked))
+    code, after, err = run(capsys, "cpu", "--config", str(cfg))
+    assert code == 0, err
+    (old,), (new,) = manifests(before), manifests(after)
+    assert crd.errors(new) == []
+    changed = {(o, n) for o, n in zip(before.splitlines(), after.splitlines()) if o != n}
+    assert changed == {("  - id: ami-0123456789abcdef0", "  - id: ami-0fedcba9876543210"),
+                       ("      snapshotID: snap-0123456789abcdef0", "      snapshotID: snap-0fedcba9876543210"),
+                       ("    eks-image-bake/fingerprint: sha256:f1", "    eks-image-bake/fingerprint: sha256:f2")}
+
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format_version": "1.2", "resource_changes": []}')
+    assert main(["review", "--plan", str(plan), "--base-lock", str(base), "--lock", str(tmp_path / "amis.lock.json"),
+                 "--config", str(cfg)]) == 0
+    comment = capsys.readouterr().out
+    diff = comment.split("```diff\n", 1)[1].split("```", 1)[0]
+    assert "-  - id: ami-0123456789abcdef0\n+  - id: ami-0fedcba9876543210\n" in diff
+    assert "-      snapshotID: snap-0123456789abcdef0\n+      snapshotID: snap-0fedcba9876543210\n" in diff
+    # Without --config, the review is what it was.
+    assert main(["review", "--plan", str(plan), "--base-lock", str(base), "--lock", str(tmp_path / "amis.lock.json")]) == 0
+    assert "EC2NodeClass" not in capsys.readouterr().out
