@@ -60,8 +60,7 @@ class SecurityGroupTerm(_Term):
     def _one(self) -> SecurityGroupTerm:
         if self.id is not None and not re.match(r"^sg-[0-9a-z]+$", self.id):
             raise ValueError(f"id {self.id!r} is not a security group id (sg-…)")
-        given = [k for k in ("id", "name", "tags") if getattr(self, k)]
-        if not given or (len(given) > 1 and ("id" in given or "name" in given)):
+        if len([k for k in ("id", "name", "tags") if getattr(self, k)]) != 1:
             raise ValueError("a security group term has exactly one of id, name or tags")
         return self
 

@@ -181,11 +181,25 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(tmp_path, capsys, pool_k
     assert not (tmp_path / "k8s").exists()
 
 
+def test_a_pool_name_that_is_no_kubernetes_name_needs_name(tmp_path, capsys):
+    cfg = write(tmp_path, pool="gpu_a")
+    code, _, err = run(capsys, "gpu_a", "--config", str(cfg))
+    assert code == 2 and "'gpu_a' is not a Kubernetes object name" in err
+    cfg.write_text(cfg.read_text() + 'name = "gpu-a"\n')
+    code, out, err = run(capsys, "gpu_a", "--config", str(cfg))
+    assert code == 0, err
+    (doc,) = manifests(out)
+    assert doc["metadata"]["name"] == "gpu-a" and doc["spec"]["tags"] == {"bake:pool": "gpu_a"}
+
+
 def test_usage_errors(tmp_path, capsys):
     cfg = write(tmp_path)
     assert run(capsys, "--config", str(cfg))[0] == 2
     code, _, err = run(capsys, "gpu", "--config", str(cfg))
     assert code == 2 and "no pool named 'gpu'" in err
+    (tmp_path / "file").write_text("")
+    code, _, err = run(capsys, "cpu", "--config", str(cfg), "--out", str(tmp_path / "file"))
+    assert code == 2 and "not a directory" in err
     code, _, err = run(capsys, "--all", "--config", str(write(tmp_path, karpenter=None)))
     assert code == 2 and "no pool has a [pools.NAME.karpenter] table" in err
 
