@@ -211,7 +211,8 @@ def test_a_rebake_changes_the_ids_and_review_shows_the_diff(tmp_path, capsys):
     code, before, err = run(capsys, "cpu", "--config", str(cfg))
     assert code == 0, err
     rebaked = LockFile(tmp_path / "amis.lock.json").read().pools["cpu"].current.model_copy(update={
-        "ami_id": "ami-0fedcba9876543210", "snapshot_ids": ["snap-0fedcba9876543210"], "fingerprint": "sha256:f2"})
+        "ami_id": "ami-0fedcba9876543210", "snapshot_ids": ["snap-0fedcba9876543210"], "fingerprint": "sha256:f2",
+        "built_at": "2026-12-08T00:00:00Z"})
     LockFile(tmp_path / "amis.lock.json").update("cpu", lambda old: old.promoted(rebaked))
     code, after, err = run(capsys, "cpu", "--config", str(cfg))
     assert code == 0, err
@@ -220,7 +221,8 @@ def test_a_rebake_changes_the_ids_and_review_shows_the_diff(tmp_path, capsys):
     changed = {(o, n) for o, n in zip(before.splitlines(), after.splitlines()) if o != n}
     assert changed == {("  - id: ami-0123456789abcdef0", "  - id: ami-0fedcba9876543210"),
                        ("      snapshotID: snap-0123456789abcdef0", "      snapshotID: snap-0fedcba9876543210"),
-                       ("    eks-image-bake/fingerprint: sha256:f1", "    eks-image-bake/fingerprint: sha256:f2")}
+                       ("    eks-image-bake/fingerprint: sha256:f1", "    eks-image-bake/fingerprint: sha256:f2"),
+                       ("    eks-image-bake/built-at: '2026-12-07T00:00:00Z'", "    eks-image-bake/built-at: '2026-12-08T00:00:00Z'")}
 
     plan = tmp_path / "plan.json"
     plan.write_text('{"format_version": "1.2", "resource_changes": []}')
@@ -233,3 +235,9 @@ def test_a_rebake_changes_the_ids_and_review_shows_the_diff(tmp_path, capsys):
     # Without --config, the review is what it was.
     assert main(["review", "--plan", str(plan), "--base-lock", str(base), "--lock", str(tmp_path / "amis.lock.json")]) == 0
     assert "EC2NodeClass" not in capsys.readouterr().out
+    # A rollback makes the earlier entry current: the node class names its AMI and snapshot again.
+    assert main(["rollback", "cpu", "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    code, rolled_back, err = run(capsys, "cpu", "--config", str(cfg))
+    assert code == 0, err
+    assert rolled_back == before
