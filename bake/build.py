@@ -208,7 +208,8 @@ class Baker:
         refs = [i.ref for i in images]
         regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
         aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
-        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases,
+                              arch=platform_arch(base_image))
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
                         notes=_gc_notes(pool, record_), base_image=base_image, lock_record=record_)
         if warning := baked_base_warning(pool, base, base_image):
