@@ -18,7 +18,7 @@ other than its root device a real block device, the way EC2 does:
 
 Root volumes stay records: the builder's root is this machine. Only with
 ``BAKE_SANDBOX_VOLUMES`` set (``bake_sandbox.moto`` sets it for the sandbox's moto); a moto
-restart forgets its volumes, so ``install`` releases the loop devices a previous one left.
+restart forgets its volumes, so ``install`` releases the loop devices and files a previous one left.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class Store:
             subprocess.run(["cp", "--sparse=always", str(f), str(self.snapshot_file(snapshot_id))], check=True)
 
     def release_stale(self) -> None:
-        """The loop devices over this store's files that a previous moto server left."""
+        """The loop devices and files a previous moto server left (it forgot their volumes and
+        snapshots when it stopped)."""
         listed = subprocess.run(["losetup", "--list", "--json"], capture_output=True, text=True)
         for dev in json.loads(listed.stdout or '{"loopdevices": []}').get("loopdevices", []):
             if str(dev.get("back-file") or "").startswith(str(self.root) + "/"):
@@ -98,6 +99,8 @@ class Store:
         for link in BY_ID.glob("nvme-Amazon_Elastic_Block_Store_vol*") if BY_ID.is_dir() else []:
             if link.is_symlink() and not Path(os.readlink(link)).exists():
                 link.unlink()
+        for f in [*self.root.glob("vol-*.img"), *self.snapshots.glob("snap-*.img")]:
+            f.unlink()
 
 
 def install() -> None:

@@ -222,6 +222,12 @@ class Sandbox:
         self._forget_gone_builders()
         return first_boot.first_boot(self.layout, refs, version or node_containerd.state(self.layout)["version"])
 
+    def first_boot_from_snapshot(self, snapshot_id: str, refs: list[str], version: str | None = None) -> first_boot.FirstBoot:
+        """A data-volume pool's node: its volume a copy of the cache snapshot (``first_boot_from_snapshot``)."""
+        self._forget_gone_builders()
+        return first_boot.first_boot_from_snapshot(self.layout, snapshot_id, refs,
+                                                   version or node_containerd.state(self.layout)["version"])
+
     def _forget_gone_builders(self) -> None:
         """What terminated instances still hold of the node's containerd goes (a bake killed
         before it stopped the runtime: on EC2 that machine is gone with it)."""

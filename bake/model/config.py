@@ -393,6 +393,9 @@ class PoolConfig(Strict):
         if self.cache == "data-volume" and self.rollout.launch == "configuration":
             raise ValueError('cache = "data-volume" needs launch = "template", "nodegroup" or "none": the node maps the cache '
                              'snapshot and mounts it through its launch template, which launch = "configuration" has not')
+        if self.cache == "data-volume" and (self.distribute.regions or self.distribute.shared):
+            raise ValueError('cache = "data-volume" with [distribute]: copying and sharing the cache snapshot is not '
+                             'supported yet (docs/data-volume.md)')
         if self.os == "bottlerocket" and self.cache != "data-volume":
             raise ValueError('os = "bottlerocket" needs cache = "data-volume": Bottlerocket\'s root filesystem is '
                              'read-only and its images live on the data volume')

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bake import aws, resources, tags
+from bake.data_volume import MIN_GIB as DATA_VOLUME_MIN_GIB
+from bake.data_volume import launch_mapping
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS, PoolConfig
 from bake.steps.base import BuildState
 
@@ -79,7 +81,10 @@ class StepRunInstance:
         if pool.iam_instance_profile:
             key = "Arn" if pool.iam_instance_profile.startswith("arn:") else "Name"
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
-        if devices := block_devices(st, image):
+        devices = block_devices(st, image)
+        if pool.cache == "data-volume":  # the cache's own volume (bake/data_volume.py)
+            devices.append(launch_mapping(st.data_volume_gib or DATA_VOLUME_MIN_GIB, pool.root_volume_type, pool.kms_key_id))
+        if devices:
             args["BlockDeviceMappings"] = devices
         st.root_device_name = image.get("RootDeviceName", "/dev/xvda")
         resp = st.ec2.run_instances(**args)
