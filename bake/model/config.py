@@ -393,6 +393,10 @@ class PoolConfig(Strict):
         if self.cache == "data-volume" and self.rollout.launch == "configuration":
             raise ValueError('cache = "data-volume" needs launch = "template", "nodegroup" or "none": the node maps the cache '
                              'snapshot and mounts it through its launch template, which launch = "configuration" has not')
+        if self.cache == "data-volume" and (self.runtime != "containerd" or self.os == "al2"):
+            raise ValueError('cache = "data-volume" needs runtime = "containerd" on os = "al2023" or "bottlerocket": '
+                             "the node mounts the volume at containerd's root before nodeadm starts containerd "
+                             "(AL2 and dockerd start their runtime before cloud-init could mount it)")
         if self.cache == "data-volume" and (self.distribute.regions or self.distribute.shared):
             raise ValueError('cache = "data-volume" with [distribute]: copying and sharing the cache snapshot is not '
                              'supported yet (docs/data-volume.md)')
