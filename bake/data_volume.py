@@ -17,6 +17,7 @@ DEVICE = "/dev/xvdb"
 # it here by its id, which is how the builder finds the volume it launched with.
 BY_ID = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume}"
 LABEL = "bake-cache"
+CACHE_SNAPSHOT_ROLE = "cache-snapshot"  # its bake:role tag (sweep keeps a completed one, prune retires it)
 MIN_GIB = 1  # a pool whose images' sizes are unknown to the plan (its disk plan says why)
 DEVICE_TIMEOUT = 60  # seconds for udev to show the device after the instance runs
 

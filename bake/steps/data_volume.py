@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from bake import aws, resources, tags
-from bake.data_volume import DEVICE, mount_script, unmount_script
+from bake.data_volume import CACHE_SNAPSHOT_ROLE, DEVICE, mount_script, unmount_script
 from bake.errors import BakeError
 from bake.ssh import ConnectionLost, sudo
 from bake.steps.ami import AmiFacts, ami_tags
 from bake.steps.base import BuildState
 
-ROLE = "cache-snapshot"
+ROLE = CACHE_SNAPSHOT_ROLE
 
 
 def data_root(st: BuildState) -> str:
