@@ -54,11 +54,11 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
     """One region: its AMIs and copies, checked against that region's templates, configurations
     and instances (and the lock, which names every region's)."""
     from bake.lifecycle import common
-    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_amis, tool_cache_snapshots
 
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
-    images = tool_amis(ec2)
+    images = tool_amis(ec2) + tool_cache_snapshots(ec2)  # a data-volume pool's caches are snapshots
     if args.pool:
         known = set(config.pools if config else ()) | set(lock.pools)
         known |= {t["Value"] for i in images for t in i.get("Tags", []) if t["Key"] == "bake:pool"}
