@@ -188,6 +188,10 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
+        for pool in pools:
+            if pool.os == "bottlerocket":  # before any AWS call: nothing to clean up
+                raise UsageError(f"{self.config.path}: pools.{pool.name}.os: the Bottlerocket builder (its admin container "
+                                 "and `sudo sheltie`) is not implemented yet: docs/data-volume.md says what it lacks")
         data = self.lock.read()
         # The resolved images carry the credentials the pulls need, so the client's HTTP
         # sessions close once planning is done.
