@@ -238,6 +238,13 @@ def test_review_of_the_rebake_shows_the_first_read_figures(flow: dict[str, Any])
     assert web.first_read["volume_initialization_rate"] == 200
     assert web.first_read["credit_bucket"] == 10  # 1024 / 8 GiB, capped at 10
     md = render_markdown(review)
+    # The data-volume pool: its cache snapshot moves; the stock AMI it keeps raises no stale-plan warning.
+    first, second = flow["cache_snapshots"]
+    cache = next(p for p in review.pools if p.pool == "cache")
+    assert (cache.status, cache.ami_before, cache.ami_after) == ("changed", first, second)
+    assert [(i["field"], i["before"], i["after"]) for i in cache.plan_images] == [("cache snapshot", first, second)]
+    assert not any("pool cache" in w for w in review.warnings), review.warnings
+    assert f"cache snapshot `{first}` → `{second}`" in md
     assert "fast snapshot restore in us-east-1a, us-east-1b on 1 snapshot(s)" in md
     assert "$1,095/month" in md
     assert "both volume_initialization_rate and fast_snapshot_restore" in md
