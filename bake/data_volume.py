@@ -57,6 +57,14 @@ mount "$dev" {root}
 """
 
 
+def undo_script(volume_id: str, data_root: str) -> str:
+    """Unmount the volume if it is what is mounted at the runtime's root (a failed bake's undo;
+    something else there, as the sandbox's own disk under it, is left alone)."""
+    root = shlex.quote(data_root)
+    return (f"for d in {shlex.quote(by_id(volume_id))} {DEVICE}; do r=$(readlink -f \"$d\" 2>/dev/null) || continue; "
+            f"if findmnt -rno SOURCE --mountpoint {root} | grep -qxF \"$r\"; then umount {root}; fi; done; true")
+
+
 def unmount_script(data_root: str) -> str:
     """Everything written reaches the volume before its snapshot."""
     return f"sync && umount {shlex.quote(data_root)}"

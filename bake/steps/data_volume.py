@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bake import aws, resources, tags
-from bake.data_volume import CACHE_SNAPSHOT_ROLE, DEVICE, mount_script, unmount_script
+from bake.data_volume import CACHE_SNAPSHOT_ROLE, DEVICE, mount_script, undo_script, unmount_script
 from bake.errors import BakeError
 from bake.ssh import ConnectionLost, sudo
 from bake.steps.ami import AmiFacts, ami_tags
@@ -31,7 +31,7 @@ class StepMountDataVolume:
             raise BakeError(f"pool {st.pool.name}: builder {st.instance_id} has no volume at {DEVICE}")
         st.data_volume_id = volumes[0]
         root, service = data_root(st), st.container_runtime().service
-        st.data_mounted = True  # from here on the undo unmounts (a half-run mount is refused harmlessly)
+        st.data_mounted = True  # from here on the undo unmounts it, if it got mounted (undo_script checks)
         st.conn.run(sudo(mount_script(st.data_volume_id, root, service)), timeout=300,
                     shown=f"mkfs.ext4 and mount {st.data_volume_id} at {root}")
         st.emit("step", f"data volume {st.data_volume_id} ({st.data_volume_gib} GiB) mounted at {root}", step=self.name,
@@ -43,7 +43,7 @@ class StepMountDataVolume:
         if not st.data_mounted or st.conn is None:
             return
         try:
-            st.conn.run(sudo(f"umount {data_root(st)} 2>/dev/null || true"), timeout=120, shown="umount the data volume")
+            st.conn.run(sudo(undo_script(st.data_volume_id or "", data_root(st))), timeout=120, shown="umount the data volume")
         except ConnectionLost:
             return  # the builder is gone or going: nothing is mounted on it for long
         st.data_mounted = False

@@ -16,7 +16,7 @@ from bake.data_volume import DEVICE, by_id
 from bake.model.lock import LockFile
 from bake_sandbox import moto as sandbox_moto
 from support.cli import run_bake
-from support.sandbox_bakes import fresh_image, write_config
+from support.sandbox_bakes import fresh_image, in_builder, write_config
 from support.terraform import bake_ami
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
@@ -109,3 +109,31 @@ def test_a_new_stock_ami_alone_keeps_a_data_volume_cache_and_rebakes_an_ami(sand
     dv, ami = plan("dv"), plan("ami")
     assert (dv["action"], dv["base_ami"], dv["fingerprint"]) == ("skip", newer, entry.fingerprint)
     assert (ami["action"], ami["base_ami"]) == ("bake", newer)
+    # The pipeline's gate agrees: the data-volume pool is current, the AMI pool is not (exit 4).
+    assert run_bake("plan", "--config", str(cfg), "--pool", "dv", "--check").returncode == 0
+    assert run_bake("plan", "--config", str(cfg), "--pool", "ami", "--check").returncode == 4
+
+
+def test_a_failed_data_volume_bake_leaves_no_volume_snapshot_or_mount(sandbox, ec2, dv_bake, tmp_path):
+    """The builder booted with containerd running: the mount is refused (the runtime's root would
+    change under it), and the undo leaves the builder's own disk mounted as it was."""
+    d, cfg, param, entry, events = dv_bake
+    mounts_before = in_builder(sandbox, "findmnt -rno SOURCE --mountpoint /var/lib/containerd")
+    sandbox.node_containerd(boot="running")
+    try:
+        cfg2 = write_config(tmp_path / "bake.toml", sandbox, {
+            "dv2": {"images": [entry.images[0].ref], "cache": "data-volume"}})
+        result = run_bake("build", "--config", str(cfg2), "--json")
+    finally:
+        sandbox.node_containerd(boot="stopped")
+    assert result.returncode == 1, result.stderr
+    fail = [json.loads(line) for line in result.stdout.splitlines() if json.loads(line).get("kind") == "pool.fail"]
+    assert fail and "containerd is running: the data volume is mounted at /var/lib/containerd before it starts" in \
+        fail[0]["message"]
+    run_id = next(json.loads(line)["data"]["run_id"] for line in result.stdout.splitlines()
+                  if json.loads(line).get("kind") == "pool.start")
+    run_tag = [{"Name": f"tag:{tags.KEY_RUN}", "Values": [run_id]}]
+    assert ec2.describe_volumes(Filters=run_tag)["Volumes"] == []
+    assert ec2.describe_snapshots(OwnerIds=["self"], Filters=run_tag)["Snapshots"] == []
+    assert in_builder(sandbox, "findmnt -rno SOURCE --mountpoint /var/lib/containerd") == mounts_before
+    assert not (tmp_path / "amis.lock.json").exists()

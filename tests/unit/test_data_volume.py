@@ -103,6 +103,13 @@ def test_node_props_map_the_snapshot_on_the_stock_ami(os_):
         assert [k for k, _ in parts(props.instance.user_data)] == ["application/node.eks.aws", "text/x-shellscript"]
 
 
+def test_fast_snapshot_restore_applies_to_the_cache_snapshot():
+    props = pool_props(pool(), PoolRollout(asg={"availability_zones": ["us-east-1a"]}, launch_template={"user_data": NODECONFIG},
+                                           fast_snapshot_restore={"availability_zones": ["us-east-1a", "us-east-1b"]}),
+                       entry(), "us-east-1", None)
+    assert props.snapshot_ids == ("snap-0c",) and props.fast_snapshot_restore_zones == ("us-east-1a", "us-east-1b")
+
+
 @pytest.mark.parametrize("kw, why", [
     ({"runtime": "docker"}, 'needs runtime = "containerd"'),
     ({"os": "al2"}, 'needs runtime = "containerd" on os = "al2023" or "bottlerocket"'),
