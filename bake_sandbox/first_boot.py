@@ -26,7 +26,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bake import cri
@@ -123,6 +123,7 @@ class FirstBoot:
     runtime: str  # "containerd 2.1.9+unknown"
     images: dict[str, dict | None]  # ref -> the CRI's ImageStatus (id, repo_tags, repo_digests, pinned) or None
     registry_requests: list[str]  # "GET /v2/.../blobs/..." the registries served meanwhile
+    volume_label: str | None = None  # a node from a cache snapshot: its filesystem's label (the node's mount unit's key)
 
     def missing(self) -> list[str]:
         return [ref for ref, found in self.images.items() if found is None]
@@ -162,7 +163,9 @@ def first_boot_from_snapshot(layout: Layout, snapshot_id: str, refs: list[str],
         {"DeviceName": DEVICE, "Ebs": {"SnapshotId": snapshot_id, "DeleteOnTermination": True}}])["Instances"][0]
     try:
         [volume] = [m["Ebs"]["VolumeId"] for m in node["BlockDeviceMappings"] if m["DeviceName"] == DEVICE]
-        return _boot(layout, refs, version, f"mount {shlex.quote(by_id(volume))} /var/lib/containerd")
+        label = subprocess.run(["blkid", "-s", "LABEL", "-o", "value", by_id(volume)], capture_output=True, text=True).stdout
+        boot = _boot(layout, refs, version, f"mount {shlex.quote(by_id(volume))} /var/lib/containerd")
+        return replace(boot, volume_label=label.strip() or None)
     finally:
         ec2.terminate_instances(InstanceIds=[node["InstanceId"]])
 

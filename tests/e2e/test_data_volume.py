@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from bake import tags
-from bake.data_volume import DEVICE, by_id
+from bake.data_volume import DEVICE, LABEL, by_id
 from bake.model.lock import LockFile
 from bake_sandbox import moto as sandbox_moto
 from support.cli import run_bake
@@ -85,6 +85,7 @@ def test_a_node_from_the_snapshot_finds_every_reference_pinned_without_a_pull(sa
     boot = sandbox.first_boot_from_snapshot(entry.cache_snapshot_id, refs)
     assert boot.missing() == [] and boot.unpinned() == []
     assert boot.registry_requests == []
+    assert boot.volume_label == LABEL  # what the node's mount unit finds it by (/dev/disk/by-label/)
     # Negative control: the builder's own disk (what an AMI would hold) never got the images.
     on_root = sandbox.first_boot([entry.images[0].ref, entry.images[1].ref])
     assert on_root.missing() == [entry.images[0].ref, entry.images[1].ref]
