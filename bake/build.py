@@ -241,7 +241,7 @@ class Baker:
         """The builder's disk from the compressed sizes when the pool does not set root_volume_size;
         a data-volume pool's data volume from them alone (its root stays the stock one)."""
         if plan.pool.cache == "data-volume":
-            plan.disk = builder_disk(0, list(plan.image_sizes.values()))
+            plan.disk = builder_disk(0, list(plan.image_sizes.values()), volume="data")
             return
         base_gib = root_volume_gib(base_image)
         if plan.pool.root_volume_size is None and base_gib is not None:

@@ -45,6 +45,14 @@ def test_the_steps_snapshot_the_volume_instead_of_registering_an_ami(tmp_path):
     assert names[-2:] == ["cache-snapshot", "lock"]
 
 
+def test_the_data_volume_is_sized_from_the_images_alone():
+    from bake.disk import GIB, builder_disk
+
+    disk = builder_disk(0, [GIB], volume="data")
+    assert disk.gib == 9 and disk.as_dict()["volume"] == "data"  # 1 GiB x 7 + 15% headroom, rounded up
+    assert disk.reason.startswith("data volume: 1 image(s)") and "base AMI" in disk.reason
+
+
 def test_the_builder_launches_with_the_volume_and_mounts_it_by_its_id():
     m = launch_mapping(7, "gp3", "alias/k")
     assert m == {"DeviceName": DEVICE, "Ebs": {"VolumeSize": 7, "VolumeType": "gp3", "DeleteOnTermination": True,
