@@ -28,14 +28,19 @@ def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]
         ebs["KmsKeyId"] = pool.kms_key_id
     if fast:
         size = size or root_snapshot_size(image)
-        # gp3 allows 500 IOPS per GiB: a small base volume gets what it can take.
-        iops = pool.builder_volume_iops or GP3_BASE_IOPS
         if size:
             ebs["VolumeSize"] = size  # the snapshot's own size, stated: not every EC2 infers it
-            iops = max(GP3_BASE_IOPS, min(iops, size * GP3_IOPS_PER_GIB))
-        ebs["Iops"] = iops
-        ebs["Throughput"] = min(pool.builder_volume_throughput or GP3_BASE_MIBS, int(iops * GP3_MIBS_PER_IOPS))
+        ebs.update(builder_speed(pool, size))
     return [{"DeviceName": image.get("RootDeviceName", "/dev/xvda"), "Ebs": ebs}]
+
+
+def builder_speed(pool: PoolConfig, size: int | None) -> dict[str, int]:
+    """The gp3 IOPS and throughput the builder's pulls run at on a volume of ``size`` GiB: gp3
+    allows 500 IOPS per GiB, so a small volume gets what it can take."""
+    iops = pool.builder_volume_iops or GP3_BASE_IOPS
+    if size:
+        iops = max(GP3_BASE_IOPS, min(iops, size * GP3_IOPS_PER_GIB))
+    return {"Iops": iops, "Throughput": min(pool.builder_volume_throughput or GP3_BASE_MIBS, int(iops * GP3_MIBS_PER_IOPS))}
 
 
 def fast_builder_disk(pool: PoolConfig) -> bool:
@@ -82,8 +87,12 @@ class StepRunInstance:
             key = "Arn" if pool.iam_instance_profile.startswith("arn:") else "Name"
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
         devices = block_devices(st, image)
-        if pool.cache == "data-volume":  # the cache's own volume (bake/data_volume.py)
-            devices.append(launch_mapping(st.data_volume_gib or DATA_VOLUME_MIN_GIB, pool.root_volume_type, pool.kms_key_id))
+        if pool.cache == "data-volume":  # the cache's own volume, where the pulls run (bake/data_volume.py)
+            gib = st.data_volume_gib or DATA_VOLUME_MIN_GIB
+            data = launch_mapping(gib, pool.root_volume_type, pool.kms_key_id)
+            if fast_builder_disk(pool):
+                data["Ebs"].update(builder_speed(pool, gib))
+            devices.append(data)
         if devices:
             args["BlockDeviceMappings"] = devices
         st.root_device_name = image.get("RootDeviceName", "/dev/xvda")
