@@ -97,7 +97,9 @@ class Store:
             if str(dev.get("back-file") or "").startswith(str(self.root) + "/"):
                 subprocess.run(["losetup", "--detach", dev["name"]], capture_output=True)
         for link in BY_ID.glob("nvme-Amazon_Elastic_Block_Store_vol*") if BY_ID.is_dir() else []:
-            if link.is_symlink() and not Path(os.readlink(link)).exists():
+            # a link to a loop device that no longer has a file behind it
+            loop = Path(os.readlink(link)).name
+            if link.is_symlink() and not Path(f"/sys/block/{loop}/loop/backing_file").exists():
                 link.unlink()
         for f in [*self.root.glob("vol-*.img"), *self.snapshots.glob("snap-*.img")]:
             f.unlink()
