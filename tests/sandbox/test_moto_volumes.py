@@ -22,7 +22,7 @@ def loops_over(root: Path) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if str(root) in line]
 
 
-def test_a_volume_its_snapshot_a_copy_and_the_release(tmp_path):
+def test_a_volume_its_snapshot_a_copy_and_the_release(sandbox, tmp_path):  # sandbox: its part of the suite
     store = Store(tmp_path)
     loop = store.attach("vol-0aaa", 1, None)
     assert os.readlink(device_link("vol-0aaa")) == loop and store.volume_file("vol-0aaa").stat().st_size == 2**30
