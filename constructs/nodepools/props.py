@@ -18,7 +18,7 @@ from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, BakeConfig, PoolConf
 from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
 from bake.model.stack import POOL_TAG
-from nodepools.user_data import with_cache_mount
+from bake.node_user_data import with_cache_mount
 
 Launch = Literal["template", "configuration", "nodegroup"]
 

@@ -15,7 +15,7 @@ from bake.model.config import PoolConfig
 from bake.model.lock import ImageDigest, LockEntry, LockFile
 from bake.model.rollout import PoolRollout
 from nodepools.props import pool_props
-from nodepools.user_data import with_cache_mount
+from bake.node_user_data import with_cache_mount
 
 IMAGES = [("quay.io/org/env:rev9", "sha256:" + "1" * 64)]
 NODECONFIG = "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec: {}\n"

@@ -9,7 +9,8 @@ the nodeadm docs, read 2026-12-07). So the pool's part is a script that installs
 unit for the volume (by the label the bake gave its filesystem) ordered before containerd, and
 starts it: at first boot before nodeadm-run, at every later boot before containerd.
 
-Pure text: the user's own user data is kept, whole, beside it.
+Pure text: the user's own user data is kept, whole, beside it. Both the stack's launch templates
+(constructs/nodepools/props.py) and ``bake karpenter``'s EC2NodeClass (bake/karpenter.py) use it.
 """
 
 from __future__ import annotations
