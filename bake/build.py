@@ -22,7 +22,7 @@ from bake.base_ami import baked_base_warning, resolve_base_ami
 from bake.cancel import CancelToken
 from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk
-from bake.errors import BakeError, Cancelled
+from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
 from bake.first_start import FirstRead, first_read
 from bake.gpu import DriverFloor, GpuError, floor_from_env
@@ -41,6 +41,8 @@ from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
+from bake.steps.data_volume import (StepMountDataVolume, StepSnapshotDataVolume, snapshot_available, snapshot_facts,
+                                    snapshot_with_fingerprint)
 from bake.steps.distribute import StepCopyAmi, StepShareAmi
 from bake.steps.gpu import gpu_steps
 from bake.steps.instance import StepRunInstance
@@ -57,12 +59,15 @@ RESOLVE_CONCURRENCY = 16
 
 
 def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
-    """The whole procedure, in order; each step undoes itself (see bake.steps.base)."""
+    """The whole procedure, in order; each step undoes itself (see bake.steps.base). A
+    data-volume pool pulls onto its data volume and snapshots that instead of the builder."""
+    data_volume = pool.cache == "data-volume"
     steps: list[Step] = [
         StepKeyPair(),
         StepSecurityGroup(),
         StepRunInstance(),
         StepConnect(),
+        *([StepMountDataVolume()] if data_volume else []),  # the runtime's root, before the runtime starts
         StepRuntimeUp(),  # the runtime as found: started if it is stopped (a fresh AL2023 AMI)
         # GPU pools: driver check, nvidia as the default runtime and its restart, before any pull.
         *(gpu_steps() if pool.gpu else []),
@@ -72,6 +77,8 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepCache(),
         StepRuntimeDown(),  # stopped again, as found, before the scrub and the snapshot
     ]
+    if data_volume:
+        return [*steps, StepSnapshotDataVolume(), StepRecordLock(lock)]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
 
@@ -179,6 +186,10 @@ class Baker:
 
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
+        for pool in pools:
+            if pool.os == "bottlerocket":  # before any AWS call: nothing to clean up
+                raise UsageError(f"{self.config.path}: pools.{pool.name}.os: the Bottlerocket builder (its admin container "
+                                 "and `sudo sheltie`) is not implemented yet: docs/data-volume.md says what it lacks")
         data = self.lock.read()
         # The resolved images carry the credentials the pulls need, so the client's HTTP
         # sessions close once planning is done.
@@ -206,14 +217,14 @@ class Baker:
         refs = [i.ref for i in images]
         regional = pool.ecr_regional_aliases and any(r.ecr for r in refs)
         aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
-        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases)
+        arch = Image(base_image).platform_arch
+        fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases, arch=arch)
         plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
                         notes=_gc_notes(pool, record_), base_image=base_image, lock_record=record_)
         if warning := baked_base_warning(pool, base, base_image):
             plan.warnings.append(warning)
         # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
         # the builder's disk and records their total. One manifest GET (two for an index) each.
-        arch = Image(base_image).platform_arch
         sizes = registry.compressed_sizes(plan.images, arch, concurrency=RESOLVE_CONCURRENCY)
         plan.image_sizes = {i.ref.original: n for i, n in zip(plan.images, sizes)}
         plan = self._decide(plan, record_)
@@ -224,7 +235,11 @@ class Baker:
         return plan
 
     def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
-        """The builder's disk from the compressed sizes when the pool does not set root_volume_size."""
+        """The builder's disk from the compressed sizes when the pool does not set root_volume_size;
+        a data-volume pool's data volume from them alone (its root stays the stock one)."""
+        if plan.pool.cache == "data-volume":
+            plan.disk = builder_disk(0, list(plan.image_sizes.values()), volume="data")
+            return
         base_gib = Image(base_image).root_volume_gib
         if plan.pool.root_volume_size is None and base_gib is not None:
             plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
@@ -242,10 +257,13 @@ class Baker:
         ec2 = self.client("ec2")
         current = record_.current
         have = (current.copies or {}) if current else {}
+        # A data-volume pool's cache is a snapshot (the lock's ami_id names it): looked up as one.
+        available, by_fingerprint = ((snapshot_available, snapshot_with_fingerprint) if plan.pool.cache == "data-volume"
+                                     else (resources.image_available, find_by_fingerprint))
         d = decide(
             plan.pool.name, plan.fingerprint, self.region, record_,
-            lock_ami_available=lambda: current is not None and resources.image_available(ec2, current.ami_id),
-            ami_with_fingerprint=lambda: find_by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
+            lock_ami_available=lambda: current is not None and available(ec2, current.ami_id),
+            ami_with_fingerprint=lambda: by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
             missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
         )
         plan = replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
@@ -303,7 +321,8 @@ class Baker:
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
             if plan.action == "reuse":
-                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = ami_facts(self.client("ec2"), plan.ami_id or "")
+                facts = snapshot_facts if plan.pool.cache == "data-volume" else ami_facts
+                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = facts(self.client("ec2"), plan.ami_id or "")
             if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
                 return self._distribute(plan, run_id, started)
             if plan.action == "reuse":
@@ -334,7 +353,9 @@ class Baker:
             ec2=self.client("ec2"), base_ami=plan.base_ami, base_image=plan.base_image, images=plan.images,
             fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
             ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
-            root_volume_gib=plan.disk.gib if plan.disk else None, image_sizes=plan.image_sizes,
+            root_volume_gib=plan.disk.gib if plan.disk and plan.pool.cache == "ami" else None,
+            data_volume_gib=plan.disk.gib if plan.disk and plan.pool.cache == "data-volume" else None,
+            image_sizes=plan.image_sizes,
             compressed_bytes=plan.compressed_bytes, gpu_floor=plan.gpu_floor,
         )
 

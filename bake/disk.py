@@ -24,6 +24,7 @@ class DiskPlan:
     base_gib: int
     compressed_bytes: int
     images: int
+    volume: str = "root"  # "data": a data-volume pool's cache volume (the builder's root stays the base AMI's)
 
     @property
     def images_gib(self) -> float:
@@ -31,12 +32,16 @@ class DiskPlan:
 
     @property
     def reason(self) -> str:
+        if self.volume == "data":
+            return (f"data volume: {self.images} image(s) {self.compressed_bytes / GIB:.1f} GiB compressed x {UNPACK_FACTOR:g} "
+                    f"unpack factor ({self.images_gib:.1f} GiB) + {HEADROOM:.0%} headroom (at least {HEADROOM_MIN_GIB} GiB); "
+                    "the builder's root volume stays the base AMI's")
         return (f"base AMI {self.base_gib} GiB + {self.images} image(s) {self.compressed_bytes / GIB:.1f} GiB compressed "
                 f"x {UNPACK_FACTOR:g} unpack factor ({self.images_gib:.1f} GiB) + {HEADROOM:.0%} headroom "
                 f"(at least {HEADROOM_MIN_GIB} GiB); root_volume_size overrides it")
 
     def as_dict(self) -> dict[str, object]:
-        return {"gib": self.gib, "base_gib": self.base_gib, "compressed_bytes": self.compressed_bytes,
+        return {"gib": self.gib, "volume": self.volume, "base_gib": self.base_gib, "compressed_bytes": self.compressed_bytes,
                 "unpack_factor": UNPACK_FACTOR, "headroom": HEADROOM, "reason": self.reason}
 
 
@@ -45,7 +50,7 @@ def needed_bytes(compressed: int) -> int:
     return math.ceil(compressed * UNPACK_FACTOR)
 
 
-def builder_disk(base_gib: int, compressed: list[int]) -> DiskPlan:
+def builder_disk(base_gib: int, compressed: list[int], volume: str = "root") -> DiskPlan:
     need = base_gib + sum(compressed) * UNPACK_FACTOR / GIB
     gib = math.ceil(need + max(need * HEADROOM, HEADROOM_MIN_GIB))
-    return DiskPlan(gib=gib, base_gib=base_gib, compressed_bytes=sum(compressed), images=len(compressed))
+    return DiskPlan(gib=gib, base_gib=base_gib, compressed_bytes=sum(compressed), images=len(compressed), volume=volume)

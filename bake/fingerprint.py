@@ -38,10 +38,21 @@ def fingerprint(base_ami: str, images: list[tuple[str, str]], runtime: str, gpu:
 
 
 def pool_fingerprint(pool: PoolConfig, base_ami: str, images: list[tuple[str, str]],
-                     aliases: dict[str, list[str]] | None = None) -> str:
+                     aliases: dict[str, list[str]] | None = None, arch: str = "amd64") -> str:
     """The fingerprint of ``pool`` baked on the resolved ``base_ami`` with ``images`` as
     (reference, digest) and the images' resolved ``aliases`` (bake.references.pool_aliases):
     the builder's own settings (instance type, SSH, subnet, tags...) do not count, nor do the
-    GPU settings of a pool without a GPU."""
+    GPU settings of a pool without a GPU. A data-volume pool's cache does not hold the AMI:
+    only what the node's AMI must match counts (``data_volume_base``)."""
     gpu = pool.gpu_settings.model_dump() if pool.gpu else None
-    return fingerprint(base_ami, images, pool.runtime, gpu, pool.prewarm, aliases)
+    base = data_volume_base(pool, arch) if pool.cache == "data-volume" else base_ami
+    return fingerprint(base, images, pool.runtime, gpu, pool.prewarm, aliases)
+
+
+def data_volume_base(pool: PoolConfig, arch: str) -> str:
+    """What stands for the base AMI in a data-volume pool's fingerprint: the node's OS and
+    architecture (the runtime is in the fingerprint already). A new stock AMI of the same OS and
+    architecture keeps the cache: the volume holds the runtime's root directory only, which a
+    runtime of the same on-disk format reads whatever AMI it runs on (docs/data-volume.md says
+    what the plan cannot see: a stock AMI's containerd moving to a format the cache lacks)."""
+    return f"data-volume:{pool.os}:{arch}"

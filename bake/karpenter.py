@@ -21,6 +21,7 @@ from bake.model.karpenter import K8S_NAME, KarpenterSettings, restricted_tag
 from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import BlockDevice
 from bake.model.stack import POOL_TAG
+from bake.node_user_data import with_cache_mount
 
 API_VERSION = "karpenter.k8s.aws/v1"
 KIND = "EC2NodeClass"
@@ -75,7 +76,11 @@ def node_class(config: BakeConfig, pool: PoolConfig, entry: LockEntry | None) ->
         "blockDeviceMappings": mappings,
         "tags": tags,
     }
-    if k.user_data is not None:
+    if entry.cache == "data-volume" and pool.os == "al2023":
+        # The cache volume mounted at containerd's root before nodeadm starts it (docs/data-volume.md);
+        # Karpenter merges its own NodeConfig part into the MIME document.
+        spec["userData"] = with_cache_mount(k.user_data, pool.name)
+    elif k.user_data is not None:
         spec["userData"] = k.user_data
     annotations = {f"{ANNOTATION}pool": pool.name, f"{ANNOTATION}fingerprint": entry.fingerprint,
                    f"{ANNOTATION}built-at": entry.built_at}

@@ -240,6 +240,16 @@ def _image_id(values: dict[str, Any] | None) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
+def _cache_snapshot(values: dict[str, Any] | None, device: str | None) -> str | None:
+    """The snapshot a launch template maps at ``device``: a data-volume pool's cache (docs/data-volume.md)."""
+    for mapping in (values or {}).get("block_device_mappings") or []:
+        if mapping.get("device_name") == device:
+            for ebs in mapping.get("ebs") or []:
+                if isinstance(ebs.get("snapshot_id"), str) and ebs["snapshot_id"]:
+                    return ebs["snapshot_id"]
+    return None
+
+
 def build_review(plan: dict[str, Any], base: LockData, head: LockData, config: BakeConfig | None = None) -> Review:
     """``config``: bake.toml, for the diff of each pool's EC2NodeClass (pools with a [karpenter] table)."""
     changes = parse_plan(plan)
@@ -316,12 +326,18 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         images=diff_images(old, new), pinned=f"{pin.ami_id}: {pin.reason}" if pin else None,
         resources=[f"{c.address} ({c.action})" for c in mine], regions=region_amis(old, new),
     )
+    # What the plan points the pool at: the AMI, or a data-volume pool's cache snapshot (its nodes
+    # keep the stock AMI, which the lock entry's ami_id does not name: that is the snapshot).
+    entry = new or old
+    cache = entry is not None and entry.cache == "data-volume"
+    field_, target = (("cache snapshot", lambda v: _cache_snapshot(v, entry.data_device)) if cache  # type: ignore[union-attr]
+                      else ("image_id", _image_id))
     for c in mine:
         if c.type in IMAGE_TYPES:
-            before, after = _image_id(c.before), _image_id(c.after)
-            unknown = bool(c.after_unknown.get("image_id"))
+            before, after = target(c.before), target(c.after)
+            unknown = not cache and bool(c.after_unknown.get("image_id"))
             if before != after or unknown:
-                r.plan_images.append({"address": c.address, "action": c.action, "before": before,
+                r.plan_images.append({"address": c.address, "action": c.action, "before": before, "field": field_,
                                       "after": "(known after apply)" if unknown and not after else after})
     ami_moves = bool(r.plan_images)
     groups = [c for c in mine if c.type in GROUP_TYPES and c.action not in ("destroy", "no-op", "read")]
@@ -340,7 +356,7 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
     if new:
         # A plan made before the last build or rollback sets an AMI the lock no longer names.
         for c in mine:
-            planned_ami = _image_id(c.after)
+            planned_ami = target(c.after)
             if c.type in IMAGE_TYPES and c.action != "destroy" and planned_ami and planned_ami not in new.amis():
                 r.warnings.append(f"pool {name}: the plan sets {c.address} to {planned_ami}, but the lock's current "
                                   f"AMI is {new.ami_id}: a stale plan (made before the last build or rollback?); "
@@ -349,7 +365,7 @@ def _pool_review(name: str, base: LockData, head: LockData, mine: list[ResourceC
         fr = _first_read(name, new, mine)
         r.first_read, r.first_read_lines = fr.as_dict(), fr.lines()
     if status in ("changed", "new") and new and not ami_moves and not r.warnings and not any(
-            _image_id(c.after) in new.amis() for c in mine if c.type in IMAGE_TYPES):
+            target(c.after) in new.amis() for c in mine if c.type in IMAGE_TYPES):
         r.warnings.append(f"pool {name}: the lock moves to {new.ami_id} but the plan sets no launch template or "
                           "configuration to it (stale synth, or the stack does not read the lock?)")
     return r
@@ -423,7 +439,8 @@ def render_markdown(review: Review) -> str:
             lines += [f"- {'**' + line + '**' if line.startswith('warning:') else line}" for line in p.first_read_lines]
             lines.append("")
         for pi in p.plan_images:
-            lines.append(f"- `{pi['address']}` ({pi['action']}): image_id {_code(pi['before'])} → {_code(pi['after'])}")
+            lines.append(f"- `{pi['address']}` ({pi['action']}): {pi.get('field', 'image_id')} {_code(pi['before'])} → "
+                         f"{_code(pi['after'])}")
         if p.plan_images:
             lines.append("")
         if p.karpenter_diff:

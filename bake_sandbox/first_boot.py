@@ -26,13 +26,14 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bake import cri
-from bake_sandbox import node_containerd, registries
+from bake.data_volume import DEVICE, by_id
+from bake_sandbox import moto, node_containerd, registries
 from bake_sandbox.errors import SandboxError
-from bake_sandbox.layout import Layout
+from bake_sandbox.layout import BASE_AMI, Layout
 
 SANDBOX_IMAGE = "localhost/kubernetes/pause:3.10"  # nodeadm pins the sandbox image; it need not exist here
 
@@ -97,7 +98,7 @@ SystemdCgroup = false
 # In the node's own namespace: its disk, an empty /run/containerd, containerd with nodeadm's
 # config, then the CRI's answer (bake/cri.py on stdin) printed, then containerd stopped.
 BOOT_SCRIPT = """set -e
-mount --bind {disk} /var/lib/containerd
+{mount_disk}
 mkdir -p /run/containerd && mount -t tmpfs tmpfs /run/containerd
 PATH={bin}:$PATH {bin}/containerd --config {config} >{log} 2>&1 &
 pid=$!
@@ -122,6 +123,7 @@ class FirstBoot:
     runtime: str  # "containerd 2.1.9+unknown"
     images: dict[str, dict | None]  # ref -> the CRI's ImageStatus (id, repo_tags, repo_digests, pinned) or None
     registry_requests: list[str]  # "GET /v2/.../blobs/..." the registries served meanwhile
+    volume_label: str | None = None  # a node from a cache snapshot: its filesystem's label (the node's mount unit's key)
 
     def missing(self) -> list[str]:
         return [ref for ref, found in self.images.items() if found is None]
@@ -144,14 +146,38 @@ def first_boot(layout: Layout, refs: list[str], version: str = node_containerd.D
     bake leaves it so): the AMI's snapshot is taken of a quiet disk."""
     if node_containerd.daemon(layout).running():
         raise SandboxError("the builder's containerd is running: a node boots from the disk of a stopped one")
+    with tempfile.TemporaryDirectory(prefix="bake-first-boot-disk-") as tmp:
+        disk = Path(tmp) / "disk"
+        subprocess.run(["cp", "-a", "--reflink=auto", str(node_containerd.root_dir(layout)), str(disk)], check=True)
+        return _boot(layout, refs, version, f"mount --bind {shlex.quote(str(disk))} /var/lib/containerd")
+
+
+def first_boot_from_snapshot(layout: Layout, snapshot_id: str, refs: list[str],
+                             version: str = node_containerd.DEFAULT_VERSION) -> FirstBoot:
+    """A data-volume pool's node (issue 24): launched in moto with the cache snapshot mapped at the
+    data device, so its volume is a copy of the snapshot's bytes behind a loop device
+    (bake_sandbox.moto_volumes); mounted at /var/lib/containerd as the node's user data does, then
+    booted as ``first_boot``. The node is terminated after (its volume goes with it)."""
+    ec2 = moto.client(layout, "ec2")
+    node = ec2.run_instances(ImageId=BASE_AMI, InstanceType="m5.large", MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": DEVICE, "Ebs": {"SnapshotId": snapshot_id, "DeleteOnTermination": True}}])["Instances"][0]
+    try:
+        [volume] = [m["Ebs"]["VolumeId"] for m in node["BlockDeviceMappings"] if m["DeviceName"] == DEVICE]
+        label = subprocess.run(["blkid", "-s", "LABEL", "-o", "value", by_id(volume)], capture_output=True, text=True).stdout
+        boot = _boot(layout, refs, version, f"mount {shlex.quote(by_id(volume))} /var/lib/containerd")
+        return replace(boot, volume_label=label.strip() or None)
+    finally:
+        ec2.terminate_instances(InstanceIds=[node["InstanceId"]])
+
+
+def _boot(layout: Layout, refs: list[str], version: str, mount_disk: str) -> FirstBoot:
     binaries = node_containerd.tools_bin(version)
     template = NODE_CONFIG["2" if version.startswith("2") else "1"]
     logs = _logs(layout)
     with tempfile.TemporaryDirectory(prefix="bake-first-boot-") as tmp:
-        disk, config, log = Path(tmp) / "disk", Path(tmp) / "config.toml", Path(tmp) / "containerd.log"
-        subprocess.run(["cp", "-a", "--reflink=auto", str(node_containerd.root_dir(layout)), str(disk)], check=True)
+        config, log = Path(tmp) / "config.toml", Path(tmp) / "containerd.log"
         config.write_text(template.format(sandbox=SANDBOX_IMAGE))
-        script = BOOT_SCRIPT.format(tmp=shlex.quote(tmp), disk=shlex.quote(str(disk)), bin=shlex.quote(str(binaries)),
+        script = BOOT_SCRIPT.format(tmp=shlex.quote(tmp), mount_disk=mount_disk, bin=shlex.quote(str(binaries)),
                                     config=shlex.quote(str(config)), log=shlex.quote(str(log)),
                                     python=shlex.quote(sys.executable), refs=" ".join(map(shlex.quote, refs)))
         before = _sizes(logs)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import bake
+from bake_sandbox import moto_volumes
 from bake_sandbox.errors import SandboxError
 from bake_sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, HOST, REGION, Layout
 from bake_sandbox.process import Daemon, port_open
@@ -21,7 +22,7 @@ REPO_ROOT = Path(bake.__file__).resolve().parent.parent
 
 
 def daemon(layout: Layout) -> Daemon:
-    env = {**os.environ, **CREDENTIALS, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, **CREDENTIALS, "PYTHONPATH": str(REPO_ROOT), moto_volumes.ENV: str(volumes_dir(layout))}
     # moto must not follow a caller's endpoint; the sandbox's AWS is always strict (moto_strict)
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "BAKE_MOTO_STRICT"):
         env.pop(var, None)
@@ -32,6 +33,11 @@ def daemon(layout: Layout) -> Daemon:
         program="bake_sandbox.moto_server",
         env=env,
     )
+
+
+def volumes_dir(layout: Layout) -> Path:
+    """The data volumes' and their snapshots' bytes (bake_sandbox.moto_volumes)."""
+    return layout.root / "volumes"
 
 
 def client(layout: Layout, service: str, region: str = REGION) -> Any:

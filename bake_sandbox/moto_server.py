@@ -5,7 +5,8 @@ parameters under ``/aws/service/eks/``, and moto (like AWS) refuses a PutParamet
 PutParameter on that prefix stores the value as if AWS had published it, so the sandbox can
 seed the base AMI and a test can "publish" a new one to force a rebake. It also answers EBS
 fast snapshot restore, which moto lacks (``bake_sandbox.moto_fsr``), and tags a copy with
-CopyImage's TagSpecifications, which moto ignores (``bake_sandbox.moto_copy_tags``). And it refuses
+CopyImage's TagSpecifications, which moto ignores (``bake_sandbox.moto_copy_tags``); it backs
+attached data volumes and their snapshots with real bytes (``bake_sandbox.moto_volumes``). And it refuses
 what AWS documents as refused and moto accepts (``bake_sandbox.moto_strict``; ``BAKE_MOTO_STRICT=0``
 leaves that out, for the one test that shows moto's own answer beside AWS's).
 
@@ -159,10 +160,11 @@ def _template_tags(request: Any, params: dict[str, Any]) -> dict[str, dict[str, 
 
 def main(argv: list[str]) -> None:
     _allow_published_parameters()
-    from bake_sandbox import moto_copy_tags, moto_fsr, moto_strict
+    from bake_sandbox import moto_copy_tags, moto_fsr, moto_strict, moto_volumes
 
     moto_fsr.install()
     moto_copy_tags.install()
+    moto_volumes.install()
     if os.environ.get("BAKE_MOTO_STRICT") != "0":
         moto_strict.install()  # last: it wraps the methods the two above add or wrap
     if os.environ.get("BAKE_MOTO_IAM") == "1":

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bake_sandbox import (
-    builder, discard, first_boot, hosts, images, moto, node_containerd, overlay, registries, runtimes, sample_config, tls,
+    builder, discard, first_boot, hosts, images, moto, moto_volumes, node_containerd, overlay, registries, runtimes,
+    sample_config, tls,
 )
 from bake_sandbox.errors import SandboxError
 from bake_sandbox.layout import (
@@ -132,6 +133,8 @@ class Sandbox:
             *(purge_storage if purge else []),
             ("containerd and dockerd", lambda: runtimes.stop(lay)),
             ("moto server", lambda: moto.stop(lay)),
+            # its volumes' loop devices and files: moto forgot them (bake_sandbox.moto_volumes)
+            ("data volumes", lambda: moto_volumes.Store(moto.volumes_dir(lay)).release_stale()),
             ("/etc/hosts line", hosts.remove),
             ("CA", tls.uninstall),
         ]
@@ -221,6 +224,12 @@ class Sandbox:
         answers for ``refs`` and what the registries served meanwhile."""
         self._forget_gone_builders()
         return first_boot.first_boot(self.layout, refs, version or node_containerd.state(self.layout)["version"])
+
+    def first_boot_from_snapshot(self, snapshot_id: str, refs: list[str], version: str | None = None) -> first_boot.FirstBoot:
+        """A data-volume pool's node: its volume a copy of the cache snapshot (``first_boot_from_snapshot``)."""
+        self._forget_gone_builders()
+        return first_boot.first_boot_from_snapshot(self.layout, snapshot_id, refs,
+                                                   version or node_containerd.state(self.layout)["version"])
 
     def _forget_gone_builders(self) -> None:
         """What terminated instances still hold of the node's containerd goes (a bake killed

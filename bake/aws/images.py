@@ -143,6 +143,12 @@ def owned_images(ec2: Any) -> list[Image]:
     return [Image(i) for i in aws.paginate(ec2, "describe_images", "Images", Owners=["self"])]
 
 
-def tool_snapshots(ec2: Any, *, role: str | None = None, pool: str | None = None) -> list[dict[str, Any]]:
-    """The snapshots this tool tagged (DescribeSnapshots entries), by role and pool."""
-    return list(aws.paginate(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=tool_filters(role=role, pool=pool)))
+def tool_snapshots(ec2: Any, *, role: str | None = None, pool: str | None = None, fingerprint: str | None = None,
+                   completed: bool = False) -> list[dict[str, Any]]:
+    """The snapshots this tool tagged (DescribeSnapshots entries), newest first; by role, pool,
+    fingerprint, only completed ones."""
+    filters = tool_filters(role=role, pool=pool, fingerprint=fingerprint)
+    if completed:
+        filters.append({"Name": "status", "Values": ["completed"]})
+    found = list(aws.paginate(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=filters))
+    return sorted(found, key=lambda s: str(s.get("StartTime", "")), reverse=True)

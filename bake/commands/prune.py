@@ -58,11 +58,11 @@ def _prune_region(args: argparse.Namespace, ctx: Context, config: BakeConfig | N
     and instances (and the lock, which names every region's)."""
     from bake.lifecycle import common
     from bake.aws.images import tool_images
-    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune
+    from bake.lifecycle.prune import apply_prune, images_in_use, plan_prune, tool_cache_snapshots
 
     ec2, autoscaling = common.clients(region, "ec2", "autoscaling")
 
-    images = tool_images(ec2)
+    images = tool_images(ec2) + tool_cache_snapshots(ec2)  # a data-volume pool's caches are snapshots
     if args.pool:
         known = set(config.pools if config else ()) | set(lock.pools)
         known |= {i.tags[KEY_POOL] for i in images if KEY_POOL in i.tags}

@@ -223,6 +223,19 @@ GRANTS: list[Grant] = [
     Grant("EncryptWithKey", "kms_key_id: the builder's encrypted root volume and so the AMI's", BAKE,
           EBS_KMS_ACTIONS, _kms, when=lambda s: bool(s.kms_keys),
           proof="unproven: moto does not call KMS for an encrypted volume"),
+    # --- cache = "data-volume" (bake/steps/data_volume.py): the data volume's snapshot ------------
+    Grant("CacheSnapshot", "bake/steps/data_volume.py: CreateSnapshot of the builder's own data volume", BAKE,
+          ("ec2:CreateSnapshot",), _ec2("volume/*"), TOOL_TAGGED, when=lambda s: s.data_volume,
+          proof="not in the sample config (no data-volume pool)"),
+    Grant("CacheSnapshotCreate", "bake/steps/data_volume.py: the snapshot, created with the tool's tags", BAKE,
+          ("ec2:CreateSnapshot",), lambda s: _snapshots(s), TOOL_TAGGING, when=lambda s: s.data_volume,
+          proof="not in the sample config (no data-volume pool)"),
+    Grant("TagCacheSnapshot", "bake/steps/data_volume.py: CreateSnapshot's TagSpecifications", BAKE, ("ec2:CreateTags",),
+          lambda s: _snapshots(s), {"StringEquals": {"ec2:CreateAction": "CreateSnapshot", **TOOL_TAGGING["StringEquals"]}},
+          when=lambda s: s.data_volume, proof="not in the sample config (no data-volume pool)"),
+    Grant("Describe", "bake/build.py, bake/steps/data_volume.py: the lock's cache snapshot, reuse by fingerprint, "
+          "the wait until completed", ("plan", "bake"), ("ec2:DescribeSnapshots",), lambda s: ANY,
+          when=lambda s: s.data_volume, proof="not in the sample config (no data-volume pool)"),
     # --- [distribute]: copies in other regions, sharing (bake/steps/distribute.py) -------------------
     Grant("CopyImage", "bake/steps/distribute.py: CopyImage, called in the copy's region (authorized on the source "
           "AMI and on the new AMI and its snapshots)", BAKE, ("ec2:CopyImage",),

@@ -41,6 +41,7 @@ class Scope:
     state_bucket: str | None
     state_key: str | None
     state_lock_table: str | None
+    data_volume: bool = False  # a pool's cache = "data-volume": the bake snapshots a volume (docs/data-volume.md)
 
     @property
     def everywhere(self) -> tuple[str, ...]:
@@ -66,7 +67,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     """The scope ``config`` names (the typed models of ``bake.model``, rollout tables included)."""
     accounts = list(accounts or config.provider.allowed_account_ids)
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
-    asg_base = adopts = False
+    asg_base = adopts = data_volume = False
     copy_regions: list[str] = []
     node_regions: list[str] = []
     copy_keys: list[tuple[str, str]] = []
@@ -78,6 +79,7 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         if pool.base_ami.startswith("ssm:"):
             ssm.append(pool.base_ami[4:])
         asg_base |= pool.base_ami.startswith("asg:")
+        data_volume |= pool.cache == "data-volume"
         for image in pool.images:
             ref = parse_reference(image)
             if ref.ecr:
@@ -138,4 +140,5 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         state_bucket=config.state.bucket if s3 else None,
         state_key=config.state.key if s3 else None,
         state_lock_table=config.state.dynamodb_table if s3 else None,
+        data_volume=data_volume,
     )

@@ -6,7 +6,9 @@ the N newest of its pool; named by the lock (any pool's current or pin, or this 
 history within N); the image of any launch template version or launch configuration in the
 account and region; or the image of any instance that is not terminated. A copy in another
 region is a candidate there like any AMI of the pool (``bake prune`` runs region by region);
-the lock names it through its entry's ``copies``. Anything that cannot
+the lock names it through its entry's ``copies``. A data-volume pool's cache snapshots
+(``bake:role=cache-snapshot``, docs/data-volume.md) are candidates like AMIs, seen through
+``cache_snapshot_view``; one a launch template version maps is in use. Anything that cannot
 be checked (an AccessDenied on a listing) stops the prune before it removes anything.
 """
 
@@ -19,8 +21,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bake import resources, tags
-from bake.aws.images import Image, owned_images
+from bake.aws.images import Image, owned_images, tool_snapshots
 from bake.cancel import CancelToken
+from bake.data_volume import CACHE_SNAPSHOT_ROLE
 from bake.errors import BakeError
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, error_code, instances, paginate
 from bake.resources import why
@@ -29,17 +32,19 @@ from bake.model.times import iso_utc, parse_utc
 from bake.progress import Reporter
 
 DEFAULT_KEEP = 3
+PRUNED_ROLES = ("ami", CACHE_SNAPSHOT_ROLE)
 
 
 @dataclass
 class Candidate:
     pool: str
-    ami_id: str
+    ami_id: str  # or, for a data-volume pool, the cache snapshot's id
     name: str
     created: str  # bake:created-at, else the AMI's CreationDate
     state: str
     snapshots: list[str]
     remove: bool = False
+    role: str = "ami"  # or CACHE_SNAPSHOT_ROLE: deleted, not deregistered
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -55,6 +60,20 @@ class PrunePlan:
     @property
     def removals(self) -> list[Candidate]:
         return [c for c in self.candidates if c.remove]
+
+
+def tool_cache_snapshots(ec2: Any) -> list[Image]:
+    """The tool's cache snapshots (a data-volume pool's caches), each as an image-shaped view."""
+    return [cache_snapshot_view(s) for s in tool_snapshots(ec2, role=CACHE_SNAPSHOT_ROLE)]
+
+
+def cache_snapshot_view(snap: dict[str, Any]) -> Image:
+    """A cache snapshot in the shape ``plan_prune`` reads an AMI in: completed is available; the
+    snapshot is the candidate itself, so it lists no snapshots of its own."""
+    started = parse_utc(snap.get("StartTime"))
+    return Image({"ImageId": snap["SnapshotId"], "Name": snap.get("Description", ""), "Tags": snap.get("Tags", []),
+                  "State": "available" if snap.get("State") == "completed" else snap.get("State", ""),
+                  "CreationDate": iso_utc(started) if started else ""})
 
 
 def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[Image | dict[str, Any]] = ()) -> dict[str, list[str]]:
@@ -73,7 +92,10 @@ def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[Image | dict[str,
         for lt in paginate(ec2, "describe_launch_templates", "LaunchTemplates"):
             lt_id, lt_name = lt["LaunchTemplateId"], lt.get("LaunchTemplateName", "")
             for v in paginate(ec2, "describe_launch_template_versions", "LaunchTemplateVersions", LaunchTemplateId=lt_id):
-                add(v.get("LaunchTemplateData", {}).get("ImageId"), f"launch template {lt_name or lt_id} v{v.get('VersionNumber')}")
+                data, who = v.get("LaunchTemplateData", {}), f"launch template {lt_name or lt_id} v{v.get('VersionNumber')}"
+                add(data.get("ImageId"), who)
+                for mapping in data.get("BlockDeviceMappings", []):  # a data-volume pool's cache snapshot
+                    add(mapping.get("Ebs", {}).get("SnapshotId"), who)
         for lc in paginate(autoscaling, "describe_launch_configurations", "LaunchConfigurations"):
             add(lc.get("ImageId"), f"launch configuration {lc.get('LaunchConfigurationName')}")
         for inst in instances(ec2, [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]):
@@ -85,10 +107,11 @@ def images_in_use(ec2: Any, autoscaling: Any, images: Iterable[Image | dict[str,
                 if item.get("State") != "disabled":
                     zones.setdefault(item["SnapshotId"], []).append(item["AvailabilityZone"])
             for img in images:
-                for snap in img.snapshot_ids:
+                # a cache snapshot's view lists no snapshots: it is one
+                for snap in img.snapshot_ids or [img.id]:
                     if snap in zones:
                         add(img.id, f"fast snapshot restore still enabled on {snap} in "
-                                            f"{', '.join(sorted(zones[snap]))} (disable it first)")
+                                    f"{', '.join(sorted(zones[snap]))} (disable it first)")
     except ClientError as e:
         raise BakeError(
             f"cannot tell which AMIs are in use ({_refusal_or_error(e)}); "
@@ -120,7 +143,7 @@ def plan_prune(
     by_pool: dict[str, list[Image]] = {}
     for img in map(Image.of, images):
         t = img.tags
-        if t.get(tags.KEY_TOOL) != tags.TOOL or t.get(tags.KEY_ROLE) != "ami" or not t.get(tags.KEY_POOL):
+        if t.get(tags.KEY_TOOL) != tags.TOOL or t.get(tags.KEY_ROLE) not in PRUNED_ROLES or not t.get(tags.KEY_POOL):
             continue  # a filter that was not applied must not widen what we touch
         if pools and t[tags.KEY_POOL] not in pools:
             continue
@@ -139,7 +162,7 @@ def plan_prune(
         imgs = sorted(by_pool[pool], key=lambda i: (_created(i), i.creation_date, i.id), reverse=True)
         for rank, img in enumerate(imgs):
             ami = img.id
-            c = Candidate(pool, ami, img.name, _created(img), img.state, img.snapshot_ids)
+            c = Candidate(pool, ami, img.name, _created(img), img.state, img.snapshot_ids, role=img.tags[tags.KEY_ROLE])
             if rank < keep:
                 c.reasons.append(f"{rank + 1} of the {keep} newest")
             if ami in protected:
@@ -172,6 +195,13 @@ def apply_prune(ec2: Any, plan: PrunePlan, reporter: Reporter, cancel: CancelTok
     for c in removals:
         if cancel:
             cancel.check()
+        if c.role == CACHE_SNAPSHOT_ROLE:
+            try:
+                if resources.delete_snapshot(ec2, c.ami_id):
+                    reporter.emit("cleanup", f"deleted cache snapshot {c.ami_id}", pool=c.pool, status="done")
+            except ClientError as e:
+                failures.append(f"snapshot {c.ami_id}: {why(e)}")
+            continue
         removal = resources.deregister_image_and_snapshots(ec2, c.ami_id, [s for s in c.snapshots if s not in backing])
         if removal.deregistered:
             reporter.emit("cleanup", f"deregistered {c.ami_id} ({c.name})", pool=c.pool, status="done")

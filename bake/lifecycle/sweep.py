@@ -7,7 +7,9 @@ started longer ago than the threshold:
 - an instance that is not terminated, a security group, a key pair;
 - an AMI that is **not** ``available`` (pending, failed, ...): an available AMI is a good
   build, which only ``prune`` may retire;
-- a snapshot that backs no registered AMI (or only AMIs this sweep deregisters).
+- a snapshot that backs no registered AMI (or only AMIs this sweep deregisters), unless it is a
+  data-volume pool's completed cache snapshot (``bake:role=cache-snapshot``): that is a finished
+  build, as an available AMI is.
 
 Never touched: anything the lock names (and the snapshots behind it), anything without the
 tool's tag, and every resource of a run that has any resource fresher than the threshold (a
@@ -32,6 +34,7 @@ from bake import resources, tags
 from bake.aws.images import Image, owned_images, tool_filters, tool_snapshots
 from bake.cancel import CancelToken
 from bake.errors import BakeError
+from bake.data_volume import CACHE_SNAPSHOT_ROLE
 from bake.lifecycle.common import LIVE_INSTANCE_STATES, format_age, instances, paginate
 from bake.resources import why
 from bake.model.times import OLDEST, parse_utc, utc_now
@@ -94,6 +97,12 @@ def read_inventory(ec2: Any) -> Inventory:
         images=owned_images(ec2),
         snapshots=tool_snapshots(ec2),
     )
+
+
+def _finished_cache(snap: dict[str, Any]) -> bool:
+    """A data-volume pool's cache snapshot that completed: like an available AMI, prune's to retire."""
+    return (tags.from_aws(snap.get("Tags")).get(tags.KEY_ROLE) == CACHE_SNAPSHOT_ROLE
+            and snap.get("State") == "completed")
 
 
 def find_leftovers(
@@ -159,6 +168,10 @@ def classify(inv: Inventory, older_than: timedelta, protected_amis: dict[str, st
         r = _resource("snapshot", snap["SnapshotId"], snap.get("Description", "")[:60], snap.get("Tags"), snap.get("StartTime"))
         if snap["SnapshotId"] in backing:
             kept.append((r, f"backs {backing[snap['SnapshotId']]}"))
+        elif snap["SnapshotId"] in protected_amis:  # a data-volume pool's cache (docs/data-volume.md)
+            kept.append((r, f"in the lock ({protected_amis[snap['SnapshotId']]})"))
+        elif _finished_cache(snap):
+            kept.append((r, "a completed cache snapshot: a finished build; retire it with `bake prune`"))
         elif r.created is None or now - r.created < older_than or (r.run_id and r.run_id in fresh_runs):
             fresh.append(r)
         else:

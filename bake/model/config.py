@@ -389,6 +389,25 @@ class PoolConfig(Strict):
                 raise ValueError(refusal)
         return self
 
+    @model_validator(mode="after")
+    def _cache_fits(self) -> PoolConfig:
+        # docs/data-volume.md: a launch configuration cannot carry the user data that mounts the
+        # volume in nodeadm's format with the user's own; Bottlerocket's root is read-only.
+        if self.cache == "data-volume" and self.rollout.launch == "configuration":
+            raise ValueError('cache = "data-volume" needs launch = "template", "nodegroup" or "none": the node maps the cache '
+                             'snapshot and mounts it through its launch template, which launch = "configuration" has not')
+        if self.cache == "data-volume" and (self.runtime != "containerd" or self.os == "al2"):
+            raise ValueError('cache = "data-volume" needs runtime = "containerd" on os = "al2023" or "bottlerocket": '
+                             "the node mounts the volume at containerd's root before nodeadm starts containerd "
+                             "(AL2 and dockerd start their runtime before cloud-init could mount it)")
+        if self.cache == "data-volume" and (self.distribute.regions or self.distribute.shared):
+            raise ValueError('cache = "data-volume" with [distribute]: copying and sharing the cache snapshot is not '
+                             'supported yet (docs/data-volume.md)')
+        if self.os == "bottlerocket" and self.cache != "data-volume":
+            raise ValueError('os = "bottlerocket" needs cache = "data-volume": Bottlerocket\'s root filesystem is '
+                             'read-only and its images live on the data volume')
+        return self
+
     @property
     def ssh_endpoint(self) -> tuple[str, int] | None:
         """(host, port) when ssh_host names one, else None (ask EC2 for the address)."""

@@ -77,6 +77,12 @@ class BuildState:
     ec2_in: Callable[[str], Any] | None = None
     copies: dict[str, str] = field(default_factory=dict)
     started_copies: dict[str, str] = field(default_factory=dict)
+    # A cache = "data-volume" pool (bake/steps/data_volume.py): the volume's size (from the
+    # plan), its id, whether it is mounted on the builder, and its snapshot: the cache.
+    data_volume_gib: int | None = None
+    data_volume_id: str | None = None
+    data_mounted: bool = False
+    cache_snapshot_id: str | None = None
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
 

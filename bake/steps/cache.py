@@ -24,7 +24,8 @@ class StepCache:
         st.cache_bytes = cache.measure(st.conn, paths)
         st.emit("step", f"the images occupy {st.cache_bytes} bytes on disk ({len(paths.files)} blobs, "
                         f"{len(paths.dirs)} layer directories)", step=self.name, data={"cache_bytes": st.cache_bytes})
-        if st.pool.prewarm:
+        # The unit lives on the root disk: a data-volume pool's nodes boot their stock AMI without it.
+        if st.pool.prewarm and st.pool.cache == "ami":
             st.conn.run("sudo -n sh -s", stdin=prewarm.install_script(prewarm.files(paths.listing())), timeout=120,
                         shown=f"install and enable {prewarm.UNIT_NAME}")
             st.emit("step", f"prewarm unit {prewarm.UNIT_NAME} installed and enabled", step=self.name)

@@ -7,6 +7,8 @@ from typing import Any
 from bake import aws, resources, tags
 from bake.aws.images import Image, describe
 from bake.errors import BakeError
+from bake.data_volume import MIN_GIB as DATA_VOLUME_MIN_GIB
+from bake.data_volume import launch_mapping
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP3_MIBS_PER_IOPS, PoolConfig
 from bake.steps.base import BuildState
 
@@ -30,14 +32,19 @@ def block_devices(st: BuildState, image: Image) -> list[dict[str, Any]]:
         ebs["KmsKeyId"] = pool.kms_key_id
     if fast:
         size = size or image.root_volume_gib
-        # gp3 allows 500 IOPS per GiB: a small base volume gets what it can take.
-        iops = pool.builder_volume_iops or GP3_BASE_IOPS
         if size:
             ebs["VolumeSize"] = size  # the snapshot's own size, stated: not every EC2 infers it
-            iops = max(GP3_BASE_IOPS, min(iops, size * GP3_IOPS_PER_GIB))
-        ebs["Iops"] = iops
-        ebs["Throughput"] = min(pool.builder_volume_throughput or GP3_BASE_MIBS, int(iops * GP3_MIBS_PER_IOPS))
+        ebs.update(builder_speed(pool, size))
     return [{"DeviceName": image.root_device or DEFAULT_ROOT_DEVICE, "Ebs": ebs}]
+
+
+def builder_speed(pool: PoolConfig, size: int | None) -> dict[str, int]:
+    """The gp3 IOPS and throughput the builder's pulls run at on a volume of ``size`` GiB: gp3
+    allows 500 IOPS per GiB, so a small volume gets what it can take."""
+    iops = pool.builder_volume_iops or GP3_BASE_IOPS
+    if size:
+        iops = max(GP3_BASE_IOPS, min(iops, size * GP3_IOPS_PER_GIB))
+    return {"Iops": iops, "Throughput": min(pool.builder_volume_throughput or GP3_BASE_MIBS, int(iops * GP3_MIBS_PER_IOPS))}
 
 
 def fast_builder_disk(pool: PoolConfig) -> bool:
@@ -77,7 +84,14 @@ class StepRunInstance:
         if pool.iam_instance_profile:
             key = "Arn" if pool.iam_instance_profile.startswith("arn:") else "Name"
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
-        if devices := block_devices(st, image):
+        devices = block_devices(st, image)
+        if pool.cache == "data-volume":  # the cache's own volume, where the pulls run (bake/data_volume.py)
+            gib = st.data_volume_gib or DATA_VOLUME_MIN_GIB
+            data = launch_mapping(gib, pool.root_volume_type, pool.kms_key_id)
+            if fast_builder_disk(pool):
+                data["Ebs"].update(builder_speed(pool, gib))
+            devices.append(data)
+        if devices:
             args["BlockDeviceMappings"] = devices
         st.root_device_name = image.root_device or DEFAULT_ROOT_DEVICE
         resp = st.ec2.run_instances(**args)

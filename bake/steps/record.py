@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bake.data_volume import DEVICE
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
 from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
@@ -49,6 +50,9 @@ def entry_for(built: Built) -> LockEntry:
         prewarm=built.pool.prewarm,
         runtime_version=built.runtime_version,
         copies=dict(built.copies) or None,
+        # A data-volume pool's cache is its snapshot, which ami_id names too (bake/steps/data_volume.py).
+        **({"cache": "data-volume", "cache_snapshot_id": built.ami_id, "data_device": DEVICE}
+           if built.pool.cache == "data-volume" else {}),
     )
 
 

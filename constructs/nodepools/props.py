@@ -9,14 +9,16 @@ table): nothing here checks them again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from bake.data_volume import DEVICE
 from bake.errors import UsageError
 from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, BakeConfig, PoolConfig
 from bake.model.lock import LockData, LockEntry
 from bake.model.rollout import Adopt, AsgSettings, BlockDevice, NodegroupSettings, PoolRollout, ProviderSettings, StateSettings
 from bake.model.stack import POOL_TAG
+from bake.node_user_data import with_cache_mount
 
 Launch = Literal["template", "configuration", "nodegroup"]
 
@@ -113,6 +115,14 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
     )
     assert rollout.launch != "none"
     node_region = rollout.node_region or stack_region
+    if entry.cache == "data-volume":
+        return cache_volume_props(pool, entry, instance, NodePoolProps(
+            name=pool.name, ami_id=entry.base_ami, launch=rollout.launch, instance=instance, asg=rollout.asg,
+            nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
+            region=None if node_region == stack_region else node_region,
+            snapshot_ids=tuple(entry.snapshot_ids) if rollout.fast_snapshot_restore else (),
+            fast_snapshot_restore_zones=tuple(rollout.fast_snapshot_restore.availability_zones)
+            if rollout.fast_snapshot_restore else ()))
     ami_id = entry.ami_in(node_region)
     if ami_id is None:
         copies = ", ".join(f"{r}: {a}" for r, a in sorted((entry.copies or {}).items())) or "none"
@@ -142,6 +152,23 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
                          ssm_parameter=ssm, ssm_values=ssm_values,
                          snapshot_ids=tuple(entry.snapshot_ids) if fsr else (),
                          fast_snapshot_restore_zones=tuple(fsr.availability_zones) if fsr else ())
+
+
+def cache_volume_props(pool: PoolConfig, entry: LockEntry, instance: InstanceProps, props: NodePoolProps) -> NodePoolProps:
+    """A data-volume pool (docs/data-volume.md): its nodes launch the stock AMI the cache was baked
+    on, with the cache snapshot mapped at the data device (the pool's volume type; the
+    initialization rate applies to it as to any volume made from a snapshot) and, on AL2023, the
+    user data that mounts it at containerd's root; on Bottlerocket it is the data volume itself."""
+    if (props.region or entry.region) != entry.region:
+        raise MissingAmiError(f"pool {pool.name!r}: its cache snapshot {entry.cache_snapshot_id} is in {entry.region}, "
+                              f"its nodes in {props.region}; copies of a cache snapshot are not supported yet")
+    device = entry.data_device or DEVICE
+    if any(d.device_name == device for d in instance.block_devices):
+        raise UsageError(f"pool {pool.name!r}: launch_template.block_devices maps {device}, where the cache snapshot goes")
+    cache = BlockDevice(device_name=device, snapshot_id=entry.cache_snapshot_id, volume_size=entry.snapshot_gib,
+                        volume_type=instance.root_volume_type, delete_on_termination=True)  # type: ignore[arg-type]
+    user_data = instance.user_data if pool.os == "bottlerocket" else with_cache_mount(instance.user_data, pool.name)
+    return replace(props, instance=replace(instance, block_devices=(*instance.block_devices, cache), user_data=user_data))
 
 
 def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]) -> StackProps:

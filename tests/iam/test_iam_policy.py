@@ -373,3 +373,20 @@ def test_stack_rows_cover_every_pools_node_region(config: Path, tmp_path: Path) 
     bake = printed(far, "bake")
     assert not any("us-east-1" in r for r in stack_resources(bake, "ec2:TerminateInstances") if ":instance/" in r)
     assert all(":iam::" in r for r in stack_resources(deploy, "iam:PassRole"))
+
+
+def test_a_data_volume_pool_adds_its_snapshot_and_only_on_the_tools_own(tmp_path: Path) -> None:
+    """cache = "data-volume" (docs/data-volume.md): CreateSnapshot of a tool-tagged volume into a
+    snapshot that carries the tool's tag; DescribeSnapshots for plan's skip and the bake's wait."""
+    base = 'region = "us-east-1"\n[pools.p]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["nginx:1.27"]\n'
+    (tmp_path / "ami.toml").write_text(base)
+    (tmp_path / "dv.toml").write_text(base + 'cache = "data-volume"\n')
+    ami, dv = printed(tmp_path / "ami.toml", "bake"), printed(tmp_path / "dv.toml", "bake")
+    assert "ec2:CreateSnapshot" not in all_actions(ami)
+    on_snapshot, on_volume = sorted(statements_with(dv, "ec2:CreateSnapshot"), key=lambda s: resources(s)[0].split(":")[-1])
+    assert resources(on_snapshot) == ["arn:aws:ec2:us-east-1::snapshot/*"] and on_snapshot["Condition"] == TOOL_TAGGING
+    assert resources(on_volume)[0].endswith(":volume/*") and on_volume["Condition"] == TOOL_TAGGED
+    [tag] = [s for s in statements_with(dv, "ec2:CreateTags") if s["Condition"]["StringEquals"].get("ec2:CreateAction")
+             == "CreateSnapshot"]
+    assert tag["Condition"]["StringEquals"][f"aws:RequestTag/{tags.KEY_TOOL}"] == tags.TOOL
+    assert "ec2:DescribeSnapshots" in all_actions(printed(tmp_path / "dv.toml", "plan"))

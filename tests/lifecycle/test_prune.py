@@ -174,3 +174,30 @@ def test_prune_goes_region_by_region_and_keeps_the_copies_the_lock_names(moto_se
     assert [_exists_image(eu, x) for x, _ in c] == [False, True, True, True]
     assert not any(_exists_snapshot(eu, s) for s in c[0][1]) and all(_exists_snapshot(eu, s) for s in c[1][1])
     assert [_exists_image(moto_server_aws.ec2, x) for x, _ in a] == [False, True, True, True]
+
+
+def test_a_data_volume_pools_old_cache_snapshots_go_as_old_amis_do(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
+    """Cache snapshots c0..c4 (c4 newest): c4 is the lock's current, c0 mapped by a launch
+    template version; with --keep 1 the three between are deleted, no AMI is touched."""
+    from bake import tags
+
+    ec2 = moto_server_aws.ec2
+    snaps = []
+    for i in range(5):
+        vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=2)["VolumeId"]
+        snaps.append(ec2.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags.as_aws(
+            tags.run_tags(f"run-cache-{i}", "cache", "cache-snapshot", iso((5 - i) * DAY)))}])["SnapshotId"])
+        ec2.delete_volume(VolumeId=vol)
+    ec2.create_launch_template(LaunchTemplateName="cache-nodes", LaunchTemplateData={
+        "ImageId": "ami-ekslinux", "BlockDeviceMappings": [{"DeviceName": "/dev/xvdb", "Ebs": {"SnapshotId": snaps[0]}}]})
+    lock = LockFile(tmp_path / "amis.lock.json")
+    lock.update("cache", lambda _: PoolLock(current=lock_entry(snaps[4]).model_copy(update={
+        "cache": "data-volume", "cache_snapshot_id": snaps[4], "data_device": "/dev/xvdb"})))
+    dry = run_bake("prune", "--keep", "1", "--pool", "cache", "--lock", str(lock.path), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "launch template cache-nodes v1" in _row(dry.stdout, snaps[0])
+    assert "lock: current of cache" in _row(dry.stdout, snaps[4])
+    assert all(" remove " in _row(dry.stdout, s) for s in snaps[1:4])
+    wet = run_bake("prune", "--keep", "1", "--pool", "cache", "--yes", "--lock", str(lock.path), cwd=tmp_path)
+    assert wet.returncode == 0, wet.stdout + wet.stderr
+    assert [_exists_snapshot(ec2, s) for s in snaps] == [True, False, False, False, True]

@@ -166,6 +166,26 @@ def test_unfinished_amis_go_good_ones_and_their_snapshots_stay() -> None:
     assert "in the lock" in kept["ami-locked"] and "available" in kept["ami-good"] and "backs ami-good" in kept["snap-g"]
 
 
+def test_a_data_volume_pools_cache_snapshots_stay_unless_unfinished() -> None:
+    """A cache snapshot backs no AMI (docs/data-volume.md): the lock's and any completed one stay
+    (prune retires them); one a killed bake left pending goes."""
+    now = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
+    old = "2025-06-01T06:00:00Z"
+
+    def cache(run: str) -> list[dict]:
+        return tags.as_aws(tags.run_tags(run, "p", "cache-snapshot", old))
+
+    snapshots = [
+        {"SnapshotId": "snap-current", "State": "completed", "Tags": cache("r1")},
+        {"SnapshotId": "snap-older", "State": "completed", "Tags": cache("r2")},
+        {"SnapshotId": "snap-killed", "State": "pending", "Tags": cache("r3")},
+    ]
+    plan = find_leftovers(FakeEc2([], snapshots), timedelta(hours=2), {"snap-current": "p current"}, now=now)
+    assert [(r.kind, r.id) for r in plan.leftovers] == [("snapshot", "snap-killed")]
+    kept = {r.id: why for r, why in plan.kept}
+    assert "in the lock (p current)" in kept["snap-current"] and "bake prune" in kept["snap-older"]
+
+
 def test_sweep_looks_in_every_region_the_config_distributes_to(moto_server_aws: SimpleNamespace, tmp_path: Path) -> None:
     """A killed bake's copy in eu-west-1 whose image never registered leaves a snapshot tagged
     with the run: found there by its tags, removed; the copy the lock names stays."""

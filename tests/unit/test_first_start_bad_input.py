@@ -46,6 +46,11 @@ CASES = {
                                               "generation or later, released after 2022"),
     "a 2023 template type in a launch configuration": ('[pools.cpu.launch_template]\ninstance_type = "inf2.xlarge"\n',
                                                        "pools.cpu", "the inf2 family was released in 2023-04"),
+    # Issue 24: a data-volume cache is mapped and mounted through a launch template; Bottlerocket
+    # has only the data volume to hold it.
+    "a data-volume cache with a launch configuration": ("", "pools.cpu",
+                                                        'cache = "data-volume" needs launch = "template"'),
+    "bottlerocket with an AMI cache": ("", "pools.cpu", 'os = "bottlerocket" needs cache = "data-volume"'),
 }
 # Keys of [pools.cpu] itself that a case needs beside its tables.
 POOL_KEYS = {
@@ -53,6 +58,9 @@ POOL_KEYS = {
     "rate with a launch configuration": 'launch = "configuration"\n',
     "a 2023 type in a launch configuration": 'launch = "configuration"\ninstance_type = "m7i.large"\n',
     "a 2023 template type in a launch configuration": 'launch = "configuration"\n',
+    "a data-volume cache with a launch configuration": 'cache = "data-volume"\nlaunch = "configuration"\n'
+                                                       'instance_type = "m5.large"\n',
+    "bottlerocket with an AMI cache": 'os = "bottlerocket"\n',
 }
 
 

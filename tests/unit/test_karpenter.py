@@ -102,6 +102,8 @@ def test_data_volume_mode_stock_ami_and_the_cache_snapshot(tmp_path, capsys):
     assert spec["blockDeviceMappings"] == [{"deviceName": "/dev/xvdb", "ebs": {
         "volumeType": "gp3", "deleteOnTermination": True, "snapshotID": "snap-0cache0000000000",
         "iops": 3000, "throughput": 125, "volumeInitializationRate": 300}}]
+    # AL2023: the user data mounts the cache volume at containerd's root (docs/data-volume.md)
+    assert "Where=/var/lib/containerd" in spec["userData"] and "multipart/mixed" in spec["userData"]
 
 
 def test_bottlerocket_data_volume_by_base_ami_id_is_the_kubelets_root(tmp_path, capsys):

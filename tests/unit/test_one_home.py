@@ -49,7 +49,10 @@ def test_an_images_root_volume_and_snapshots_are_read_in_the_image_view():
     # and IOPS too): a fact of the source, not of the image.
     assert _with(FUNCTIONS, r"""get\(["']VolumeSize["']\)""", r"RootDeviceName|root_device") == {
         "bake/aws/images.py:root_volume_gib", "bake/adopt.py:_block_devices"}
-    assert _with(FUNCTIONS, r"BlockDeviceMappings", r"SnapshotId") == {"bake/aws/images.py:_snapshot_volumes"}
+    # prune reads the snapshots a launch template version maps (a data-volume pool's cache): a
+    # fact of the template, not of an image.
+    assert _with(FUNCTIONS, r"BlockDeviceMappings", r"SnapshotId") == {
+        "bake/aws/images.py:_snapshot_volumes", "bake/lifecycle/prune.py:images_in_use"}
     assert _with(FUNCTIONS, r"describe_images\(") == {"bake/aws/images.py:describe"}  # paginated ones: below
 
 

@@ -240,3 +240,23 @@ def test_a_cancel_during_copying_removes_the_started_copy_and_the_ami_and_starts
     eu = boto3.client("ec2", region_name="eu-west-1")
     assert eu.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
     assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.ami_id]}])["Images"] == []
+
+
+def test_a_data_volume_builder_launches_with_its_tagged_fast_data_volume(in_process_ec2):
+    st = state(in_process_ec2, cache="data-volume")
+    st.data_volume_gib = 9
+    sent = []  # moto keeps no volume's IOPS or throughput from a launch: what the bake asks, then
+    in_process_ec2.meta.events.register("provide-client-params.ec2.RunInstances", lambda params, **kw: sent.append(params))
+    StepKeyPair().run(st)
+    StepSecurityGroup().run(st)
+    StepRunInstance().run(st)
+    inst = in_process_ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
+    [data] = [m for m in inst["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvdb"]
+    volume = in_process_ec2.describe_volumes(VolumeIds=[data["Ebs"]["VolumeId"]])["Volumes"][0]
+    assert (volume["Size"], volume["VolumeType"]) == (9, "gp3")
+    # where the pulls run: the builder's gp3 speed (6,000 IOPS, capped at 500 per GiB: 4,500; 500 MiB/s)
+    [asked] = [m["Ebs"] for m in sent[0]["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvdb"]
+    assert (asked["VolumeSize"], asked["Iops"], asked["Throughput"]) == (9, 4500, 500)
+    assert tags.from_aws(volume["Tags"])[tags.KEY_RUN] == st.run_id and data["Ebs"]["DeleteOnTermination"]
+    StepRunInstance().cleanup(st)
+    assert live_instances(in_process_ec2) == []
