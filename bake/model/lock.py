@@ -140,8 +140,10 @@ class LockData(_Model):
         return out
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+def now_iso(at: datetime | None = None) -> str:
+    """``at`` (default: now) in UTC to the second, as the lock and the tags write time."""
+    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class LockFile:

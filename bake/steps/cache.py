@@ -14,17 +14,17 @@ class StepCache:
 
     def run(self, st: BuildState) -> None:
         try:
-            paths = st.container_runtime().cache_paths(st.conn, st.images)
+            paths = st.container_runtime().cache_paths(st.conn, st.plan.images)
         except cache.CacheError as e:
             # A runtime layout this tool does not know (e.g. Docker on containerd's image store):
             # the AMI is still good; it only lacks the figure and the prewarm.
             st.emit("warn", f"cannot find the images' files on the builder ({e}): cache_bytes is not recorded "
                             "and the prewarm unit is not installed", step=self.name)
             return
-        st.cache_bytes = cache.measure(st.conn, paths)
-        st.emit("step", f"the images occupy {st.cache_bytes} bytes on disk ({len(paths.files)} blobs, "
-                        f"{len(paths.dirs)} layer directories)", step=self.name, data={"cache_bytes": st.cache_bytes})
-        if st.pool.prewarm:
+        st.record.cache_bytes = cache.measure(st.conn, paths)
+        st.emit("step", f"the images occupy {st.record.cache_bytes} bytes on disk ({len(paths.files)} blobs, "
+                        f"{len(paths.dirs)} layer directories)", step=self.name, data={"cache_bytes": st.record.cache_bytes})
+        if st.plan.pool.prewarm:
             st.conn.run("sudo -n sh -s", stdin=prewarm.install_script(prewarm.files(paths.listing())), timeout=120,
                         shown=f"install and enable {prewarm.UNIT_NAME}")
             st.emit("step", f"prewarm unit {prewarm.UNIT_NAME} installed and enabled", step=self.name)

@@ -13,8 +13,8 @@ def block_devices(st: BuildState, image: dict[str, Any]) -> list[dict[str, Any]]
     """The builder's root volume: the pool's size (else sized from the images, ``bake.disk``,
     decided while planning), type and encryption, and on gp3 the builder's own IOPS and
     throughput (pulls and unpacking run at the volume's speed)."""
-    pool = st.pool
-    size = pool.root_volume_size if pool.root_volume_size is not None else st.root_volume_gib
+    pool = st.plan.pool
+    size = st.plan.root_volume_gib
     fast = fast_builder_disk(pool)
     if size is None and pool.kms_key_id is None and not fast:
         return []
@@ -53,13 +53,13 @@ class StepRunInstance:
     title = "launching the builder instance"
 
     def run(self, st: BuildState) -> None:
-        pool = st.pool
-        image = st.base_image or st.ec2.describe_images(ImageIds=[st.base_ami])["Images"][0]
+        pool = st.plan.pool
+        image = st.plan.base_image or st.ec2.describe_images(ImageIds=[st.plan.base_ami])["Images"][0]
         run_tags = tags.as_aws(
             tags.run_tags(st.run_id, pool.name, "builder", st.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
         )
         args: dict[str, Any] = {
-            "ImageId": st.base_ami,
+            "ImageId": st.plan.base_ami,
             "InstanceType": pool.instance_type,
             "MinCount": 1,
             "MaxCount": 1,

@@ -39,7 +39,7 @@ class StepKeyPair:
         st.private_key = pkey
         st.private_key_pem = pem if st.keep_on_failure else None
         # The name is ours, so it is recorded before the call: an interrupt mid-call is undone.
-        st.key_name = f"bake-{st.pool.name}-{st.run_id}"
+        st.key_name = f"bake-{st.plan.pool.name}-{st.run_id}"
         try:
             self._import(st, public)
         except Exception as e:
@@ -56,7 +56,7 @@ class StepKeyPair:
             TagSpecifications=[
                 {
                     "ResourceType": "key-pair",
-                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.pool.name, "key-pair", st.created_at)),
+                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.plan.pool.name, "key-pair", st.created_at)),
                 }
             ],
         )
