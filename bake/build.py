@@ -29,9 +29,9 @@ from bake.first_start import first_read
 from bake.gpu import DriverFloor, GpuError, floor_from_env
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
-from bake.model.lock import LockFile, PoolLock
+from bake.model.lock import AmiRecord, LockFile, PoolLock
 from bake.model.refs import parse_reference
-from bake.plan import AmiRecord, PoolPlan
+from bake.plan import PoolPlan
 from bake.progress import Reporter
 from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient

@@ -1,9 +1,9 @@
-"""What planning decides for a pool (``PoolPlan``, frozen) and what a lock entry records of an
-AMI beyond the plan (``AmiRecord``).
+"""What planning decides for a pool: ``PoolPlan``, a frozen value.
 
 The plan is made once, before anything is launched, and a build carries it unchanged: the
-steps read their inputs from it (``BuildState.plan``) and fill in an ``AmiRecord`` with what
-they create. A lock entry is the plan's facts plus that record (``bake.steps.record.entry_for``).
+steps read their inputs from it (``BuildState.plan``) and fill in an ``AmiRecord``
+(bake.model.lock) with what they create. A lock entry is the plan's facts plus that record
+(``bake.steps.record.entry_for``).
 """
 
 from __future__ import annotations
@@ -18,26 +18,7 @@ from bake.first_start import FirstRead
 from bake.gpu import DriverFloor
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
-from bake.model.lock import PoolLock
-
-
-@dataclass
-class AmiRecord:
-    """What the lock entry records of an AMI beside the plan's facts, each field named as the
-    ``LockEntry`` field it becomes (``image_ids`` goes into the entry's images). A bake's steps
-    fill it in; a skip, reuse or copy starts from what the lock or AWS says of the AMI kept."""
-
-    ami_id: str | None = None
-    snapshot_ids: list[str] = field(default_factory=list)
-    snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
-    cache_bytes: int | None = None  # what the images occupy on the builder's disk
-    copies: dict[str, str] = field(default_factory=dict)  # region -> the AMI's copy there
-    image_ids: dict[str, str] = field(default_factory=dict)  # image (as listed) -> its id (the pull)
-    runtime_version: str | None = None  # the builder's runtime as verify saw it
-    gpu_driver_version: str | None = None
-    # A cache = "data-volume" pool's (issue 24): the data volume's snapshot and its device.
-    cache_snapshot_id: str | None = None
-    data_device: str | None = None
+from bake.model.lock import AmiRecord, PoolLock
 
 
 @dataclass(frozen=True)

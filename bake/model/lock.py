@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -79,6 +80,27 @@ class LockEntry(_Model):
     def ami_in(self, region: str) -> str | None:
         """This entry's AMI in ``region``: the original there, else its copy, else None."""
         return self.ami_id if region == self.region else (self.copies or {}).get(region)
+
+
+@dataclass
+class AmiRecord:
+    """What a lock entry records of an AMI beside the plan's facts (bake.plan), each field named
+    as the ``LockEntry`` field it becomes (``image_ids`` goes into the entry's images): a new fact
+    is a field here and there, set by the step that finds it (bake.steps.record.entry_for passes
+    it on). A bake's steps fill it in; a skip, reuse or copy starts from what the lock or AWS
+    says of the AMI it keeps."""
+
+    ami_id: str | None = None
+    snapshot_ids: list[str] = field(default_factory=list)
+    snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
+    cache_bytes: int | None = None  # what the images occupy on the builder's disk
+    copies: dict[str, str] = field(default_factory=dict)  # region -> the AMI's copy there
+    image_ids: dict[str, str] = field(default_factory=dict)  # image (as listed) -> its id (the pull)
+    runtime_version: str | None = None  # the builder's runtime as verify saw it
+    gpu_driver_version: str | None = None
+    # A cache = "data-volume" pool's (issue 24): the data volume's snapshot and its device.
+    cache_snapshot_id: str | None = None
+    data_device: str | None = None
 
 
 class Pin(_Model):

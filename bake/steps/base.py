@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.model.lock import now_iso
-from bake.plan import AmiRecord, PoolPlan
+from bake.model.lock import AmiRecord, now_iso
+from bake.plan import PoolPlan
 from bake.polling import WaitStats
 from bake.progress import Reporter
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
-from bake.plan import AmiRecord, PoolPlan
+from bake.model.lock import AmiRecord, ImageDigest, LockEntry, LockFile, PoolLock, now_iso
+from bake.plan import PoolPlan
 from bake.steps.base import BuildState
 
 

@@ -8,11 +8,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from bake.plan import AmiRecord, PoolPlan
 from bake.check import check, explain, summary
 from bake.model.config import PoolConfig
-from bake.model.lock import ImageDigest, LockData, LockEntry, Pin, PoolLock
+from bake.model.lock import AmiRecord, ImageDigest, LockData, LockEntry, Pin, PoolLock
 from bake.model.refs import parse_reference
+from bake.plan import PoolPlan
 from bake.registry import ResolvedImage
 
 ROOT = Path(__file__).resolve().parents[2]

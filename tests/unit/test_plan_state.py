@@ -11,9 +11,9 @@ import pytest
 from bake import tags
 from bake.model.config import PoolConfig
 from bake.model.images import ResolvedImage
-from bake.model.lock import LockEntry
+from bake.model.lock import AmiRecord, LockEntry
 from bake.model.refs import parse_reference
-from bake.plan import AmiRecord, PoolPlan
+from bake.plan import PoolPlan
 from bake.steps.base import BuildState
 from bake.steps.keypair import StepKeyPair
 from bake.steps.record import entry_for
