@@ -38,7 +38,7 @@ from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi, ami_facts
-from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.base import BuildState, Run, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.distribute import StepCopyAmi, StepShareAmi
@@ -206,6 +206,7 @@ class Baker:
         at = datetime.now(timezone.utc).replace(microsecond=0)
         run_id = at.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
+        run = Run(run_id, at, self.reporter, self.cancel, self.ec2_in, self.run_dir, self.keep_on_failure)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
             for warning in p.warnings:
@@ -218,7 +219,7 @@ class Baker:
         if todo:
             workers = max(1, min(parallel, len(todo)))
             with self.run_dir.captured("paramiko"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bake") as ex:
-                futures = {ex.submit(self._build_pool, p, run_id, at): p for p in todo}
+                futures = {ex.submit(self._build_pool, p, run): p for p in todo}
                 pending = set(futures)
                 while pending:
                     # short waits so the main thread stays free to take SIGINT/SIGTERM
@@ -228,7 +229,7 @@ class Baker:
         self.cancel.check()
         return [outcomes[p.pool.name] for p in plans]
 
-    def _build_pool(self, plan: PoolPlan, run_id: str, at: datetime) -> PoolOutcome:
+    def _build_pool(self, plan: PoolPlan, run: Run) -> PoolOutcome:
         name = plan.pool.name
         started = time.monotonic()
         mutex = FileLock(str(self.lock.path.parent / f".{self.lock.path.name}.{name}.bake"))
@@ -252,13 +253,13 @@ class Baker:
                 facts = ami_facts(self.client("ec2"), plan.existing.ami_id or "")
                 plan = replace(plan, existing=replace(plan.existing, **facts._asdict()))
             if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
-                return self._distribute(plan, run_id, at, started)
+                return self._distribute(plan, run, started)
             if plan.action == "reuse" and plan.existing:
                 record(self.lock, name, entry_for(plan, plan.existing))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})
                 return PoolOutcome(name, "reuse", plan.ami_id, seconds=time.monotonic() - started)
-            return self._bake(plan, run_id, at, started)
+            return self._bake(plan, run, started)
         finally:
             mutex.release()
 
@@ -275,26 +276,23 @@ class Baker:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _state(self, plan: PoolPlan, run_id: str, at: datetime) -> BuildState:
+    @staticmethod
+    def _state(plan: PoolPlan, run: Run) -> BuildState:
         # An AMI that exists (a copy or a reuse) starts its record from what the plan knows of
         # it; the steps fill in the rest (a bake, all of it).
-        return BuildState(
-            plan=plan, run_id=run_id, started_at=at, ec2=self.client("ec2"), reporter=self.reporter,
-            cancel=self.cancel, ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
-            record=deepcopy(plan.existing) if plan.existing else AmiRecord(),
-        )
+        return BuildState(plan, run, record=deepcopy(plan.existing) if plan.existing else AmiRecord())
 
-    def _bake(self, plan: PoolPlan, run_id: str, at: datetime, started: float) -> PoolOutcome:
-        st = self._state(plan, run_id, at)
+    def _bake(self, plan: PoolPlan, run: Run, started: float) -> PoolOutcome:
+        st = self._state(plan, run)
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
-                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run.id})
         return self._run(steps_for(plan.pool, self.lock), st, started, "bake")
 
-    def _distribute(self, plan: PoolPlan, run_id: str, at: datetime, started: float) -> PoolOutcome:
+    def _distribute(self, plan: PoolPlan, run: Run, started: float) -> PoolOutcome:
         """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
-        st = self._state(plan, run_id, at)
+        st = self._state(plan, run)
         self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
-                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run.id})
         return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
 
     def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:

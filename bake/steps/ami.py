@@ -15,7 +15,7 @@ PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their Describe
 
 
 def ami_tags(st: BuildState) -> dict[str, str]:
-    base = tags.run_tags(st.run_id, st.plan.pool.name, "ami", st.created_at, dict(st.plan.pool.tags))
+    base = tags.run_tags(st.run.id, st.plan.pool.name, "ami", st.run.created_at, dict(st.plan.pool.tags))
     base.update(
         {
             "Name": st.ami_name or f"bake-{st.plan.pool.name}",
@@ -82,11 +82,11 @@ class StepCreateAmi:
     def run(self, st: BuildState) -> None:
         st.ec2.stop_instances(InstanceIds=[st.instance_id])
         st.waited(aws.wait(
-            st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
+            st.ec2, "instance_stopped", cancel=st.run.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
         ), self.name)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        st.ami_name = f"bake-{st.plan.pool.name}-{stamp}-{st.run_id[-6:]}"
+        st.ami_name = f"bake-{st.plan.pool.name}-{stamp}-{st.run.id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
         resp = st.ec2.create_image(
             InstanceId=st.instance_id,
@@ -103,7 +103,7 @@ class StepCreateAmi:
         st.record.ami_id = resp["ImageId"]
         st.emit("step", f"AMI {st.record.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
         st.waited(aws.wait(
-            st.ec2, "image_available", cancel=st.cancel, timeout=st.plan.pool.ami_timeout, delay=15,
+            st.ec2, "image_available", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=15,
             what=f"AMI {st.record.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
             on_poll=SnapshotProgress(st), ImageIds=[st.record.ami_id],
         ), self.name)

@@ -23,21 +23,33 @@ from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
-@dataclass
-class BuildState:
-    """One pool's build: the plan it carries out (read-only), this run's context, and what the
-    steps create, each id recorded as soon as AWS returns it. What the lock entry will record of
-    the AMI is gathered in ``record`` (bake.steps.record.entry_for)."""
+@dataclass(frozen=True)
+class Run:
+    """One ``bake build``, shared by every pool it builds: its id and start, how it reports and
+    is cancelled, its AWS clients and where its output goes."""
 
-    plan: PoolPlan
-    run_id: str
-    started_at: datetime  # the run's start (UTC, whole seconds): its id and its resources' tags
-    ec2: Any  # the EC2 client of the plan's region
+    id: str
+    started_at: datetime  # UTC, whole seconds: the id's prefix, and the resources' bake:created-at
     reporter: Reporter
     cancel: CancelToken
-    ec2_in: Callable[[str], Any] | None = None  # the EC2 client of another region (copies)
-    run_dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
+    ec2_in: Callable[[str], Any]  # a region's EC2 client
+    dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
     keep_on_failure: bool = False
+
+    @property
+    def created_at(self) -> str:
+        """The run's start as the resources' bake:created-at tag says it."""
+        return now_iso(self.started_at)
+
+
+@dataclass
+class BuildState:
+    """One pool's build: the plan it carries out (never changed), the run it is part of, and
+    what the steps create, each id recorded as soon as AWS returns it. What the lock entry will
+    record of the AMI is gathered in ``record`` (bake.steps.record.entry_for)."""
+
+    plan: PoolPlan
+    run: Run
     record: AmiRecord = field(default_factory=AmiRecord)
     key_name: str | None = None
     private_key: Any = None  # paramiko.PKey, in memory only
@@ -65,9 +77,9 @@ class BuildState:
     cleanup_errors: list[str] = field(default_factory=list)
 
     @property
-    def created_at(self) -> str:
-        """The run's start as the resources' bake:created-at tag says it."""
-        return now_iso(self.started_at)
+    def ec2(self) -> Any:
+        """The EC2 client of the plan's region."""
+        return self.run.ec2_in(self.plan.region)
 
     def container_runtime(self) -> Any:
         """The runtime the runtime step found, or the pool's runtime family before it ran."""
@@ -76,7 +88,7 @@ class BuildState:
         return self.runtime or runtime_for(self.plan.pool.runtime)
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
-        self.reporter.emit(kind, message, pool=self.plan.pool.name, **kw)
+        self.run.reporter.emit(kind, message, pool=self.plan.pool.name, **kw)
 
     def waited(self, stats: WaitStats, step: str) -> None:
         """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
@@ -98,7 +110,7 @@ KEPT_STEPS = frozenset({"key-pair", "security-group", "instance"})
 def _undo(step: Step, st: BuildState) -> None:
     if st.kept and step.name in KEPT_STEPS:
         return
-    handle = st.cancel.cleaning(f"{st.plan.pool.name}: {step.title} (undo)")
+    handle = st.run.cancel.cleaning(f"{st.plan.pool.name}: {step.title} (undo)")
     try:
         step.cleanup(st)
     except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
@@ -106,7 +118,7 @@ def _undo(step: Step, st: BuildState) -> None:
         st.cleanup_errors.append(msg)
         st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
     finally:
-        st.cancel.cleaned(handle)
+        st.run.cancel.cleaned(handle)
 
 
 def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildState, Exception], None] | None = None) -> None:
@@ -114,7 +126,7 @@ def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildStat
     undo: it may set ``st.kept`` to leave the builder, group and key pair for debugging."""
     with ExitStack() as stack:
         for step in steps:
-            st.cancel.check()
+            st.run.cancel.check()
             stack.callback(_undo, step, st)
             st.emit("step", step.title, step=step.name, status="started")
             try:
@@ -126,5 +138,5 @@ def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildStat
     if st.cleanup_errors:
         raise BakeError(
             f"pool {st.plan.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "
-            f"`python -m bake sweep` finds them by the tag bake:run-id={st.run_id}"
+            f"`python -m bake sweep` finds them by the tag bake:run-id={st.run.id}"
         )

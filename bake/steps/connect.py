@@ -51,7 +51,7 @@ def expected_fingerprints(st: BuildState) -> set[str] | None:
                     f"within {st.plan.pool.ssh_timeout}s (host_key_policy = \"console\")"
                 )
             return None
-        st.cancel.sleep(CONSOLE_POLL)
+        st.run.cancel.sleep(CONSOLE_POLL)
 
 
 class StepConnect:
@@ -75,8 +75,8 @@ class StepConnect:
             via = f" through {shown(argv)}"
             proxy = partial(ProxyProcess, argv)
         st.host_key_check = HostKeyCheck(expected, on_trust)
-        st.conn = Connection(host, port, st.plan.pool.ssh_user, st.private_key, st.host_key_check, st.cancel,
-                             proxy=proxy, log=st.run_dir.logger(st) if st.run_dir else None)
+        st.conn = Connection(host, port, st.plan.pool.ssh_user, st.private_key, st.host_key_check, st.run.cancel,
+                             proxy=proxy, log=st.run.dir.logger(st) if st.run.dir else None)
         stats = st.conn.open(
             st.plan.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),

@@ -146,7 +146,7 @@ class StepGpuValidate:
         command = " ".join(shlex.quote(a) for a in shlex.split(s.validate_command))
         line = (s.validate_run or runtime.gpu_validate).format(
             image=shlex.quote(ref), command=command, runtime_path=shlex.quote(s.runtime_path),
-            name=shlex.quote(f"bake-gpu-validate-{st.run_id}"),
+            name=shlex.quote(f"bake-gpu-validate-{st.run.id}"),
         )
         try:
             res = st.conn.run(sudo(line), warn=True, timeout=600, shown=line)

@@ -56,7 +56,7 @@ class StepRunInstance:
         pool = st.plan.pool
         image = st.plan.base_image or st.ec2.describe_images(ImageIds=[st.plan.base_ami])["Images"][0]
         run_tags = tags.as_aws(
-            tags.run_tags(st.run_id, pool.name, "builder", st.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
+            tags.run_tags(st.run.id, pool.name, "builder", st.run.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
         )
         args: dict[str, Any] = {
             "ImageId": st.plan.base_ami,
@@ -71,7 +71,7 @@ class StepRunInstance:
                 {"ResourceType": "volume", "Tags": run_tags},
             ],
             # Idempotent: a retried call (throttling, 5xx) never launches a second builder.
-            "ClientToken": f"{st.run_id}-{pool.name}"[:64],
+            "ClientToken": f"{st.run.id}-{pool.name}"[:64],
             "InstanceInitiatedShutdownBehavior": "stop",
         }
         if pool.subnet_id:
@@ -88,7 +88,7 @@ class StepRunInstance:
         stats = aws.wait(
             st.ec2,
             "instance_running",
-            cancel=st.cancel,
+            cancel=st.run.cancel,
             timeout=pool.ssh_timeout,
             hint="raise ssh_timeout in bake.toml",
             delay=5,

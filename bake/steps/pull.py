@@ -67,7 +67,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
     name = image.ref.original
     attempts = st.plan.pool.pull_retries + 1
     for attempt in range(1, attempts + 1):
-        st.cancel.check()
+        st.run.cancel.check()
         if abort.is_set():
             return
         started = time.monotonic()
@@ -98,7 +98,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         delay = BACKOFF * 2 ** (attempt - 1)
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
-        st.cancel.sleep(delay)
+        st.run.cancel.sleep(delay)
 
 
 class ProgressEvents:

@@ -60,16 +60,16 @@ class StepSecurityGroup:
             cidrs = vpc_blocks
         else:
             cidrs = [runner_cidr()]
-        group_name = f"bake-{st.plan.pool.name}-{st.run_id}"
+        group_name = f"bake-{st.plan.pool.name}-{st.run.id}"
         resp = st.ec2.create_security_group(
             GroupName=group_name,
-            Description=f"eks-image-bake builder for pool {st.plan.pool.name}, run {st.run_id}: "
+            Description=f"eks-image-bake builder for pool {st.plan.pool.name}, run {st.run.id}: "
                         + ("nothing inbound" if proxied else "SSH only"),
             VpcId=vpc_id,
             TagSpecifications=[
                 {
                     "ResourceType": "security-group",
-                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.plan.pool.name, "security-group", st.created_at)),
+                    "Tags": tags.as_aws(tags.run_tags(st.run.id, st.plan.pool.name, "security-group", st.run.created_at)),
                 }
             ],
         )

@@ -54,7 +54,7 @@ def client(url: str):
 
 def state(ec2, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], ssh_cidrs=["203.0.113.7/32"], **pool_kw)
-    return state_for(plan_for(pool), ec2, run_id=f"20260101T000000Z-{uuid.uuid4().hex[:6]}")
+    return state_for(plan_for(pool), ec2, id=f"20260101T000000Z-{uuid.uuid4().hex[:6]}")
 
 
 def bake_ami(st: BuildState) -> None:

@@ -71,7 +71,7 @@ def test_the_lock_entry_is_the_plans_facts_and_the_record() -> None:
 def test_resources_are_tagged_with_the_runs_time(in_process_ec2) -> None:
     """The run carries its start as a datetime: the tags say it, nothing parses it back from the id."""
     at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-    st = state_for(plan_for(POOL), in_process_ec2, started_at=at, run_id="20260304T050607Z-abcdef")
+    st = state_for(plan_for(POOL), in_process_ec2, started_at=at, id="20260304T050607Z-abcdef")
     StepKeyPair().run(st)
     try:
         [kp] = in_process_ec2.describe_key_pairs(KeyNames=[st.key_name])["KeyPairs"]

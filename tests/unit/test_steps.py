@@ -3,6 +3,8 @@ moto server, a real sshd and real runtimes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bake import tags
@@ -16,9 +18,9 @@ from bake.steps.security_group import StepSecurityGroup
 from support.states import plan_for, state_for
 
 
-def state(ec2, images=(), **pool_kw) -> BuildState:
+def state(ec2, images=(), ec2_in=None, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], ssh_cidrs=["203.0.113.7/32"], **pool_kw)
-    return state_for(plan_for(pool, images), ec2)
+    return state_for(plan_for(pool, images), ec2, **({"ec2_in": ec2_in} if ec2_in else {}))
 
 
 def live_instances(ec2):
@@ -31,7 +33,7 @@ def test_key_pair_is_ed25519_tagged_and_undone(in_process_ec2):
     StepKeyPair().run(st)
     kp = in_process_ec2.describe_key_pairs(KeyNames=[st.key_name], IncludePublicKey=True)["KeyPairs"][0]
     assert kp["PublicKey"].startswith("ssh-ed25519 ")
-    assert tags.from_aws(kp["Tags"])[tags.KEY_RUN] == st.run_id
+    assert tags.from_aws(kp["Tags"])[tags.KEY_RUN] == st.run.id
     assert st.private_key.get_name() == "ssh-ed25519"
     StepKeyPair().cleanup(st)
     assert in_process_ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [st.key_name]}])["KeyPairs"] == []
@@ -126,8 +128,8 @@ def test_runner_undoes_on_cancel_and_reports_cleanup_failures(in_process_ec2):
     class CancelDuring(Recorder):
         def run(self, st_):
             super().run(st_)
-            st_.cancel.cancel(15)
-            st_.cancel.check()
+            st_.run.cancel.cancel(15)
+            st_.run.cancel.check()
 
     class BrokenUndo(Recorder):
         def cleanup(self, st_):
@@ -145,8 +147,8 @@ def distributing_state(ec2, **distribute) -> BuildState:
 
     from bake.model.config import Distribution
 
-    st = state(ec2, distribute=Distribution(**distribute))
-    st.ec2_in = lambda region: boto3.client("ec2", region_name=region)
+    st = state(ec2, ec2_in=lambda region: ec2 if region == "us-east-1" else boto3.client("ec2", region_name=region),
+               distribute=Distribution(**distribute))
     st.instance_id = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     StepCreateAmi().run(st)
     return st
@@ -159,25 +161,25 @@ def test_copies_are_tagged_like_the_original_and_undone_in_their_regions(ec2):
     StepCopyAmi().run(st)
     assert set(st.record.copies) == {"eu-west-1", "us-west-2"} == set(st.started_copies)  # us-east-1 is the original
     for region, ami in st.record.copies.items():
-        image = st.ec2_in(region).describe_images(ImageIds=[ami])["Images"][0]
+        image = st.run.ec2_in(region).describe_images(ImageIds=[ami])["Images"][0]
         t = tags.from_aws(image["Tags"])
         assert t[tags.KEY_FINGERPRINT] == "sha256:f" and t[tags.KEY_SOURCE_AMI] == st.record.ami_id
-        assert t[tags.KEY_SOURCE_REGION] == "us-east-1" and t[tags.KEY_RUN] == st.run_id
+        assert t[tags.KEY_SOURCE_REGION] == "us-east-1" and t[tags.KEY_RUN] == st.run.id
     StepCopyAmi().cleanup(st)  # not succeeded: every copy goes
     for region, ami in st.record.copies.items():
-        assert st.ec2_in(region).describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"] == []
+        assert st.run.ec2_in(region).describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"] == []
 
 
 def test_only_the_copies_this_run_started_are_undone(ec2):
     from bake.steps.distribute import StepCopyAmi
 
     st = distributing_state(ec2, regions=["eu-west-1", "us-west-2"])
-    earlier = st.ec2_in("eu-west-1").copy_image(SourceImageId=st.record.ami_id, SourceRegion="us-east-1", Name="earlier")["ImageId"]
+    earlier = st.run.ec2_in("eu-west-1").copy_image(SourceImageId=st.record.ami_id, SourceRegion="us-east-1", Name="earlier")["ImageId"]
     st.record.copies = {"eu-west-1": earlier}  # what the lock already names
     StepCopyAmi().run(st)
     assert list(st.started_copies) == ["us-west-2"]
     StepCopyAmi().cleanup(st)
-    assert st.ec2_in("eu-west-1").describe_images(ImageIds=[earlier])["Images"][0]["State"] == "available"
+    assert st.run.ec2_in("eu-west-1").describe_images(ImageIds=[earlier])["Images"][0]["State"] == "available"
 
 
 def test_copy_tags_make_room_for_the_source_within_aws_limits(ec2):
@@ -199,7 +201,7 @@ def test_sharing_adds_launch_and_create_volume_permission(ec2):
     StepCopyAmi().run(st)
     StepShareAmi().run(st)
     for region, ami in [("us-east-1", st.record.ami_id), ("eu-west-1", st.record.copies["eu-west-1"])]:
-        perms = st.ec2_in(region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+        perms = st.run.ec2_in(region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
         assert {"UserId": "111122223333"} in perms and {"OrganizationArn": org} in perms
     snap = st.record.snapshot_ids[0]
     perms = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"]
@@ -224,12 +226,12 @@ def test_a_cancel_during_copying_removes_the_started_copy_and_the_ami_and_starts
             def copy_image(self, **kw):
                 calls.append(region)
                 out = real.copy_image(**kw)
-                st.cancel.cancel(2)
+                st.run.cancel.cancel(2)
                 return out
 
         return Interrupting()
 
-    st.ec2_in = client
+    st.run = replace(st.run, ec2_in=lambda region: ec2 if region == "us-east-1" else client(region))
     with pytest.raises(Cancelled):
         run_steps([StepCreateAmi(), StepCopyAmi()], st)
     assert calls == ["eu-west-1"]
