@@ -14,14 +14,14 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
-from bake.commands import adopt, build, iam_policy, plan, prune, review, rollback, sweep
+from bake.commands import adopt, build, iam_policy, karpenter, plan, prune, review, rollback, sweep
 from bake.commands.context import Command, Context
 from bake.errors import BakeError, Cancelled, ExitCode
 
 # Each module imports its library inside run(): `--help` loads none of them.
 COMMANDS: dict[str, Command] = {
     "build": build, "plan": plan, "rollback": rollback, "adopt": adopt,
-    "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy,
+    "review": review, "prune": prune, "sweep": sweep, "iam-policy": iam_policy, "karpenter": karpenter,
 }
 # Commands other packages add through the "bake.commands" entry point: the sandbox's `sandbox`
 # lives in bake_sandbox, which the product never imports (tests/unit/test_layering.py).

@@ -4,7 +4,7 @@ the pool's images take once pulled, plus headroom.
 A pull keeps each layer twice: compressed in containerd's content store (docker: the same, as
 it pulls through containerd or keeps its own copy while extracting) and unpacked in a snapshot.
 ``UNPACK_FACTOR`` is (compressed + unpacked) / compressed, measured with real containerd on real
-directories by ``bench/unpack_factor.py`` (figures in the README), rounded up past the highest.
+directories by ``bench/unpack_factor.py`` (figures in docs/benchmarks.md), rounded up past the highest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 GIB = 2**30
-UNPACK_FACTOR = 7.0  # measured: at most 6.66 (python packages); README "Builder disk"
+UNPACK_FACTOR = 7.0  # measured: at most 6.66 (python packages); docs/benchmarks.md, "Unpack factor"
 HEADROOM = 0.15  # logs, the runtime's metadata, an image a little larger than its manifest says
 HEADROOM_MIN_GIB = 2
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from bake.errors import UsageError
 from bake.first_start import FirstRead
+from bake.model.config import BakeConfig
 from bake.model.lock import LockData, LockEntry
 from bake.model.refs import parse_reference
 from bake.model.stack import (
@@ -160,6 +161,8 @@ class PoolReview:
     first_read_lines: list[str] = field(default_factory=list)
     # A distributed pool's AMI in each region, before and after ({region, before, after}).
     regions: list[dict[str, str | None]] = field(default_factory=list)
+    # The pool's EC2NodeClass (`bake karpenter`) from the base lock to this one, a unified diff.
+    karpenter_diff: str | None = None
 
 
 def region_amis(old: LockEntry | None, new: LockEntry | None) -> list[dict[str, str | None]]:
@@ -237,7 +240,8 @@ def _image_id(values: dict[str, Any] | None) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review:
+def build_review(plan: dict[str, Any], base: LockData, head: LockData, config: BakeConfig | None = None) -> Review:
+    """``config``: bake.toml, for the diff of each pool's EC2NodeClass (pools with a [karpenter] table)."""
     changes = parse_plan(plan)
     planned = _planned_resources((plan.get("planned_values") or {}).get("root_module"))
     refs = _references((plan.get("configuration") or {}).get("root_module"))
@@ -285,6 +289,11 @@ def build_review(plan: dict[str, Any], base: LockData, head: LockData) -> Review
             flagged.append({"address": c.address, "action": c.action, "pool": c.pool, "reason": c.reason})
 
     reviews = [_pool_review(name, base, head, [c for c in changes if c.pool == name], planned) for name in pools]
+    if config is not None:
+        from bake.karpenter import manifest_diff
+
+        for r in reviews:
+            r.karpenter_diff = manifest_diff(config, r.pool, base.pool(r.pool).current, head.pool(r.pool).current)
     warnings = [w for r in reviews for w in r.warnings]
     return Review(counts=counts, flagged=flagged, pools=reviews, changes=changes, warnings=warnings)
 
@@ -417,6 +426,9 @@ def render_markdown(review: Review) -> str:
             lines.append(f"- `{pi['address']}` ({pi['action']}): image_id {_code(pi['before'])} → {_code(pi['after'])}")
         if p.plan_images:
             lines.append("")
+        if p.karpenter_diff:
+            lines += ["<details><summary>EC2NodeClass (<code>python -m bake karpenter</code>)</summary>", "",
+                      "```diff", p.karpenter_diff.rstrip("\n"), "```", "", "</details>", ""]
 
     shown = [ch for ch in review.changes if ch.action != "no-op" or ch.importing]
     lines += [f"<details><summary>All resource changes ({len(shown)})</summary>", "",

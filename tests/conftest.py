@@ -14,7 +14,25 @@ from collections.abc import Iterator
 import pytest
 
 from support.ci import unavailable
+from support.parts import split
 from support.sandbox_bakes import builder_files_containing, fresh_image, leftovers
+
+PARTS = ("all", "sandbox", "rest")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # scripts/dev.sh runs the suite as two processes at once: the tests that use the one sandbox
+    # of the machine, and the rest (unit tests, terraform against private moto servers), which
+    # share nothing with them. Most of the sandbox's time is waiting, so the two overlap well.
+    parser.addoption("--part", choices=PARTS, default="all",
+                     help="all (default); sandbox: only the tests that use the sandbox; rest: the others")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = split(items, config.getoption("--part"))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 

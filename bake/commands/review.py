@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lock", default="amis.lock.json", metavar="FILE", help="the lock file of the PR (default: %(default)s)")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown", help="output format (default: %(default)s)")
     p.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--config", metavar="FILE",
+                   help="bake.toml: adds each [pools.NAME.karpenter] pool's EC2NodeClass diff (`bake karpenter`)")
 
 
 def _read_lock(path: str | None):  # noqa: ANN202
@@ -49,7 +51,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         plan = json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"{args.plan}: not JSON ({e}); pass `terraform show -json PLANFILE` output") from None
-    review = build_review(plan, _read_lock(args.base_lock), _read_lock(args.lock))
+    config = None
+    if args.config:
+        from bake.model.config import load_config
+
+        config = load_config(args.config)
+    review = build_review(plan, _read_lock(args.base_lock), _read_lock(args.lock), config)
     out = render_json(review) if args.format == "json" else render_markdown(review)
     if args.output:
         Path(args.output).write_text(out, encoding="utf-8")

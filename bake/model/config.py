@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from bake.errors import ConfigError
 from bake.model.base import Strict, check_keys, config_error, fail, suggest
 from bake.model.instance_types import launch_configuration_refusal
+from bake.model.karpenter import KarpenterSettings
 from bake.model.proxy_command import check_template
 from bake.model.refs import parse_reference
 from bake.model.regions import REGIONS
@@ -260,6 +261,8 @@ class PoolConfig(Strict):
     # Bake in the boot-time unit that reads the cached images once (docs/first-start.md).
     prewarm: bool = True
     distribute: Distribution = Distribution()
+    # What `bake karpenter` needs for the pool's EC2NodeClass beyond the AMI (docs/karpenter.md).
+    karpenter: KarpenterSettings | None = None
     # The rollout side's keys of this pool (launch, asg, launch_template, nodegroup, adopt,
     # fast_snapshot_restore).
     rollout: PoolRollout = PoolRollout()

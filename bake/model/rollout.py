@@ -123,8 +123,8 @@ class LaunchTemplateSettings(Strict):
     device_name: str = "/dev/xvda"
     block_devices: list[BlockDevice] = []  # further EBS volumes (the root one is above)
     # 1: only the node itself (and host-network pods) reach IMDS; other pods get AWS credentials
-    # through EKS Pod Identity or IRSA, as EKS's security best practices advise (README, "Instance
-    # metadata"). Set 2 for a pool whose pods still need the node's role through IMDS.
+    # through EKS Pod Identity or IRSA, as EKS's security best practices advise (docs/rollout.md,
+    # "Instance metadata"). Set 2 for a pool whose pods still need the node's role through IMDS.
     http_put_response_hop_limit: Annotated[int, Field(ge=1, le=64)] = 1
     detailed_monitoring: bool | None = None
     tags: dict[str, str] = {}

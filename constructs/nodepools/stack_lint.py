@@ -25,7 +25,7 @@ SKIPS = {
                    "data_type aws:ec2:image, which only a String parameter can have (SecureString cannot carry "
                    "that data type, and launch templates resolve it with resolve:ssm:); an AMI id is no secret",
     "CKV_AWS_315": 'Auto Scaling group without a launch template: launch = "configuration" is the legacy mode '
-                   "for groups not yet migrated (README, launch modes); the default and recommended mode is "
+                   "for groups not yet migrated (docs/rollout.md, launch modes); the default and recommended mode is "
                    '"template", and post-2022 instance types are refused there (docs/aws-rules.md)',
 }
 

@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bake import tags
 from bake.model.lock import LockFile
 
+from support import karpenter_crd
 from support.cli import run_bake
 from support.node_runtime import node_ctr
 from support.sandbox_bakes import in_builder, leftovers, write_config
@@ -148,13 +150,50 @@ def test_lost_lock_is_rebuilt_from_fingerprint_tag(sandbox, ec2, containerd_bake
     assert instances_launched(ec2) == launched
 
 
+KARPENTER_TABLE = """
+[pools.cpu.launch_template]
+volume_initialization_rate = 200
+[pools.cpu.karpenter]
+role = "KarpenterNodeRole-sandbox"
+subnet_selector_terms = [{ tags = { "karpenter.sh/discovery" = "sandbox" } }]
+security_group_selector_terms = [{ tags = { "karpenter.sh/discovery" = "sandbox" } }]
+"""
+
+
+def test_karpenter_node_class_from_the_bakes_lock(sandbox, ec2, containerd_bake, tmp_path):
+    """`bake karpenter` over a real bake's lock: Karpenter's CRD accepts it, and it names the AMI
+    with the AMI's own root device and root snapshot, as EC2 (moto) describes them."""
+    d, cfg, images, first = containerd_bake
+    entry = LockFile(d / "amis.lock.json").read().pools["cpu"].current
+    image = ec2.describe_images(ImageIds=[entry.ami_id])["Images"][0]
+    # The lock does not record the AMI's root device: the pool names it (device_name; EKS's AMIs
+    # use /dev/xvda, moto's stand-in /dev/sda1), as for its launch template.
+    mine = tmp_path / "bake.toml"
+    mine.write_text(cfg.read_text() + 'launch = "none"\n' + KARPENTER_TABLE.replace(
+        "volume_initialization_rate = 200", f"volume_initialization_rate = 200\ndevice_name = {json.dumps(image['RootDeviceName'])}"))
+    result = run_bake("karpenter", "cpu", "--config", str(mine), "--lock", str(d / "amis.lock.json"),
+                      "--out", str(tmp_path / "k8s"))
+    assert result.returncode == 0, result.stderr
+    (doc,) = [x for x in yaml.safe_load_all((tmp_path / "k8s" / "cpu.yaml").read_text()) if x]
+    assert karpenter_crd.errors(doc) == []
+    (root,) = [m for m in image["BlockDeviceMappings"] if m["DeviceName"] == image["RootDeviceName"]]
+    assert doc["spec"]["amiSelectorTerms"] == [{"id": entry.ami_id}]
+    (mapping,) = doc["spec"]["blockDeviceMappings"]
+    assert mapping["deviceName"] == image["RootDeviceName"]
+    assert mapping["ebs"]["snapshotID"] == root["Ebs"]["SnapshotId"]
+    assert mapping["ebs"]["volumeSize"] == f"{root['Ebs']['VolumeSize']}Gi"
+    assert mapping["ebs"]["volumeInitializationRate"] == 200
+
+
 def test_changed_image_rebakes_and_keeps_history(sandbox, tmp_path):
     repo, tag = "env/e2e-changing", "v1"
     sandbox.push_image(repo, tag, size_mb=1)
     ref = f"{sandbox.info.registry}/{repo}:{tag}"
-    cfg = write_config(tmp_path / "bake.toml", sandbox, {"changing": {"images": [ref]}})
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"changing": {"images": [ref], "launch": "none"}})
+    cfg.write_text(cfg.read_text() + KARPENTER_TABLE.replace("pools.cpu", "pools.changing"))
     assert run_bake("build", "--config", str(cfg)).returncode == 0
     first = LockFile(tmp_path / "amis.lock.json").read().pools["changing"].current
+    (tmp_path / "base.lock.json").write_text((tmp_path / "amis.lock.json").read_text())
     new_digest = sandbox.push_image(repo, tag, size_mb=1)  # same tag, new content
     assert new_digest != first.images[0].digest
     result = run_bake("build", "--config", str(cfg), "--json")
@@ -165,6 +204,14 @@ def test_changed_image_rebakes_and_keeps_history(sandbox, tmp_path):
     assert pool.current.images[0].digest == new_digest
     assert pool.current.ami_id != first.ami_id
     assert [h.ami_id for h in pool.history] == [first.ami_id]
+    # The pool's EC2NodeClass moves with the rebake: the review shows its AMI and root snapshot change.
+    (tmp_path / "plan.json").write_text('{"format_version": "1.2", "resource_changes": []}')
+    review = run_bake("review", "--plan", str(tmp_path / "plan.json"), "--base-lock", str(tmp_path / "base.lock.json"),
+                      "--lock", str(tmp_path / "amis.lock.json"), "--config", str(cfg))
+    assert review.returncode == 0, review.stderr
+    assert f"-  - id: {first.ami_id}\n+  - id: {pool.current.ami_id}\n" in review.stdout
+    assert (f"-      snapshotID: {first.snapshot_ids[0]}\n+      snapshotID: {pool.current.snapshot_ids[0]}\n"
+            in review.stdout)
 
 
 def test_docker_runtime_bake(sandbox, tmp_path):

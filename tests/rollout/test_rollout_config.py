@@ -104,7 +104,7 @@ def test_ami_side_keys_are_the_defaults(tmp_path: Path) -> None:
     assert (b.instance.instance_type, b.instance.iam_instance_profile, b.instance.security_group_ids) == ("t3.small", "other", ())
     assert b.instance.tags == {"bake:pool": "b", "extra": "1"}
     # Whatever the builder ran with, nodes state gp3's baseline (docs/aws-rules.md); and the hop
-    # limit keeps pods off the node's role (README, "Instance metadata").
+    # limit keeps pods off the node's role (docs/rollout.md, "Instance metadata").
     assert (a.instance.root_volume_type, a.instance.root_volume_iops, a.instance.root_volume_throughput) == ("gp3", 3000, 125)
     assert a.instance.http_put_response_hop_limit == 1
 

@@ -39,3 +39,21 @@ def test_nothing_else_reads_ci():
         if re.search(r"""environ(\.get)?\s*[\(\[]\s*["']CI["']""", path.read_text()):
             readers.append(str(path.relative_to(ROOT)))
     assert readers == []
+
+
+def test_the_two_parts_of_the_suite_cover_every_test_once():
+    # scripts/dev.sh runs --part=sandbox and --part=rest at once: together they are the suite.
+    from types import SimpleNamespace
+
+    from support.parts import split
+
+    items = [SimpleNamespace(nodeid="a", fixturenames=["tmp_path", "sandbox"]),
+             SimpleNamespace(nodeid="b", fixturenames=["moto_server"]),
+             SimpleNamespace(nodeid="c", fixturenames=["ec2", "sandbox"]),
+             SimpleNamespace(nodeid="d", fixturenames=[])]
+    sandbox, not_sandbox = split(items, "sandbox")
+    rest, not_rest = split(items, "rest")
+    assert [i.nodeid for i in sandbox] == ["a", "c"] and [i.nodeid for i in rest] == ["b", "d"]
+    assert not_sandbox == rest and not_rest == sandbox
+    assert split(items, "all") == (items, [])
+
