@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,22 @@ from bake.decision import Action, decide
 from bake.disk import DiskPlan, builder_disk
 from bake.errors import BakeError, Cancelled, UsageError
 from bake.fingerprint import pool_fingerprint
-from bake.first_start import FirstRead, first_read
+from bake.first_start import first_read
 from bake.gpu import DriverFloor, GpuError, floor_from_env
 from bake.model.config import BakeConfig, PoolConfig
 from bake.model.images import ResolvedImage
-from bake.model.lock import LockFile, PoolLock
+from bake.model.lock import AmiRecord, LockFile, PoolLock
 from bake.model.refs import parse_reference
-from bake.model.times import compact_utc, iso_utc, parse_utc
+from bake.model.times import compact_utc, utc_now
 from bake.model.workspace import resolve_region
+from bake.plan import PoolPlan
 from bake.progress import Reporter
 from bake.references import GC_ADVICE, pool_aliases, reports_pinned
 from bake.registry import RegistryClient
 from bake.rundir import DEFAULT_ROOT as RUNS_ROOT
 from bake.rundir import RunDir
 from bake.steps.ami import StepCreateAmi, ami_facts
-from bake.steps.base import BuildState, Step, run_steps
+from bake.steps.base import BuildState, Run, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
 from bake.steps.data_volume import (StepMountDataVolume, StepSnapshotDataVolume, snapshot_available, snapshot_facts,
@@ -87,58 +89,6 @@ def distribute_steps() -> list[Step]:
     """Copies to the pool's other regions, then sharing (both do nothing for a pool that
     distributes nothing)."""
     return [StepCopyAmi(), StepShareAmi()]
-
-
-@dataclass
-class PoolPlan:
-    pool: PoolConfig
-    region: str
-    base_ami: str
-    images: list[ResolvedImage]
-    fingerprint: str
-    action: Action
-    reason: str
-    ami_id: str | None = None  # the AMI a skip, reuse or copy keeps
-    copies: dict[str, str] = field(default_factory=dict)  # its copies the lock already names
-    gpu_driver_version: str | None = None  # only a bake reads the driver
-    gpu_floor: DriverFloor | None = None  # a GPU pool's bake: the drivers its validation image accepts
-    aliases: dict[str, list[str]] = field(default_factory=dict)  # image (as listed) -> its other names
-    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. image GC
-    image_ids: dict[str, str] = field(default_factory=dict)  # known only after a pull
-    runtime_version: str | None = None
-    disk: DiskPlan | None = None  # the builder's root volume, when root_volume_size is unset
-    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes (its manifest's layers and config)
-    warnings: list[str] = field(default_factory=list)
-    cache_bytes: int | None = None  # known for the AMI a skip or reuse keeps
-    snapshot_ids: list[str] = field(default_factory=list)  # likewise
-    snapshot_gib: int | None = None  # likewise
-    first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
-    base_image: dict[str, Any] | None = None  # the base AMI's DescribeImages entry (the launch reads it too)
-    lock_record: PoolLock | None = None  # the pool's lock record the decision was made on
-
-    @property
-    def compressed_bytes(self) -> int | None:
-        return sum(self.image_sizes.values()) if self.image_sizes else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pool": self.pool.name,
-            "region": self.region,
-            "action": self.action,
-            "reason": self.reason,
-            "base_ami": self.base_ami,
-            "fingerprint": self.fingerprint,
-            "ami_id": self.ami_id,
-            "images": [{"ref": i.ref.original, "digest": i.digest, "compressed_bytes": self.image_sizes.get(i.ref.original),
-                        **({"aliases": self.aliases[i.ref.original]} if i.ref.original in self.aliases else {})}
-                       for i in self.images],
-            "compressed_bytes": self.compressed_bytes,
-            "cache_bytes": self.cache_bytes,
-            "first_read": self.first_read.as_dict() if self.first_read else None,
-            "notes": self.notes,
-            "builder_disk": self.disk.as_dict() if self.disk else None,
-            "warnings": self.warnings,
-        }
 
 
 @dataclass
@@ -196,11 +146,7 @@ class Baker:
         with RegistryClient(
             registries=dict(self.config.registries), boto_session=self.session, reporter=self.reporter, cancel=self.cancel
         ) as registry:
-            plans = [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
-        for p in plans:
-            # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
-            p.first_read = first_read(p.pool, p if p.cache_bytes is not None else data.pool(p.pool.name).current)
-        return plans
+            return [self._plan_pool(pool, registry, data.pool(pool.name)) for pool in pools]
 
     def _plan_pool(self, pool: PoolConfig, registry: RegistryClient, record_: PoolLock) -> PoolPlan:
         self.cancel.check()
@@ -219,30 +165,21 @@ class Baker:
         aliases = pool_aliases(refs, pool.aliases, regional, self.regions() if regional else [])
         arch = Image(base_image).platform_arch
         fp = pool_fingerprint(pool, base, [(i.ref.original, i.digest) for i in images], aliases, arch=arch)
-        plan = PoolPlan(pool, self.region, base, images, fp, "bake", "", aliases=aliases,
-                        notes=_gc_notes(pool, record_), base_image=base_image, lock_record=record_)
-        if warning := baked_base_warning(pool, base, base_image):
-            plan.warnings.append(warning)
         # Compressed sizes from the manifests, for every pool: plan shows them, a bake also sizes
         # the builder's disk and records their total. One manifest GET (two for an index) each.
-        sizes = registry.compressed_sizes(plan.images, arch, concurrency=RESOLVE_CONCURRENCY)
-        plan.image_sizes = {i.ref.original: n for i, n in zip(plan.images, sizes)}
-        plan = self._decide(plan, record_)
+        sizes = registry.compressed_sizes(images, arch, concurrency=RESOLVE_CONCURRENCY)
+        warning = baked_base_warning(pool, base, base_image)
+        plan = self._decide(PoolPlan(
+            pool, self.region, base, tuple(images), fp, "bake", "", aliases=aliases,
+            notes=tuple(_gc_notes(pool, record_)), image_sizes={i.ref.original: n for i, n in zip(images, sizes)},
+            warnings=(warning,) if warning else (), base_image=base_image, lock_record=record_,
+        ), record_)
         if plan.action == "bake":
-            self._size_disk(plan, base_image)
-            if pool.gpu:
-                plan.gpu_floor = gpu_floor(pool, registry, images, arch)
-        return plan
-
-    def _size_disk(self, plan: PoolPlan, base_image: dict[str, Any]) -> None:
-        """The builder's disk from the compressed sizes when the pool does not set root_volume_size;
-        a data-volume pool's data volume from them alone (its root stays the stock one)."""
-        if plan.pool.cache == "data-volume":
-            plan.disk = builder_disk(0, list(plan.image_sizes.values()), volume="data")
-            return
-        base_gib = Image(base_image).root_volume_gib
-        if plan.pool.root_volume_size is None and base_gib is not None:
-            plan.disk = builder_disk(base_gib, list(plan.image_sizes.values()))
+            plan = replace(plan, disk=_builder_disk(pool, base_image, list(plan.image_sizes.values())),
+                           gpu_floor=gpu_floor(pool, registry, images, arch) if pool.gpu else None)
+        # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
+        kept = plan.existing if plan.existing and plan.existing.cache_bytes is not None else record_.current
+        return replace(plan, first_read=first_read(pool, kept))
 
     def regions(self) -> list[str]:
         """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
@@ -252,8 +189,8 @@ class Baker:
         return self._regions
 
     def _decide(self, plan: PoolPlan, record_: PoolLock) -> PoolPlan:
-        """``decide`` on what AWS says now about the lock's AMI and the fingerprint tag, and on
-        which distribute regions the lock's entry has no copy in."""
+        """``plan`` with the decision ``decide`` makes on what AWS says now about the lock's AMI
+        and the fingerprint tag, and on which distribute regions the lock's entry has no copy in."""
         ec2 = self.client("ec2")
         current = record_.current
         have = (current.copies or {}) if current else {}
@@ -266,19 +203,22 @@ class Baker:
             ami_with_fingerprint=lambda: by_fingerprint(ec2, plan.pool.name, plan.fingerprint),
             missing_copies=[r for r in plan.pool.distribute.copy_regions(self.region) if r not in have],
         )
-        plan = replace(plan, action=d.action, reason=d.reason, ami_id=d.ami_id, copies=d.copies)
-        if current and d.action in ("skip", "copy"):
+        existing = AmiRecord(d.ami_id, copies=dict(d.copies)) if d.ami_id else None
+        if existing and current and d.action in ("skip", "copy"):
             # The AMI kept is the current entry's: so are its cache figures.
-            plan.cache_bytes, plan.snapshot_ids = current.cache_bytes, list(current.snapshot_ids)
-            plan.snapshot_gib = current.snapshot_gib
-        return plan
+            existing = replace(existing, cache_bytes=current.cache_bytes, snapshot_ids=list(current.snapshot_ids),
+                               snapshot_gib=current.snapshot_gib)
+        return replace(plan, action=d.action, reason=d.reason, existing=existing)
 
     # --- building -------------------------------------------------------------------------
 
     def build(self, names: list[str] | None = None, parallel: int = 4) -> list[PoolOutcome]:
         plans = self.plan(names)  # any bad input fails here, before anything is launched
-        run_id = compact_utc() + "-" + secrets.token_hex(3)
+        # The run's time, carried as it is (resource tags) and in its id (sweep and the run directory).
+        at = utc_now().replace(microsecond=0)
+        run_id = compact_utc(at) + "-" + secrets.token_hex(3)
         self.run_dir = RunDir((self.run_root or self.lock.path.parent / RUNS_ROOT) / run_id)
+        run = Run(run_id, at, self.reporter, self.cancel, self.ec2_in, self.run_dir, self.keep_on_failure)
         outcomes: dict[str, PoolOutcome] = {}
         for p in plans:
             for warning in p.warnings:
@@ -291,7 +231,7 @@ class Baker:
         if todo:
             workers = max(1, min(parallel, len(todo)))
             with self.run_dir.captured("paramiko"), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bake") as ex:
-                futures = {ex.submit(self._build_pool, p, run_id): p for p in todo}
+                futures = {ex.submit(self._build_pool, p, run): p for p in todo}
                 pending = set(futures)
                 while pending:
                     # short waits so the main thread stays free to take SIGINT/SIGTERM
@@ -301,7 +241,7 @@ class Baker:
         self.cancel.check()
         return [outcomes[p.pool.name] for p in plans]
 
-    def _build_pool(self, plan: PoolPlan, run_id: str) -> PoolOutcome:
+    def _build_pool(self, plan: PoolPlan, run: Run) -> PoolOutcome:
         name = plan.pool.name
         started = time.monotonic()
         mutex = FileLock(str(self.lock.path.parent / f".{self.lock.path.name}.{name}.bake"))
@@ -320,17 +260,19 @@ class Baker:
             if plan.action in ("skip", "pinned"):
                 self.reporter.emit("pool.skip", f"skipped: {plan.reason}", pool=name, status="skipped")
                 return PoolOutcome(name, plan.action, plan.ami_id, seconds=time.monotonic() - started)
-            if plan.action == "reuse":
-                facts = snapshot_facts if plan.pool.cache == "data-volume" else ami_facts
-                plan.snapshot_ids, plan.snapshot_gib, plan.cache_bytes = facts(self.client("ec2"), plan.ami_id or "")
+            if plan.action == "reuse" and plan.existing:
+                # The lock entry keeps the AMI's cache figures: AWS's on a reuse (the lock's on a copy).
+                facts = (snapshot_facts if plan.pool.cache == "data-volume" else ami_facts)(
+                    self.client("ec2"), plan.existing.ami_id or "")
+                plan = replace(plan, existing=replace(plan.existing, **facts._asdict()))
             if plan.action == "copy" or (plan.action == "reuse" and (plan.pool.distribute.regions or plan.pool.distribute.shared)):
-                return self._distribute(plan, run_id, started)
-            if plan.action == "reuse":
-                record(self.lock, name, entry_for(plan))
+                return self._distribute(plan, run, started)
+            if plan.action == "reuse" and plan.existing:
+                record(self.lock, name, entry_for(plan, plan.existing))
                 self.reporter.emit("pool.done", f"recorded existing {plan.ami_id}: {plan.reason}", pool=name,
                                    status="done", data={"ami_id": plan.ami_id})
                 return PoolOutcome(name, "reuse", plan.ami_id, seconds=time.monotonic() - started)
-            return self._bake(plan, run_id, started)
+            return self._bake(plan, run, started)
         finally:
             mutex.release()
 
@@ -347,36 +289,27 @@ class Baker:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _state(self, plan: PoolPlan, run_id: str) -> BuildState:
-        return BuildState(
-            pool=plan.pool, run_id=run_id, created_at=_iso_from_run(run_id), region=self.region,
-            ec2=self.client("ec2"), base_ami=plan.base_ami, base_image=plan.base_image, images=plan.images,
-            fingerprint=plan.fingerprint, reporter=self.reporter, cancel=self.cancel, aliases=plan.aliases,
-            ec2_in=self.ec2_in, run_dir=self.run_dir, keep_on_failure=self.keep_on_failure,
-            root_volume_gib=plan.disk.gib if plan.disk and plan.pool.cache == "ami" else None,
-            data_volume_gib=plan.disk.gib if plan.disk and plan.pool.cache == "data-volume" else None,
-            image_sizes=plan.image_sizes,
-            compressed_bytes=plan.compressed_bytes, gpu_floor=plan.gpu_floor,
-        )
+    @staticmethod
+    def _state(plan: PoolPlan, run: Run) -> BuildState:
+        # An AMI that exists (a copy or a reuse) starts its record from what the plan knows of
+        # it; the steps fill in the rest (a bake, all of it).
+        return BuildState(plan, run, record=deepcopy(plan.existing) if plan.existing else AmiRecord())
 
-    def _bake(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
-        st = self._state(plan, run_id)
+    def _bake(self, plan: PoolPlan, run: Run, started: float) -> PoolOutcome:
+        st = self._state(plan, run)
         self.reporter.emit("pool.start", f"baking {len(plan.images)} image(s) on {plan.base_ami}: {plan.reason}",
-                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run.id})
         return self._run(steps_for(plan.pool, self.lock), st, started, "bake")
 
-    def _distribute(self, plan: PoolPlan, run_id: str, started: float) -> PoolOutcome:
+    def _distribute(self, plan: PoolPlan, run: Run, started: float) -> PoolOutcome:
         """An AMI that exists (a copy or a reuse): only its missing copies, sharing and the lock."""
-        st = self._state(plan, run_id)
-        st.ami_id, st.copies = plan.ami_id, dict(plan.copies)
-        # The lock entry keeps the AMI's cache figures (from the lock on a copy, AWS on a reuse).
-        st.snapshot_ids, st.snapshot_gib, st.cache_bytes = list(plan.snapshot_ids), plan.snapshot_gib, plan.cache_bytes
+        st = self._state(plan, run)
         self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
-                           pool=plan.pool.name, status="started", data={"run_id": run_id})
+                           pool=plan.pool.name, status="started", data={"run_id": run.id})
         return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
 
     def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:
-        name = st.pool.name
+        name = st.plan.pool.name
         try:
             run_steps(steps, st, on_failure=keep_builder)
         except Cancelled:
@@ -391,9 +324,10 @@ class Baker:
             return PoolOutcome(name, action, error=msg, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
         done = "baked" if action == "bake" else "distributed"
-        self.reporter.emit("pool.done", f"{done} {st.ami_id} in {seconds:.0f}s", pool=name, status="done",
-                           data={"ami_id": st.ami_id, "copies": st.copies, "seconds": round(seconds, 1)})
-        return PoolOutcome(name, action, st.ami_id, seconds=seconds)
+        ami, copies = st.record.ami_id, st.record.copies
+        self.reporter.emit("pool.done", f"{done} {ami} in {seconds:.0f}s", pool=name, status="done",
+                           data={"ami_id": ami, "copies": copies, "seconds": round(seconds, 1)})
+        return PoolOutcome(name, action, ami, seconds=seconds)
 
 
 def gpu_floor(pool: PoolConfig, registry: RegistryClient, images: list[ResolvedImage], arch: str) -> DriverFloor:
@@ -410,6 +344,15 @@ def gpu_floor(pool: PoolConfig, registry: RegistryClient, images: list[ResolvedI
         return floor_from_env(env, s.validate_image)
     except GpuError as e:
         raise GpuError(f"pool {pool.name}: {e}") from None
+
+
+def _builder_disk(pool: PoolConfig, base_image: dict[str, Any], sizes: list[int]) -> DiskPlan | None:
+    """The builder's disk from the compressed sizes when the pool does not set root_volume_size;
+    a data-volume pool's data volume from them alone (its root stays the stock one)."""
+    if pool.cache == "data-volume":
+        return builder_disk(0, sizes, volume="data")
+    base_gib = Image(base_image).root_volume_gib
+    return builder_disk(base_gib, sizes) if pool.root_volume_size is None and base_gib is not None else None
 
 
 def find_by_fingerprint(ec2: Any, pool: str, fp: str) -> str | None:
@@ -430,7 +373,3 @@ def _gc_notes(pool: PoolConfig, record_: PoolLock) -> list[str]:
     if reports_pinned(name, version):
         return []
     return [f"the current AMI's {seen} does not report pinned images: {GC_ADVICE}"]
-
-
-def _iso_from_run(run_id: str) -> str:
-    return iso_utc(parse_utc(run_id.split("-")[0]))

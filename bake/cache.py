@@ -23,7 +23,7 @@ import posixpath
 import re
 import secrets
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bake.errors import BakeError
@@ -196,7 +196,7 @@ def view_script(tops: dict[str, str], namespace: str = NAMESPACE, ctr_cmd: str =
     return "\n".join(lines)
 
 
-def containerd_paths(conn: Connection, images: list[ResolvedImage], ctr_cmd: str = "ctr",
+def containerd_paths(conn: Connection, images: Sequence[ResolvedImage], ctr_cmd: str = "ctr",
                      namespace: str = NAMESPACE) -> CachePaths:
     listing = conn.run(f"sudo -n {ctr_cmd} -n {namespace} content ls", timeout=300).stdout
     blobs, tops = walk_content([img.digest for img in images], parse_content_labels(listing))
@@ -225,7 +225,7 @@ def docker_layer_dirs(graph_driver: dict) -> list[str]:
     return dirs
 
 
-def docker_paths(conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+def docker_paths(conn: Connection, images: Sequence[ResolvedImage]) -> CachePaths:
     # One inspect for all images (a line each, in order): a remote command costs a round trip
     # and a sudo, about 30 ms on the sandbox, so one per image added 0.2 s to an 8-image pool.
     refs = " ".join(shlex.quote(img.ref.original) for img in images)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bake import tags
-from bake.build import PoolPlan
+from bake.plan import PoolPlan
 from bake.model.lock import ImageDigest, LockData, PoolLock
 
 CURRENT_ACTIONS = ("skip", "pinned")

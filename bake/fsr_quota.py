@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bake.build import PoolPlan
+    from bake.plan import PoolPlan
     from bake.model.config import BakeConfig
     from bake.model.lock import LockData
 

@@ -43,7 +43,7 @@ class RunDir:
 
     def logger(self, st: BuildState) -> Any:
         """A ``Connection`` log hook that appends to ``POOL.remote.log``."""
-        target = self.path / f"{st.pool.name}.remote.log"
+        target = self.path / f"{st.plan.pool.name}.remote.log"
 
         def log(result: Result, shown: str) -> None:
             at = iso_utc()
@@ -52,7 +52,7 @@ class RunDir:
             with self._lock:
                 self._ensure()
                 with open(target, "a", encoding="utf-8") as f:
-                    f.write(st.reporter.redact(text))
+                    f.write(st.run.reporter.redact(text))
 
         return log
 
@@ -112,13 +112,13 @@ class _RunFileHandler(logging.FileHandler):
 
 def login_command(st: BuildState, host: str, port: int) -> str:
     """Write the kept builder's key (and host key, when one was seen) and return the ssh line."""
-    assert st.run_dir is not None and st.private_key_pem
-    alias = f"bake-{st.pool.name}-builder"
-    key = st.run_dir.write_secret_once(f"{st.pool.name}.key", st.private_key_pem)
+    assert st.run.dir is not None and st.private_key_pem
+    alias = f"bake-{st.plan.pool.name}-builder"
+    key = st.run.dir.write_secret_once(f"{st.plan.pool.name}.key", st.private_key_pem)
     opts = ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", f"HostKeyAlias={alias}"]
     seen = getattr(st.host_key_check, "seen_key", None)
     if seen is not None:
-        known = st.run_dir.write(f"{st.pool.name}.known_hosts", f"{alias} {seen.get_name()} {seen.get_base64()}\n")
+        known = st.run.dir.write(f"{st.plan.pool.name}.known_hosts", f"{alias} {seen.get_name()} {seen.get_base64()}\n")
         opts += ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
     else:
         opts += ["-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=accept-new"]
@@ -127,4 +127,4 @@ def login_command(st: BuildState, host: str, port: int) -> str:
         opts += ["-o", "ProxyCommand=" + shlex.join(st.proxy_argv).replace("%", "%%")]
     if port != 22:
         opts += ["-p", str(port)]
-    return shlex.join(["ssh", *opts, f"{st.pool.ssh_user}@{host}"])
+    return shlex.join(["ssh", *opts, f"{st.plan.pool.ssh_user}@{host}"])

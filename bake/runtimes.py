@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,8 +65,8 @@ class Runtime(Protocol):
     def generation(self, version: str) -> Runtime: ...
     def restart_command(self) -> str: ...
     def await_ready(self, conn: Connection, timeout: float) -> None: ...
-    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int: ...
-    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths: ...
+    def discard_compressed(self, conn: Connection, images: Sequence[ResolvedImage]) -> int: ...
+    def cache_paths(self, conn: Connection, images: Sequence[ResolvedImage]) -> CachePaths: ...
     def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None: ...
     # How the node's runtime is asked (verify), pinned or not, and the GPU part: the config file
     # that makes nvidia its default, the validation line, names and removal in its own CLI.
@@ -243,14 +243,14 @@ class Containerd:
     def logout(self, conn: Connection, registry: str) -> None:
         pass
 
-    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+    def cache_paths(self, conn: Connection, images: Sequence[ResolvedImage]) -> CachePaths:
         return cache.containerd_paths(conn, images, self.ctr_bare)
 
     @property
     def ctr_bare(self) -> str:
         return f"ctr --address {shlex.quote(self.socket)}"
 
-    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int:
+    def discard_compressed(self, conn: Connection, images: Sequence[ResolvedImage]) -> int:
         """Leave the images as a node's containerd keeps them: nodeadm's config sets
         ``discard_unpacked_layers = true`` (its v2 and v3 templates alike), so a node holds the
         unpacked snapshots, manifests and configs, not the compressed layer blobs. The blobs go
@@ -340,10 +340,10 @@ class Docker:
 
         wait_until(answers, Every(1.0), conn.cancel, timeout=timeout, on_timeout=expired)
 
-    def discard_compressed(self, conn: Connection, images: list[ResolvedImage]) -> int:
+    def discard_compressed(self, conn: Connection, images: Sequence[ResolvedImage]) -> int:
         return 0  # dockerd (overlay2) keeps no compressed copy
 
-    def cache_paths(self, conn: Connection, images: list[ResolvedImage]) -> CachePaths:
+    def cache_paths(self, conn: Connection, images: Sequence[ResolvedImage]) -> CachePaths:
         return cache.docker_paths(conn, images)
 
     def pin_problem(self, answer: Answer, unpinned: list[str]) -> tuple[str, bool] | None:

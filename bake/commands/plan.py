@@ -67,8 +67,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"    aliases    {len(p.aliases[i.ref.original])}: {', '.join(p.aliases[i.ref.original][:3])}"
                       f"{', …' if len(p.aliases[i.ref.original]) > 3 else ''}")
         print(f"  compressed   {human_bytes(p.compressed_bytes)} in {len(p.images)} image(s), the layers a pull downloads")
-        if p.cache_bytes is not None:
-            print(f"  cache        {human_bytes(p.cache_bytes)} on the AMI's disk (measured by the bake of {p.ami_id})")
+        if p.existing and p.existing.cache_bytes is not None:
+            print(f"  cache        {human_bytes(p.existing.cache_bytes)} on the AMI's disk (measured by the bake of {p.ami_id})")
         if p.first_read:
             for line in p.first_read.lines():
                 print(f"  {line}")

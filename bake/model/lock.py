@@ -13,6 +13,8 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -81,6 +83,27 @@ class LockEntry(_Model):
         return self.ami_id if region == self.region else (self.copies or {}).get(region)
 
 
+@dataclass
+class AmiRecord:
+    """What a lock entry records of an AMI beside the plan's facts (bake.plan), each field named
+    as the ``LockEntry`` field it becomes (``image_ids`` goes into the entry's images): a new fact
+    is a field here and there, set by the step that finds it (bake.steps.record.entry_for passes
+    it on). A bake's steps fill it in; a skip, reuse or copy starts from what the lock or AWS
+    says of the AMI it keeps."""
+
+    ami_id: str | None = None
+    snapshot_ids: list[str] = field(default_factory=list)
+    snapshot_gib: int | None = None  # the sizes of the volumes they were taken of
+    cache_bytes: int | None = None  # what the images occupy on the builder's disk
+    copies: dict[str, str] = field(default_factory=dict)  # region -> the AMI's copy there
+    image_ids: dict[str, str] = field(default_factory=dict)  # image (as listed) -> its id (the pull)
+    runtime_version: str | None = None  # the builder's runtime as verify saw it
+    gpu_driver_version: str | None = None
+    # A cache = "data-volume" pool's (issue 24): the data volume's snapshot and its device.
+    cache_snapshot_id: str | None = None
+    data_device: str | None = None
+
+
 class Pin(_Model):
     """A pool held on its current AMI (after a rollback): `build` leaves it alone."""
 
@@ -140,8 +163,9 @@ class LockData(_Model):
         return out
 
 
-def now_iso() -> str:
-    return iso_utc()
+def now_iso(at: datetime | None = None) -> str:
+    """``at`` (default: now) in UTC to the second, as the lock and the tags write time."""
+    return iso_utc(at)
 
 
 class LockFile:

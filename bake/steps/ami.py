@@ -16,20 +16,20 @@ PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their Describe
 
 
 def ami_tags(st: BuildState) -> dict[str, str]:
-    base = tags.run_tags(st.run_id, st.pool.name, "ami", st.created_at, dict(st.pool.tags))
+    base = tags.run_tags(st.run.id, st.plan.pool.name, "ami", st.run.created_at, dict(st.plan.pool.tags))
     base.update(
         {
-            "Name": st.ami_name or f"bake-{st.pool.name}",
-            tags.KEY_FINGERPRINT: st.fingerprint,
-            tags.KEY_BASE_AMI: st.base_ami,
-            tags.KEY_RUNTIME: st.pool.runtime,
+            "Name": st.ami_name or f"bake-{st.plan.pool.name}",
+            tags.KEY_FINGERPRINT: st.plan.fingerprint,
+            tags.KEY_BASE_AMI: st.plan.base_ami,
+            tags.KEY_RUNTIME: st.plan.pool.runtime,
         }
     )
-    if st.cache_bytes is not None:
-        base[tags.KEY_CACHE_BYTES] = str(st.cache_bytes)
-    if st.gpu_driver_version:
-        base[tags.KEY_GPU_DRIVER] = st.gpu_driver_version
-    pairs = [(img.ref.original, img.digest) for img in st.images]
+    if st.record.cache_bytes is not None:
+        base[tags.KEY_CACHE_BYTES] = str(st.record.cache_bytes)
+    if st.record.gpu_driver_version:
+        base[tags.KEY_GPU_DRIVER] = st.record.gpu_driver_version
+    pairs = [(img.ref.original, img.digest) for img in st.plan.images]
     base.update(tags.image_tags(pairs, tags.TAGS_MAX - len(base)))
     return base
 
@@ -60,9 +60,9 @@ class SnapshotProgress:
             return self.eta
         self.last = elapsed
         st = self.st
-        data: dict[str, Any] = {"ami_id": st.ami_id, "elapsed": round(elapsed, 1)}
+        data: dict[str, Any] = {"ami_id": st.record.ami_id, "elapsed": round(elapsed, 1)}
         try:
-            self.snapshots = self.snapshots or images.snapshot_ids_of(st.ec2, st.ami_id or "")
+            self.snapshots = self.snapshots or images.snapshot_ids_of(st.ec2, st.record.ami_id or "")
             if self.snapshots:
                 found = st.ec2.describe_snapshots(SnapshotIds=self.snapshots)["Snapshots"]
                 percents = [int(str(s.get("Progress") or "0").rstrip("%") or 0) for s in found]
@@ -72,7 +72,7 @@ class SnapshotProgress:
             if aws.describe_error(e) is None:
                 raise
         shown = f", snapshots {data['snapshot_progress']}%" if "snapshot_progress" in data else ""
-        st.emit("step", f"AMI {st.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
+        st.emit("step", f"AMI {st.record.ami_id} pending for {elapsed:.0f}s{shown}", step="ami", status="progress", data=data)
         return self.eta
 
 
@@ -83,16 +83,17 @@ class StepCreateAmi:
     def run(self, st: BuildState) -> None:
         st.ec2.stop_instances(InstanceIds=[st.instance_id])
         st.waited(aws.wait(
-            st.ec2, "instance_stopped", cancel=st.cancel, timeout=STOP_TIMEOUT, delay=5,
+            st.ec2, "instance_stopped", cancel=st.run.cancel, timeout=STOP_TIMEOUT, delay=5,
             what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
         ), self.name)
         stamp = compact_utc()
-        st.ami_name = f"bake-{st.pool.name}-{stamp}-{st.run_id[-6:]}"
+        st.ami_name = f"bake-{st.plan.pool.name}-{stamp}-{st.run.id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))
         resp = st.ec2.create_image(
             InstanceId=st.instance_id,
             Name=st.ami_name,
-            Description=f"eks-image-bake pool {st.pool.name}: {len(st.images)} image(s) cached, {st.fingerprint[:19]}",
+            Description=(f"eks-image-bake pool {st.plan.pool.name}: {len(st.plan.images)} image(s) cached, "
+                         f"{st.plan.fingerprint[:19]}"),
             # Snapshots are tagged once known (below): the AMI's tags already let a sweep find
             # them, and not every EC2 implementation takes snapshot tag specifications here.
             TagSpecifications=[{"ResourceType": "image", "Tags": aws_tags}],
@@ -100,26 +101,26 @@ class StepCreateAmi:
             # DeleteOnTermination (docs/aws-rules.md). The AMI records the builder's volume as it
             # ran (a fast gp3 one, maybe); the nodes' launch template states the pool's baseline.
         )
-        st.ami_id = resp["ImageId"]
-        st.emit("step", f"AMI {st.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
+        st.record.ami_id = resp["ImageId"]
+        st.emit("step", f"AMI {st.record.ami_id} ({st.ami_name}) requested, waiting until available", step=self.name)
         st.waited(aws.wait(
-            st.ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
-            what=f"AMI {st.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
-            on_poll=SnapshotProgress(st), ImageIds=[st.ami_id],
+            st.ec2, "image_available", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=15,
+            what=f"AMI {st.record.ami_id} did not become available", hint="raise ami_timeout in bake.toml",
+            on_poll=SnapshotProgress(st), ImageIds=[st.record.ami_id],
         ), self.name)
-        facts = ami_facts(st.ec2, st.ami_id)
-        st.snapshot_ids, st.snapshot_gib = facts.snapshot_ids, facts.snapshot_gib
-        if st.snapshot_ids:
-            st.ec2.create_tags(Resources=st.snapshot_ids, Tags=aws_tags)
-        st.emit("step", f"AMI {st.ami_id} available", step=self.name, status="done", data={"ami_id": st.ami_id})
+        facts = ami_facts(st.ec2, st.record.ami_id)
+        st.record.snapshot_ids, st.record.snapshot_gib = facts.snapshot_ids, facts.snapshot_gib
+        if st.record.snapshot_ids:
+            st.ec2.create_tags(Resources=st.record.snapshot_ids, Tags=aws_tags)
+        st.emit("step", f"AMI {st.record.ami_id} available", step=self.name, status="done", data={"ami_id": st.record.ami_id})
 
     def cleanup(self, st: BuildState) -> None:
-        if st.succeeded or not st.ami_id:
+        if st.succeeded or not st.record.ami_id:
             return
-        removal = resources.deregister_image_and_snapshots(st.ec2, st.ami_id, st.snapshot_ids or None)
+        removal = resources.deregister_image_and_snapshots(st.ec2, st.record.ami_id, st.record.snapshot_ids or None)
         if removal.failures:
             raise BakeError("; ".join(removal.failures))
-        st.emit("cleanup", f"deregistered unfinished AMI {st.ami_id} and {len(removal.snapshots)} snapshot(s)",
+        st.emit("cleanup", f"deregistered unfinished AMI {st.record.ami_id} and {len(removal.snapshots)} snapshot(s)",
                 step=self.name)
 
 

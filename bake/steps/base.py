@@ -11,33 +11,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bake import aws
 from bake.cancel import CancelToken
 from bake.errors import BakeError
-from bake.model.config import PoolConfig
-from bake.model.images import ResolvedImage
+from bake.model.lock import AmiRecord, now_iso
+from bake.plan import PoolPlan
 from bake.polling import WaitStats
 from bake.progress import Reporter
 
 
-@dataclass
-class BuildState:
-    """Everything one pool's bake knows; each step fills in what it created."""
+@dataclass(frozen=True)
+class Run:
+    """One ``bake build``, shared by every pool it builds: its id and start, how it reports and
+    is cancelled, its AWS clients and where its output goes."""
 
-    pool: PoolConfig
-    run_id: str
-    created_at: str
-    region: str
-    ec2: Any
-    base_ami: str
-    images: list[ResolvedImage]
-    fingerprint: str
+    id: str
+    started_at: datetime  # UTC, whole seconds: the id's prefix, and the resources' bake:created-at
     reporter: Reporter
     cancel: CancelToken
-    base_image: dict[str, Any] | None = None  # the base AMI's DescribeImages entry, when planning read it
-    # filled in by the steps, each id recorded as soon as AWS returns it
+    ec2_in: Callable[[str], Any]  # a region's EC2 client
+    dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
+    keep_on_failure: bool = False
+
+    @property
+    def created_at(self) -> str:
+        """The run's start as the resources' bake:created-at tag says it."""
+        return now_iso(self.started_at)
+
+
+@dataclass
+class BuildState:
+    """One pool's build: the plan it carries out (never changed), the run it is part of, and
+    what the steps create, each id recorded as soon as AWS returns it. What the lock entry will
+    record of the AMI is gathered in ``record`` (bake.steps.record.entry_for)."""
+
+    plan: PoolPlan
+    run: Run
+    record: AmiRecord = field(default_factory=AmiRecord)
     key_name: str | None = None
     private_key: Any = None  # paramiko.PKey, in memory only
     private_key_pem: str | None = None  # kept in memory only with --keep-on-failure
@@ -48,23 +61,8 @@ class BuildState:
     host_key_check: Any = None  # bake.ssh.HostKeyCheck: the host key it accepted
     ssh_address: tuple[str, int] | None = None
     proxy_argv: list[str] | None = None
-    run_dir: Any = None  # bake.rundir.RunDir: remote output, and what --keep-on-failure leaves
-    keep_on_failure: bool = False
     kept: bool = False  # the builder, group and key pair were left for debugging
-    root_volume_gib: int | None = None  # the builder's disk when root_volume_size is unset
-    image_sizes: dict[str, int] = field(default_factory=dict)  # ref -> compressed bytes
-    ami_id: str | None = None
     ami_name: str | None = None
-    snapshot_ids: list[str] = field(default_factory=list)
-    snapshot_gib: int | None = None
-    gpu_driver_version: str | None = None
-    gpu_floor: Any = None  # bake.gpu.DriverFloor: the drivers the plan found the validation image accepts
-    compressed_bytes: int | None = None  # the images' layers in their registries (from the plan)
-    cache_bytes: int | None = None  # what the images occupy on the builder's disk
-    # image (as listed) -> its aliases (from the plan); -> its id (from the pull); the runtime verify saw
-    aliases: dict[str, list[str]] = field(default_factory=dict)
-    image_ids: dict[str, str] = field(default_factory=dict)
-    runtime_version: str | None = None
     # The builder's container runtime (bake.runtimes, its generation known once it serves), and
     # how the bake found it: "running" / "stopped", enabled or not, and what the bake changed.
     runtime: Any = None
@@ -72,28 +70,29 @@ class BuildState:
     runtime_enabled: bool = False
     runtime_started: bool = False
     runtime_restored: bool = False
-    # The AMI's copies in other regions: every one the lock entry will name, and those this run
-    # started (the only ones its undo removes). ``ec2_in`` gives the EC2 client of a region.
-    ec2_in: Callable[[str], Any] | None = None
-    copies: dict[str, str] = field(default_factory=dict)
+    # The copies this run started (the only ones its undo removes); record.copies names every
+    # one the lock entry will name.
     started_copies: dict[str, str] = field(default_factory=dict)
-    # A cache = "data-volume" pool (bake/steps/data_volume.py): the volume's size (from the
-    # plan), its id, whether it is mounted on the builder, and its snapshot: the cache.
-    data_volume_gib: int | None = None
+    # A cache = "data-volume" pool (bake/steps/data_volume.py): the volume's id and whether it is
+    # mounted on the builder (its size is the plan's, its snapshot the record's).
     data_volume_id: str | None = None
     data_mounted: bool = False
-    cache_snapshot_id: str | None = None
     succeeded: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ec2(self) -> Any:
+        """The EC2 client of the plan's region."""
+        return self.run.ec2_in(self.plan.region)
 
     def container_runtime(self) -> Any:
         """The runtime the runtime step found, or the pool's runtime family before it ran."""
         from bake.runtimes import runtime_for
 
-        return self.runtime or runtime_for(self.pool.runtime)
+        return self.runtime or runtime_for(self.plan.pool.runtime)
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
-        self.reporter.emit(kind, message, pool=self.pool.name, **kw)
+        self.run.reporter.emit(kind, message, pool=self.plan.pool.name, **kw)
 
     def waited(self, stats: WaitStats, step: str) -> None:
         """A ``wait`` event: how long the wait took and how many polls it made (--json)."""
@@ -115,7 +114,7 @@ KEPT_STEPS = frozenset({"key-pair", "security-group", "instance"})
 def _undo(step: Step, st: BuildState) -> None:
     if st.kept and step.name in KEPT_STEPS:
         return
-    handle = st.cancel.cleaning(f"{st.pool.name}: {step.title} (undo)")
+    handle = st.run.cancel.cleaning(f"{st.plan.pool.name}: {step.title} (undo)")
     try:
         step.cleanup(st)
     except Exception as e:  # noqa: BLE001 - recorded and reported, never swallowed silently
@@ -123,7 +122,7 @@ def _undo(step: Step, st: BuildState) -> None:
         st.cleanup_errors.append(msg)
         st.emit("warn", f"cleanup failed: {msg}", step=step.name, status="failed")
     finally:
-        st.cancel.cleaned(handle)
+        st.run.cancel.cleaned(handle)
 
 
 def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildState, Exception], None] | None = None) -> None:
@@ -131,7 +130,7 @@ def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildStat
     undo: it may set ``st.kept`` to leave the builder, group and key pair for debugging."""
     with ExitStack() as stack:
         for step in steps:
-            st.cancel.check()
+            st.run.cancel.check()
             stack.callback(_undo, step, st)
             st.emit("step", step.title, step=step.name, status="started")
             try:
@@ -142,6 +141,6 @@ def run_steps(steps: list[Step], st: BuildState, on_failure: Callable[[BuildStat
                 raise
     if st.cleanup_errors:
         raise BakeError(
-            f"pool {st.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "
-            f"`python -m bake sweep` finds them by the tag bake:run-id={st.run_id}"
+            f"pool {st.plan.pool.name}: cleanup left resources behind ({'; '.join(st.cleanup_errors)}); "
+            f"`python -m bake sweep` finds them by the tag bake:run-id={st.run.id}"
         )

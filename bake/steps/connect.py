@@ -17,16 +17,16 @@ CONSOLE_POLL = 10.0
 def builder_address(st: BuildState) -> tuple[str, int]:
     """(host, port) to connect to; with ssh_proxy_command only %h and %p, so the instance's
     private address or, failing that, its id stands in when it has no public one."""
-    if endpoint := st.pool.ssh_endpoint:
+    if endpoint := st.plan.pool.ssh_endpoint:
         return endpoint
     inst = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
-    key = "PublicIpAddress" if st.pool.ssh_host == "public_ip" else "PrivateIpAddress"
+    key = "PublicIpAddress" if st.plan.pool.ssh_host == "public_ip" else "PrivateIpAddress"
     address = inst.get(key)
-    if st.pool.ssh_proxy_command:
+    if st.plan.pool.ssh_proxy_command:
         return address or inst.get("PrivateIpAddress") or st.instance_id, 22
     if not address:
         raise UsageError(
-            f"pool {st.pool.name}: builder {st.instance_id} has no {key}; use a subnet that assigns "
+            f"pool {st.plan.pool.name}: builder {st.instance_id} has no {key}; use a subnet that assigns "
             "public addresses, or ssh_host = \"private_ip\" from inside the VPC"
         )
     return address, 22
@@ -34,7 +34,7 @@ def builder_address(st: BuildState) -> tuple[str, int]:
 
 def expected_fingerprints(st: BuildState) -> set[str] | None:
     """cloud-init prints the host keys' fingerprints on the console; None when it has not."""
-    policy = st.pool.host_key_policy
+    policy = st.plan.pool.host_key_policy
     if policy == "tofu":
         return None
 
@@ -46,13 +46,13 @@ def expected_fingerprints(st: BuildState) -> set[str] | None:
         if policy == "console":
             raise BakeError(
                 f"builder {st.instance_id} printed no SSH host key fingerprints on its console "
-                f"within {st.pool.ssh_timeout}s (host_key_policy = \"console\")"
+                f"within {st.plan.pool.ssh_timeout}s (host_key_policy = \"console\")"
             )
         return None
 
     # "console" waits for them; any other policy takes one look (a console that has them is used).
-    timeout = st.pool.ssh_timeout if policy == "console" else 0
-    return wait_until(printed, Every(CONSOLE_POLL), st.cancel, timeout=timeout, on_timeout=none_printed, last_look=True)
+    timeout = st.plan.pool.ssh_timeout if policy == "console" else 0
+    return wait_until(printed, Every(CONSOLE_POLL), st.run.cancel, timeout=timeout, on_timeout=none_printed, last_look=True)
 
 
 class StepConnect:
@@ -70,21 +70,21 @@ class StepConnect:
 
         proxy = None
         via = ""
-        if template := st.pool.ssh_proxy_command:
-            argv = expand(template, instance_id=st.instance_id, host=host, port=port, user=st.pool.ssh_user)
+        if template := st.plan.pool.ssh_proxy_command:
+            argv = expand(template, instance_id=st.instance_id, host=host, port=port, user=st.plan.pool.ssh_user)
             st.proxy_argv = argv
             via = f" through {shown(argv)}"
             proxy = partial(ProxyProcess, argv)
         st.host_key_check = HostKeyCheck(expected, on_trust)
-        st.conn = Connection(host, port, st.pool.ssh_user, st.private_key, st.host_key_check, st.cancel,
-                             proxy=proxy, log=st.run_dir.logger(st) if st.run_dir else None)
+        st.conn = Connection(host, port, st.plan.pool.ssh_user, st.private_key, st.host_key_check, st.run.cancel,
+                             proxy=proxy, log=st.run.dir.logger(st) if st.run.dir else None)
         stats = st.conn.open(
-            st.pool.ssh_timeout,
+            st.plan.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),
         )
         st.waited(stats, self.name)
         st.ssh_address = (host, port)
-        st.emit("step", f"connected to {st.pool.ssh_user}@{host}:{port}{via}", step=self.name)
+        st.emit("step", f"connected to {st.plan.pool.ssh_user}@{host}:{port}{via}", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         if st.conn is not None:

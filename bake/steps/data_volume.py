@@ -29,13 +29,13 @@ class StepMountDataVolume:
         found = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
         volumes = [m["Ebs"]["VolumeId"] for m in found.get("BlockDeviceMappings", []) if m["DeviceName"] == DEVICE]
         if not volumes:
-            raise BakeError(f"pool {st.pool.name}: builder {st.instance_id} has no volume at {DEVICE}")
+            raise BakeError(f"pool {st.plan.pool.name}: builder {st.instance_id} has no volume at {DEVICE}")
         st.data_volume_id = volumes[0]
         root, service = data_root(st), st.container_runtime().service
         st.data_mounted = True  # from here on the undo unmounts it, if it got mounted (undo_script checks)
         st.conn.run(sudo(mount_script(st.data_volume_id, root, service)), timeout=300,
                     shown=f"mkfs.ext4 and mount {st.data_volume_id} at {root}")
-        st.emit("step", f"data volume {st.data_volume_id} ({st.data_volume_gib} GiB) mounted at {root}", step=self.name,
+        st.emit("step", f"data volume {st.data_volume_id} ({st.plan.data_volume_gib} GiB) mounted at {root}", step=self.name,
                 data={"volume_id": st.data_volume_id})
 
     def cleanup(self, st: BuildState) -> None:
@@ -57,32 +57,32 @@ class StepSnapshotDataVolume:
     def run(self, st: BuildState) -> None:
         st.conn.run(sudo(unmount_script(data_root(st))), timeout=600, shown="sync and umount the data volume")
         st.data_mounted = False
-        snapshot_tags = {**ami_tags(st), tags.KEY_ROLE: ROLE, "Name": f"bake-{st.pool.name}-{st.run_id}"}
+        snapshot_tags = {**ami_tags(st), tags.KEY_ROLE: ROLE, "Name": f"bake-{st.plan.pool.name}-{st.run.id}"}
         resp = st.ec2.create_snapshot(
             VolumeId=st.data_volume_id,
-            Description=f"eks-image-bake pool {st.pool.name}: {len(st.images)} image(s) cached, {st.fingerprint[:19]}",
+            Description=f"eks-image-bake pool {st.plan.pool.name}: {len(st.plan.images)} image(s) cached, {st.plan.fingerprint[:19]}",
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags.as_aws(snapshot_tags)}],
         )
-        st.cache_snapshot_id = resp["SnapshotId"]
-        st.emit("step", f"snapshot {st.cache_snapshot_id} of {st.data_volume_id} requested, waiting until completed",
+        st.record.cache_snapshot_id = resp["SnapshotId"]
+        st.emit("step", f"snapshot {st.record.cache_snapshot_id} of {st.data_volume_id} requested, waiting until completed",
                 step=self.name)
         st.waited(aws.wait(
-            st.ec2, "snapshot_completed", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
-            what=f"snapshot {st.cache_snapshot_id} did not complete", hint="raise ami_timeout in bake.toml",
-            SnapshotIds=[st.cache_snapshot_id],
+            st.ec2, "snapshot_completed", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=15,
+            what=f"snapshot {st.record.cache_snapshot_id} did not complete", hint="raise ami_timeout in bake.toml",
+            SnapshotIds=[st.record.cache_snapshot_id],
         ), self.name)
         # The lock's entry names the cache by the snapshot (LockEntry.cache_snapshot_id; its
         # ami_id too, which is what prune, rollback and pins hold on to).
-        st.ami_id = st.cache_snapshot_id
-        st.snapshot_ids, st.snapshot_gib = [st.cache_snapshot_id], st.data_volume_gib
-        st.emit("step", f"snapshot {st.cache_snapshot_id} completed", step=self.name, status="done",
-                data={"snapshot_id": st.cache_snapshot_id})
+        st.record.ami_id = st.record.cache_snapshot_id
+        st.record.snapshot_ids, st.record.snapshot_gib = [st.record.cache_snapshot_id], st.plan.data_volume_gib
+        st.emit("step", f"snapshot {st.record.cache_snapshot_id} completed", step=self.name, status="done",
+                data={"snapshot_id": st.record.cache_snapshot_id})
 
     def cleanup(self, st: BuildState) -> None:
-        if st.succeeded or not st.cache_snapshot_id:
+        if st.succeeded or not st.record.cache_snapshot_id:
             return
-        if resources.delete_snapshot(st.ec2, st.cache_snapshot_id):
-            st.emit("cleanup", f"deleted unfinished snapshot {st.cache_snapshot_id}", step=self.name)
+        if resources.delete_snapshot(st.ec2, st.record.cache_snapshot_id):
+            st.emit("cleanup", f"deleted unfinished snapshot {st.record.cache_snapshot_id}", step=self.name)
 
 
 def describe_snapshot(ec2: Any, snapshot_id: str) -> dict[str, Any] | None:

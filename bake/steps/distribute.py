@@ -14,7 +14,6 @@ regions only as part of CopyImage (``ec2:CreateAction``, docs/iam.md).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from bake import aws, resources, tags
 from bake.aws import images
@@ -25,14 +24,14 @@ from bake.steps.base import BuildState
 def copy_token(st: BuildState, region: str) -> str:
     """CopyImage's ClientToken (at most 64 characters): a retried call of this run starts no
     second copy."""
-    return hashlib.sha256(f"{st.run_id}/{st.pool.name}/{st.ami_id}/{region}".encode()).hexdigest()[:64]
+    return hashlib.sha256(f"{st.run.id}/{st.plan.pool.name}/{st.record.ami_id}/{region}".encode()).hexdigest()[:64]
 
 
 def copy_tags(source: dict[str, str], st: BuildState) -> dict[str, str]:
     """The original's tags, this run's id and time (a sweep finds a killed run's copies by them),
     and where the copy came from; image tags give way when AWS's 50-tag limit is reached."""
-    out = {**source, tags.KEY_RUN: st.run_id, tags.KEY_CREATED: st.created_at,
-           tags.KEY_SOURCE_AMI: st.ami_id or "", tags.KEY_SOURCE_REGION: st.region}
+    out = {**source, tags.KEY_RUN: st.run.id, tags.KEY_CREATED: st.run.created_at,
+           tags.KEY_SOURCE_AMI: st.record.ami_id or "", tags.KEY_SOURCE_REGION: st.plan.region}
     images = sorted((k for k in out if k.startswith(tags.KEY_IMAGE_PREFIX)),
                     key=lambda k: int(k.removeprefix(tags.KEY_IMAGE_PREFIX)), reverse=True)
     for key in images[: max(0, len(out) - tags.TAGS_MAX)]:
@@ -45,46 +44,46 @@ class StepCopyAmi:
     title = "copying the AMI to other regions"
 
     def run(self, st: BuildState) -> None:
-        assert st.ec2_in is not None and st.ami_id
-        todo = [r for r in st.pool.distribute.copy_regions(st.region) if r not in st.copies]
+        assert st.record.ami_id
+        todo = [r for r in st.plan.pool.distribute.copy_regions(st.plan.region) if r not in st.record.copies]
         if not todo:
             return
-        source = images.describe(st.ec2, st.ami_id)
+        source = images.describe(st.ec2, st.record.ami_id)
         if source is None:
-            raise BakeError(f"AMI {st.ami_id} is gone: nothing to copy")
+            raise BakeError(f"AMI {st.record.ami_id} is gone: nothing to copy")
         aws_tags = tags.as_aws(copy_tags(source.tags, st))
         on_copy = [{"ResourceType": kind, "Tags": aws_tags} for kind in ("image", "snapshot")]
-        keys = st.pool.distribute.kms_key_ids
+        keys = st.plan.pool.distribute.kms_key_ids
         # Every copy is started before any is waited for: AWS copies them at the same time.
         for region in todo:
-            st.cancel.check()
+            st.run.cancel.check()
             encryption = {"Encrypted": True, "KmsKeyId": keys[region]} if region in keys else {}
             try:
-                resp = st.ec2_in(region).copy_image(
-                    SourceImageId=st.ami_id, SourceRegion=st.region, Name=source.name,
+                resp = st.run.ec2_in(region).copy_image(
+                    SourceImageId=st.record.ami_id, SourceRegion=st.plan.region, Name=source.name,
                     Description=source.description, ClientToken=copy_token(st, region),
                     TagSpecifications=on_copy, **encryption,
                 )
             except Exception as e:
-                raise BakeError(f"copy of {st.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
-            st.started_copies[region] = st.copies[region] = resp["ImageId"]
+                raise BakeError(f"copy of {st.record.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
+            st.started_copies[region] = st.record.copies[region] = resp["ImageId"]
             st.emit("step", f"copy {resp['ImageId']} in {region} started"
                     + (f" (encrypted with {keys[region]})" if region in keys else ""), step=self.name)
         for region in todo:
-            ami, ec2 = st.copies[region], st.ec2_in(region)
-            aws.wait(ec2, "image_available", cancel=st.cancel, timeout=st.pool.ami_timeout, delay=15,
+            ami, ec2 = st.record.copies[region], st.run.ec2_in(region)
+            aws.wait(ec2, "image_available", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=15,
                      what=f"copy {ami} in {region} did not become available", hint="raise ami_timeout in bake.toml",
                      ImageIds=[ami])
             st.emit("step", f"copy {ami} in {region} available", step=self.name, data={"region": region, "ami_id": ami})
 
     def cleanup(self, st: BuildState) -> None:
-        if st.succeeded or st.ec2_in is None:
+        if st.succeeded:
             return
         failures: list[str] = []
         # One region's refusal does not keep the other regions' copies: each is tried, then all
         # refusals are reported together.
         for region, ami in st.started_copies.items():
-            removal = resources.deregister_image_and_snapshots(st.ec2_in(region), ami)
+            removal = resources.deregister_image_and_snapshots(st.run.ec2_in(region), ami)
             if removal.failures:
                 failures += [f"{region}: {f}" for f in removal.failures]
                 continue
@@ -95,7 +94,7 @@ class StepCopyAmi:
 
 
 def launch_permission(st: BuildState) -> list[dict[str, str]]:
-    d = st.pool.distribute
+    d = st.plan.pool.distribute
     return ([{"UserId": a} for a in d.accounts] + [{"OrganizationArn": o} for o in d.organizations]
             + [{"OrganizationalUnitArn": u} for u in d.organizational_units])
 
@@ -105,13 +104,13 @@ class StepShareAmi:
     title = "sharing the AMI and its copies"
 
     def run(self, st: BuildState) -> None:
-        if not st.pool.distribute.shared:
+        if not st.plan.pool.distribute.shared:
             return
-        assert st.ec2_in is not None and st.ami_id
-        accounts = st.pool.distribute.accounts
-        for region, ami in [(st.region, st.ami_id), *sorted(st.copies.items())]:
-            st.cancel.check()
-            ec2: Any = st.ec2 if region == st.region else st.ec2_in(region)
+        assert st.record.ami_id
+        accounts = st.plan.pool.distribute.accounts
+        for region, ami in [(st.plan.region, st.record.ami_id), *sorted(st.record.copies.items())]:
+            st.run.cancel.check()
+            ec2 = st.run.ec2_in(region)
             ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": launch_permission(st)})
             snaps = images.snapshot_ids_of(ec2, ami)
             for snap in snaps if accounts else []:

@@ -1,9 +1,9 @@
 """GPU pools (``gpu = true``): the procedure's GPU part, after connect and before the pulls.
 
 1. ``StepGpuDriver``: ``nvidia-smi`` must answer with a driver the plan's floor accepts
-   (``st.gpu_floor``: the configured minimum, else the validation image's NVIDIA_REQUIRE_CUDA;
+   (``st.plan.gpu_floor``: the configured minimum, else the validation image's NVIDIA_REQUIRE_CUDA;
    docs/gpu.md); its version goes into the AMI's tags and
-   the lock (``st.gpu_driver_version``).
+   the lock (``st.record.gpu_driver_version``).
 2. ``StepGpuRuntime``: NVIDIA's runtime becomes the runtime's default, in the file and the
    format the runtime's generation owns (``bake.runtimes``: Docker's daemon.json; containerd's
    config.toml, version 2 or 3, through nvidia-ctk when the AMI has it), then the runtime
@@ -60,10 +60,10 @@ class StepGpuDriver:
     title = "checking the NVIDIA driver"
 
     def run(self, st: BuildState) -> None:
-        s, floor = st.pool.gpu_settings, st.gpu_floor
+        s, floor = st.plan.pool.gpu_settings, st.plan.gpu_floor
         res = st.conn.run(f"{shlex.quote(s.nvidia_smi)} --query-gpu=driver_version,name --format=csv,noheader",
                           warn=True, timeout=120)
-        what = f"pool {st.pool.name}: no NVIDIA driver answers on the builder ({st.pool.instance_type})"
+        what = f"pool {st.plan.pool.name}: no NVIDIA driver answers on the builder ({st.plan.pool.instance_type})"
         if res.exited == 127:
             raise GpuError(f"{what}: {s.nvidia_smi} not found; a GPU pool needs a base AMI with the NVIDIA "
                            f"driver ({floor.describe()}; e.g. the EKS accelerated AMI)")
@@ -71,11 +71,11 @@ class StepGpuDriver:
             raise GpuError(f"{what}: {s.nvidia_smi} failed with exit code {res.exited}: {res.tail(400)}")
         try:
             gpus = gpu.parse_query(res.stdout)
-            st.gpu_driver_version = gpu.check_driver(gpus, floor)
+            st.record.gpu_driver_version = gpu.check_driver(gpus, floor)
         except GpuError as e:
-            raise GpuError(f"pool {st.pool.name}: {e}") from None
-        st.emit("step", f"NVIDIA driver {st.gpu_driver_version} on {gpu.summary(gpus)} "
-                        f"({floor.describe()}: {floor.source})", step=self.name, data={"driver": st.gpu_driver_version})
+            raise GpuError(f"pool {st.plan.pool.name}: {e}") from None
+        st.emit("step", f"NVIDIA driver {st.record.gpu_driver_version} on {gpu.summary(gpus)} "
+                        f"({floor.describe()}: {floor.source})", step=self.name, data={"driver": st.record.gpu_driver_version})
 
     def cleanup(self, st: BuildState) -> None:
         pass  # read-only
@@ -86,10 +86,10 @@ class StepGpuRuntime:
     title = "making NVIDIA the container runtime's default"
 
     def run(self, st: BuildState) -> None:
-        s, runtime = st.pool.gpu_settings, st.pool.runtime
+        s, runtime = st.plan.pool.gpu_settings, st.plan.pool.runtime
         res = st.conn.run(f"test -x {shlex.quote(s.runtime_path)}", warn=True, timeout=60)
         if not res.ok:
-            raise GpuError(f"pool {st.pool.name}: the NVIDIA container runtime {s.runtime_path} is not on the "
+            raise GpuError(f"pool {st.plan.pool.name}: the NVIDIA container runtime {s.runtime_path} is not on the "
                            "builder (gpu_settings.runtime_path); install nvidia-container-toolkit on the base AMI")
         rt = st.container_runtime()
         self._configure(st, rt)
@@ -101,12 +101,12 @@ class StepGpuRuntime:
             # and the pulls' naming talks CRI); docker: until `docker version` answers.
             rt.await_ready(st.conn, READY_TIMEOUT)
         except UnexpectedExit as e:
-            raise GpuError(f"pool {st.pool.name}: {runtime} did not serve within {READY_TIMEOUT}s after "
+            raise GpuError(f"pool {st.plan.pool.name}: {runtime} did not serve within {READY_TIMEOUT}s after "
                            f"`{restart}`: {e.result.tail(300)}") from None
         st.emit("step", f"{runtime} restarted with nvidia as its default runtime", step=self.name)
 
     def _configure(self, st: BuildState, rt) -> None:  # noqa: ANN001 - a bake.runtimes.Runtime
-        path, ctk = rt.gpu_config_path, st.pool.gpu_settings.nvidia_ctk
+        path, ctk = rt.gpu_config_path, st.plan.pool.gpu_settings.nvidia_ctk
         if rt.nvidia_ctk_runtime and ctk and st.conn.run(f"command -v {shlex.quote(ctk)}", warn=True, timeout=60).ok:
             q, backup = shlex.quote(path), shlex.quote(path + BACKUP_SUFFIX)
             configure = f"{shlex.quote(ctk)} runtime configure --runtime={rt.nvidia_ctk_runtime} --set-as-default"
@@ -114,7 +114,7 @@ class StepGpuRuntime:
                         timeout=120, shown=configure)
             st.emit("step", f"configured {rt.name} with nvidia-ctk", step=self.name)
         else:
-            write_file(st, path, rt.merge_gpu_config(read_file(st, path), st.pool.gpu_settings.runtime_path))
+            write_file(st, path, rt.merge_gpu_config(read_file(st, path), st.plan.pool.gpu_settings.runtime_path))
         self._check(st, path, rt.gpu_default)
 
     def _check(self, st: BuildState, path: str, default_of) -> None:  # noqa: ANN001
@@ -123,9 +123,9 @@ class StepGpuRuntime:
         try:
             default, binary = default_of(text)
         except Exception as e:  # noqa: BLE001 - a file we cannot parse back is a failed edit
-            raise GpuError(f"pool {st.pool.name}: {path} does not parse after the edit: {e}") from None
+            raise GpuError(f"pool {st.plan.pool.name}: {path} does not parse after the edit: {e}") from None
         if default != gpu.NVIDIA_RUNTIME or not binary:
-            raise GpuError(f"pool {st.pool.name}: {path} names {default!r} as the default runtime after the edit")
+            raise GpuError(f"pool {st.plan.pool.name}: {path} names {default!r} as the default runtime after the edit")
         st.emit("step", f"{path}: default runtime nvidia ({binary})", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
@@ -137,8 +137,8 @@ class StepGpuValidate:
     title = "validating the GPU through the container runtime"
 
     def run(self, st: BuildState) -> None:
-        s, runtime = st.pool.gpu_settings, st.container_runtime()
-        cached = next((i for i in st.images if i.ref.original == s.validate_image), None)
+        s, runtime = st.plan.pool.gpu_settings, st.container_runtime()
+        cached = next((i for i in st.plan.images if i.ref.original == s.validate_image), None)
         # Not one of the pool's images: pulled anonymously (a public CUDA image) and not resolved at plan time.
         image = cached or ResolvedImage(parse_reference(s.validate_image), "", None)
         pull_one(st, runtime, image, threading.Event(), cached=cached is not None)
@@ -146,12 +146,12 @@ class StepGpuValidate:
         command = " ".join(shlex.quote(a) for a in shlex.split(s.validate_command))
         line = (s.validate_run or runtime.gpu_validate).format(
             image=shlex.quote(ref), command=command, runtime_path=shlex.quote(s.runtime_path),
-            name=shlex.quote(f"bake-gpu-validate-{st.run_id}"),
+            name=shlex.quote(f"bake-gpu-validate-{st.run.id}"),
         )
         try:
             res = st.conn.run(sudo(line), warn=True, timeout=600, shown=line)
             if not res.ok:
-                raise GpuError(f"pool {st.pool.name}: GPU validation failed: `{line}` exited {res.exited}: "
+                raise GpuError(f"pool {st.plan.pool.name}: GPU validation failed: `{line}` exited {res.exited}: "
                                f"{res.tail(600)}")
             first = next((x.strip() for x in res.stdout.splitlines() if x.strip()), "")
             st.emit("step", f"GPU validation passed: {first[:200]}", step=self.name)

@@ -19,8 +19,8 @@ def block_devices(st: BuildState, image: Image) -> list[dict[str, Any]]:
     """The builder's root volume: the pool's size (else sized from the images, ``bake.disk``,
     decided while planning), type and encryption, and on gp3 the builder's own IOPS and
     throughput (pulls and unpacking run at the volume's speed)."""
-    pool = st.pool
-    size = pool.root_volume_size if pool.root_volume_size is not None else st.root_volume_gib
+    pool = st.plan.pool
+    size = st.plan.root_volume_gib
     fast = fast_builder_disk(pool)
     if size is None and pool.kms_key_id is None and not fast:
         return []
@@ -56,15 +56,15 @@ class StepRunInstance:
     title = "launching the builder instance"
 
     def run(self, st: BuildState) -> None:
-        pool = st.pool
-        image = Image(st.base_image) if st.base_image else describe(st.ec2, st.base_ami)
+        pool = st.plan.pool
+        image = Image(st.plan.base_image) if st.plan.base_image else describe(st.ec2, st.plan.base_ami)
         if image is None:
-            raise BakeError(f"pool {pool.name}: base AMI {st.base_ami} does not exist or is not visible to this account")
+            raise BakeError(f"pool {pool.name}: base AMI {st.plan.base_ami} does not exist or is not visible to this account")
         run_tags = tags.as_aws(
-            tags.run_tags(st.run_id, pool.name, "builder", st.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
+            tags.run_tags(st.run.id, pool.name, "builder", st.run.created_at, {"Name": f"bake-{pool.name}-builder", **pool.tags})
         )
         args: dict[str, Any] = {
-            "ImageId": st.base_ami,
+            "ImageId": st.plan.base_ami,
             "InstanceType": pool.instance_type,
             "MinCount": 1,
             "MaxCount": 1,
@@ -76,7 +76,7 @@ class StepRunInstance:
                 {"ResourceType": "volume", "Tags": run_tags},
             ],
             # Idempotent: a retried call (throttling, 5xx) never launches a second builder.
-            "ClientToken": f"{st.run_id}-{pool.name}"[:64],
+            "ClientToken": f"{st.run.id}-{pool.name}"[:64],
             "InstanceInitiatedShutdownBehavior": "stop",
         }
         if pool.subnet_id:
@@ -86,7 +86,7 @@ class StepRunInstance:
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
         devices = block_devices(st, image)
         if pool.cache == "data-volume":  # the cache's own volume, where the pulls run (bake/data_volume.py)
-            gib = st.data_volume_gib or DATA_VOLUME_MIN_GIB
+            gib = st.plan.data_volume_gib or DATA_VOLUME_MIN_GIB
             data = launch_mapping(gib, pool.root_volume_type, pool.kms_key_id)
             if fast_builder_disk(pool):
                 data["Ebs"].update(builder_speed(pool, gib))
@@ -100,7 +100,7 @@ class StepRunInstance:
         stats = aws.wait(
             st.ec2,
             "instance_running",
-            cancel=st.cancel,
+            cancel=st.run.cancel,
             timeout=pool.ssh_timeout,
             hint="raise ssh_timeout in bake.toml",
             delay=5,

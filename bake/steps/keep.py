@@ -12,7 +12,7 @@ from bake.steps.connect import builder_address
 
 
 def keep_builder(st: BuildState, error: Exception) -> None:
-    if not st.keep_on_failure or not st.instance_id or st.run_dir is None:
+    if not st.run.keep_on_failure or not st.instance_id or st.run.dir is None:
         return
     try:
         host, port = st.ssh_address or builder_address(st)
@@ -31,5 +31,5 @@ def keep_builder(st: BuildState, error: Exception) -> None:
         "Remove them with: python -m bake sweep --yes",
         step="keep", status="kept",
         data={"instance_id": st.instance_id, "security_group_id": st.security_group_id, "key_name": st.key_name,
-              "ssh": command, "run_dir": str(st.run_dir.path)},
+              "ssh": command, "run_dir": str(st.run.dir.path)},
     )

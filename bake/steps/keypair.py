@@ -37,9 +37,9 @@ class StepKeyPair:
     def run(self, st: BuildState) -> None:
         pkey, public, pem = generate_ed25519_pem()
         st.private_key = pkey
-        st.private_key_pem = pem if st.keep_on_failure else None
+        st.private_key_pem = pem if st.run.keep_on_failure else None
         # The name is ours, so it is recorded before the call: an interrupt mid-call is undone.
-        st.key_name = f"bake-{st.pool.name}-{st.run_id}"
+        st.key_name = f"bake-{st.plan.pool.name}-{st.run.id}"
         try:
             self._import(st, public)
         except Exception as e:
@@ -56,7 +56,7 @@ class StepKeyPair:
             TagSpecifications=[
                 {
                     "ResourceType": "key-pair",
-                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.pool.name, "key-pair", st.created_at)),
+                    "Tags": tags.as_aws(tags.run_tags(st.run.id, st.plan.pool.name, "key-pair", st.run.created_at)),
                 }
             ],
         )

@@ -36,9 +36,9 @@ def free_bytes(st: BuildState, path: str) -> int | None:
 def disk_full(st: BuildState, runtime: Runtime, image: ResolvedImage, reason: str) -> BakeError:
     name = image.ref.original
     free = free_bytes(st, runtime.data_root)
-    compressed = st.image_sizes.get(name)
+    compressed = st.plan.image_sizes.get(name)
     need = f"about {gib(needed_bytes(compressed))} ({gib(compressed)} compressed)" if compressed else "unknown"
-    size = st.pool.root_volume_size or st.root_volume_gib
+    size = st.plan.root_volume_gib
     return BakeError(
         f"image {name}: the builder's disk is full: {reason.strip().splitlines()[-1] if reason.strip() else 'ENOSPC'}; "
         f"free on {runtime.data_root}: {gib(free) if free is not None else 'unknown'}, this image needs {need}"
@@ -56,7 +56,8 @@ def name_for_kubelet(st: BuildState, runtime: Runtime, image: ResolvedImage) -> 
     if (pulled := runtime.pulled_digests(st.conn, image)) and image.digest not in pulled:
         raise BakeError(f"the runtime does not hold the resolved digests: {image.ref.original} (want {image.digest}, "
                         f"found {', '.join(sorted(pulled))}); the tag moved after it was resolved: build again")
-    st.image_ids[image.ref.original] = runtime.add_references(st.conn, image, st.aliases.get(image.ref.original, []))
+    aliases = st.plan.aliases.get(image.ref.original, [])
+    st.record.image_ids[image.ref.original] = runtime.add_references(st.conn, image, aliases)
 
 
 def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: threading.Event, *,
@@ -64,9 +65,9 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
     """Pull one image; a ``cached`` one is held to its resolved digest and named as the
     kubelet will ask for it (an image only used during the bake, like the GPU check's, is not)."""
     name = image.ref.original
-    attempts = st.pool.pull_retries + 1
+    attempts = st.plan.pool.pull_retries + 1
     for attempt in range(1, attempts + 1):
-        st.cancel.check()
+        st.run.cancel.check()
         if abort.is_set():
             return
         started = time.monotonic()
@@ -81,7 +82,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         except ConnectionLost as e:
             reason, transient = str(e), True
             try:
-                st.conn.reconnect(st.pool.ssh_timeout)
+                st.conn.reconnect(st.plan.pool.ssh_timeout)
             except BakeError as again:
                 raise BakeError(f"image {name}: {e}; reconnecting failed: {again}") from None
         except UnexpectedExit as e:
@@ -97,7 +98,7 @@ def pull_one(st: BuildState, runtime: Runtime, image: ResolvedImage, abort: thre
         delay = BACKOFF * 2 ** (attempt - 1)
         st.emit("image", f"attempt {attempt} failed ({reason.splitlines()[-1] if reason else '?'}), retrying in {delay:.0f}s",
                 image=name, status="retry")
-        st.cancel.sleep(delay)
+        st.run.cancel.sleep(delay)
 
 
 class ProgressEvents:
@@ -116,7 +117,7 @@ class ProgressEvents:
 
     def __call__(self, p: PullProgress) -> None:
         if p.total is None:  # ctr has not listed the layers' sizes yet: the registry's figure
-            p.total = self.st.image_sizes.get(self.name)
+            p.total = self.st.plan.image_sizes.get(self.name)
         self.latest = p
         now = time.monotonic()
         if now - self.last < PROGRESS_EVERY:
@@ -133,13 +134,14 @@ class StepPull:
 
     def run(self, st: BuildState) -> None:
         runtime = st.container_runtime()
-        creds = {img.credential.registry: img.credential for img in st.images if img.credential}
+        creds = {img.credential.registry: img.credential for img in st.plan.images if img.credential}
         for cred in creds.values():
             runtime.login(st.conn, cred)
         started = time.monotonic()
         abort = threading.Event()  # one image failed: the bake fails, start no more pulls
-        with ThreadPoolExecutor(max_workers=st.pool.pull_concurrency, thread_name_prefix=f"pull-{st.pool.name}") as pool:
-            futures = [pool.submit(pull_one, st, runtime, img, abort) for img in st.images]
+        p = st.plan.pool
+        with ThreadPoolExecutor(max_workers=p.pull_concurrency, thread_name_prefix=f"pull-{p.name}") as pool:
+            futures = [pool.submit(pull_one, st, runtime, img, abort) for img in st.plan.images]
             errors = []
             for f in futures:
                 try:
@@ -151,7 +153,7 @@ class StepPull:
             raise BakeError("; ".join(errors))
         for registry in creds:
             runtime.logout(st.conn, registry)
-        st.emit("step", f"pulled {len(st.images)} image(s) in {time.monotonic() - started:.1f}s", step=self.name)
+        st.emit("step", f"pulled {len(st.plan.images)} image(s) in {time.monotonic() - started:.1f}s", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         pass  # the images live on the builder's disk: terminating it is their undo
@@ -166,7 +168,7 @@ class StepNodeShape:
     title = "discarding the unpacked images' compressed layers"
 
     def run(self, st: BuildState) -> None:
-        removed = st.container_runtime().discard_compressed(st.conn, st.images)
+        removed = st.container_runtime().discard_compressed(st.conn, st.plan.images)
         if removed:
             st.emit("step", f"discarded {removed} compressed layer blob(s), as a node's containerd does "
                             "(discard_unpacked_layers)", step=self.name, data={"discarded": removed})
@@ -185,21 +187,22 @@ class StepVerify:
 
     def run(self, st: BuildState) -> None:
         runtime = st.container_runtime()
+        aliases, ids = st.plan.aliases, st.record.image_ids
         wanted = {
-            img.ref.original: references(img, st.aliases.get(img.ref.original, []), st.image_ids.get(img.ref.original),
+            img.ref.original: references(img, aliases.get(img.ref.original, []), ids.get(img.ref.original),
                                          digest_aliases=runtime.digest_aliases)
-            for img in st.images
+            for img in st.plan.images
         }
         answer = runtime.lookup(st.conn, [r for refs in wanted.values() for r in refs])
-        problems = [p for img in st.images for p in _problems(img, wanted[img.ref.original], st, answer)]
+        problems = [p for img in st.plan.images for p in _problems(img, wanted[img.ref.original], st, answer)]
         where = runtime.verifier
         if problems:
             raise BakeError(f"{where} ({answer.runtime} {answer.version}) does not find what the kubelet may ask for: "
                             + "; ".join(problems))
-        st.runtime_version = f"{answer.runtime} {answer.version}"
+        st.record.runtime_version = f"{answer.runtime} {answer.version}"
         count = sum(map(len, wanted.values()))
-        st.emit("step", f"{where} finds all {len(st.images)} image(s) under {count} reference(s) "
-                        f"(tag, digest, image id, {sum(map(len, st.aliases.values()))} alias(es))", step=self.name)
+        st.emit("step", f"{where} finds all {len(st.plan.images)} image(s) under {count} reference(s) "
+                        f"(tag, digest, image id, {sum(map(len, st.plan.aliases.values()))} alias(es))", step=self.name)
         if runtime.reports_pins:
             self._pinned(st, runtime, answer, wanted)
 
@@ -225,7 +228,7 @@ def not_pinned(answer: Answer, wanted: dict[str, list[str]]) -> list[str]:
 
 
 def _problems(img: ResolvedImage, refs: list[str], st: BuildState, answer: Answer) -> list[str]:
-    want_id = st.image_ids.get(img.ref.original)
+    want_id = st.record.image_ids.get(img.ref.original)
     out = []
     for ref in refs:
         found = answer.images.get(ref)

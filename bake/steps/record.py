@@ -3,56 +3,33 @@ interrupt deregisters the AMI (either the lock names it, or it is gone)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import asdict
 
 from bake.data_volume import DEVICE
-from bake.model.config import PoolConfig
-from bake.model.images import ResolvedImage
-from bake.model.lock import ImageDigest, LockEntry, LockFile, PoolLock, now_iso
+from bake.model.lock import AmiRecord, ImageDigest, LockEntry, LockFile, PoolLock, now_iso
+from bake.plan import PoolPlan
 from bake.steps.base import BuildState
 
 
-class Built(Protocol):
-    """What a lock entry is made of: a finished bake's state, or a plan that found its AMI."""
-
-    pool: PoolConfig
-    ami_id: str | None
-    region: str
-    fingerprint: str
-    base_ami: str
-    images: list[ResolvedImage]
-    gpu_driver_version: str | None
-    compressed_bytes: int | None
-    cache_bytes: int | None
-    snapshot_ids: list[str]
-    snapshot_gib: int | None
-    aliases: dict[str, list[str]]
-    image_ids: dict[str, str]
-    runtime_version: str | None
-    copies: dict[str, str]
-
-
-def entry_for(built: Built) -> LockEntry:
+def entry_for(plan: PoolPlan, made: AmiRecord) -> LockEntry:
+    """The lock entry of ``plan`` carried out: the plan's facts, and what ``made`` records of the
+    AMI, each of its fields by the entry's field of that name."""
+    facts = asdict(made)
+    image_ids = facts.pop("image_ids")
+    # A data-volume pool's cache is its snapshot, which ami_id names too (bake/steps/data_volume.py).
+    cache = ({"cache": "data-volume", "cache_snapshot_id": made.ami_id, "data_device": DEVICE}
+             if plan.pool.cache == "data-volume" else {})
     return LockEntry(
-        ami_id=built.ami_id or "",
-        region=built.region,
-        fingerprint=built.fingerprint,
-        base_ami=built.base_ami,
-        images=[ImageDigest(ref=i.ref.original, digest=i.digest, image_id=built.image_ids.get(i.ref.original),
-                            aliases=built.aliases.get(i.ref.original)) for i in built.images],
+        **facts | {"ami_id": made.ami_id or "", "copies": facts["copies"] or None} | cache,
+        region=plan.region,
+        fingerprint=plan.fingerprint,
+        base_ami=plan.base_ami,
+        images=[ImageDigest(ref=i.ref.original, digest=i.digest, image_id=image_ids.get(i.ref.original),
+                            aliases=plan.aliases.get(i.ref.original)) for i in plan.images],
         built_at=now_iso(),
-        runtime=built.pool.runtime,
-        gpu_driver_version=built.gpu_driver_version,
-        compressed_bytes=built.compressed_bytes,
-        cache_bytes=built.cache_bytes,
-        snapshot_ids=list(built.snapshot_ids),
-        snapshot_gib=built.snapshot_gib,
-        prewarm=built.pool.prewarm,
-        runtime_version=built.runtime_version,
-        copies=dict(built.copies) or None,
-        # A data-volume pool's cache is its snapshot, which ami_id names too (bake/steps/data_volume.py).
-        **({"cache": "data-volume", "cache_snapshot_id": built.ami_id, "data_device": DEVICE}
-           if built.pool.cache == "data-volume" else {}),
+        runtime=plan.pool.runtime,
+        compressed_bytes=plan.compressed_bytes,
+        prewarm=plan.pool.prewarm,
     )
 
 
@@ -78,9 +55,9 @@ class StepRecordLock:
         self.lock = lock
 
     def run(self, st: BuildState) -> None:
-        record(self.lock, st.pool.name, entry_for(st))
+        record(self.lock, st.plan.pool.name, entry_for(st.plan, st.record))
         st.succeeded = True
-        st.emit("step", f"recorded {st.ami_id} in {self.lock.path.name}", step=self.name)
+        st.emit("step", f"recorded {st.record.ami_id} in {self.lock.path.name}", step=self.name)
 
     def cleanup(self, st: BuildState) -> None:
         pass

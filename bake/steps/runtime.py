@@ -37,7 +37,7 @@ class StepRuntimeUp:
     title = "starting the container runtime if it is stopped"
 
     def run(self, st: BuildState) -> None:
-        base = runtime_for(st.pool.runtime)
+        base = runtime_for(st.plan.pool.runtime)
         unit = shlex.quote(base.service)
         probe = PROBE.format(unit=unit, version=VERSION[base.name])
         res = st.conn.run(sudo(probe), timeout=120, shown=f"systemctl is-active {base.service}")
@@ -55,7 +55,7 @@ class StepRuntimeUp:
         try:
             st.runtime.await_ready(st.conn, READY_TIMEOUT)
         except BakeError as e:
-            raise BakeError(f"pool {st.pool.name}: {base.service} does not serve after `systemctl start`: {e}") from None
+            raise BakeError(f"pool {st.plan.pool.name}: {base.service} does not serve after `systemctl start`: {e}") from None
         st.emit("step", f"{base.name} {version or '(version unknown)'}: {st.runtime_found} at boot, "
                         f"{'enabled' if enabled else 'not enabled'}", step=self.name,
                 data={"found": st.runtime_found, "enabled": enabled, "version": version})
@@ -74,7 +74,7 @@ class StepRuntimeDown:
 
     def run(self, st: BuildState) -> None:
         stopped = restore(st)
-        st.emit("step", f"{st.runtime.service if st.runtime else st.pool.runtime} "
+        st.emit("step", f"{st.runtime.service if st.runtime else st.plan.pool.runtime} "
                         f"{'stopped again' if stopped else 'left ' + (st.runtime_found or 'as found')}"
                         f"{'' if st.runtime_enabled else ', not enabled'}", step=self.name)
 

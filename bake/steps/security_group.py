@@ -26,19 +26,19 @@ def runner_cidr() -> str:
 
 def vpc_of(st: BuildState) -> tuple[str, list[str]]:
     """(VPC id, its CIDR blocks): the subnet's VPC, or the region's default VPC."""
-    if st.pool.subnet_id:
+    if st.plan.pool.subnet_id:
         try:
-            subnet = st.ec2.describe_subnets(SubnetIds=[st.pool.subnet_id])["Subnets"][0]
+            subnet = st.ec2.describe_subnets(SubnetIds=[st.plan.pool.subnet_id])["Subnets"][0]
         except Exception as e:
             if resources.is_not_found(e):
-                raise UsageError(f"pool {st.pool.name}: subnet {st.pool.subnet_id} does not exist") from None
+                raise UsageError(f"pool {st.plan.pool.name}: subnet {st.plan.pool.subnet_id} does not exist") from None
             raise
         vpc_id = subnet["VpcId"]
         vpc = st.ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     else:
         vpcs = st.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
         if not vpcs:
-            raise UsageError(f"pool {st.pool.name}: the region has no default VPC; set subnet_id")
+            raise UsageError(f"pool {st.plan.pool.name}: the region has no default VPC; set subnet_id")
         vpc = vpcs[0]
         vpc_id = vpc["VpcId"]
     blocks = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])] or [vpc["CidrBlock"]]
@@ -51,25 +51,25 @@ class StepSecurityGroup:
 
     def run(self, st: BuildState) -> None:
         vpc_id, vpc_blocks = vpc_of(st)
-        proxied = st.pool.ssh_proxy_command is not None
+        proxied = st.plan.pool.ssh_proxy_command is not None
         if proxied:
             cidrs = []  # SSH arrives through the proxy's own channel (SSM, an endpoint): nothing inbound
-        elif st.pool.ssh_cidrs is not None:
-            cidrs = st.pool.ssh_cidrs
-        elif st.pool.ssh_host == "private_ip":
+        elif st.plan.pool.ssh_cidrs is not None:
+            cidrs = st.plan.pool.ssh_cidrs
+        elif st.plan.pool.ssh_host == "private_ip":
             cidrs = vpc_blocks
         else:
             cidrs = [runner_cidr()]
-        group_name = f"bake-{st.pool.name}-{st.run_id}"
+        group_name = f"bake-{st.plan.pool.name}-{st.run.id}"
         resp = st.ec2.create_security_group(
             GroupName=group_name,
-            Description=f"eks-image-bake builder for pool {st.pool.name}, run {st.run_id}: "
+            Description=f"eks-image-bake builder for pool {st.plan.pool.name}, run {st.run.id}: "
                         + ("nothing inbound" if proxied else "SSH only"),
             VpcId=vpc_id,
             TagSpecifications=[
                 {
                     "ResourceType": "security-group",
-                    "Tags": tags.as_aws(tags.run_tags(st.run_id, st.pool.name, "security-group", st.created_at)),
+                    "Tags": tags.as_aws(tags.run_tags(st.run.id, st.plan.pool.name, "security-group", st.run.created_at)),
                 }
             ],
         )

@@ -21,9 +21,7 @@ import boto3
 import pytest
 from faultproxy import FaultProxy
 
-from bake.cancel import CancelToken
 from bake.model.config import PoolConfig
-from bake.progress import NullReporter
 from bake_sandbox.ec2_clock import Ec2Clock, Timing
 from bake_sandbox.private_moto import private_moto_server
 from bake.steps.ami import StepCreateAmi
@@ -31,6 +29,7 @@ from bake.steps.base import BuildState
 from bake.steps.instance import StepRunInstance
 from bake.steps.keypair import StepKeyPair
 from bake.steps.security_group import StepSecurityGroup
+from support.states import plan_for, state_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,9 +54,7 @@ def client(url: str):
 
 def state(ec2, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], ssh_cidrs=["203.0.113.7/32"], **pool_kw)
-    return BuildState(pool=pool, run_id=f"20260101T000000Z-{uuid.uuid4().hex[:6]}", created_at="2026-01-01T00:00:00Z",
-                      region="us-east-1", ec2=ec2, base_ami="ami-ekslinux", images=[], fingerprint="sha256:f",
-                      reporter=NullReporter(), cancel=CancelToken())
+    return state_for(plan_for(pool), ec2, id=f"20260101T000000Z-{uuid.uuid4().hex[:6]}")
 
 
 def bake_ami(st: BuildState) -> None:
@@ -85,7 +82,7 @@ def test_builder_gets_fast_gp3_and_create_image_changes_only_delete_on_terminati
     assert [(v["VolumeType"], v["Size"]) for v in volumes] == [("gp3", 40)]
     image = proxy.calls_to("CreateImage")[0].params
     assert create_image_changes(image) <= {"DeleteOnTermination"}, image
-    assert st.ami_id and ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]["State"] == "available"
+    assert st.record.ami_id and ec2.describe_images(ImageIds=[st.record.ami_id])["Images"][0]["State"] == "available"
     StepRunInstance().cleanup(st)
 
 

@@ -19,21 +19,20 @@ from pathlib import Path
 import pytest
 
 from bake.aws.images import Image
-from bake.cancel import CancelToken
-from bake.disk import needed_bytes
+from bake.disk import DiskPlan, needed_bytes
 from bake.errors import BakeError, ConfigError, UsageError
 from bake.model.config import PoolConfig, parse_config
 from bake.model.images import Credential, ResolvedImage
 from bake.model.proxy_command import expand
 from bake.proxy import ProxyProcess
 from bake.model.refs import parse_reference
-from bake.progress import NullReporter
 from bake.runtimes import Containerd, Docker, sudo
 from bake.steps import security_group
 from bake.steps.base import BuildState
 from bake.steps.pull import pull_one
 from bake.steps.security_group import StepSecurityGroup
 from support.local_shell import LocalShell
+from support.states import plan_for, state_for
 
 RECORDER = """#!/bin/sh
 # record argv (one JSON list per call) and stdin, as the real tool would receive them
@@ -197,9 +196,7 @@ def test_sudo_wraps_any_script_as_one_argument(shell, tmp_path):
 
 def _state(ec2, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], **pool_kw)
-    return BuildState(pool=pool, run_id="20260101T000000Z-abcdef", created_at="2026-01-01T00:00:00Z",
-                      region="us-east-1", ec2=ec2, base_ami="ami-ekslinux", images=[], fingerprint="sha256:f",
-                      reporter=NullReporter(), cancel=CancelToken())
+    return state_for(plan_for(pool), ec2)
 
 
 class _Answer:
@@ -381,9 +378,8 @@ def test_a_full_disk_fails_the_pull_at_once_naming_image_free_and_needed(shell, 
         f.chmod(0o755)
     pool = PoolConfig(name="cpu", base_ami="ami-12345678", images=["env/app:v1"], pull_retries=3)
     image = ResolvedImage(parse_reference("registry.example/env/app:v1"), "sha256:" + "d" * 64, None)
-    st = BuildState(pool=pool, run_id="r", created_at="t", region="us-east-1", ec2=None, base_ami="ami-12345678",
-                    images=[image], fingerprint="f", reporter=NullReporter(), cancel=CancelToken(), conn=conn,
-                    root_volume_gib=24, image_sizes={image.ref.original: 3 * 2**30})
+    disk = DiskPlan(gib=24, base_gib=8, compressed_bytes=3 * 2**30, images=1)
+    st = state_for(plan_for(pool, [image], disk=disk, image_sizes={image.ref.original: 3 * 2**30}), conn=conn)
     started = time.monotonic()
     with pytest.raises(BakeError) as e:
         pull_one(st, Containerd(), image, threading.Event())

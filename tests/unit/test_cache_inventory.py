@@ -119,13 +119,12 @@ def test_view_script_passes_label_values_as_data(tmp_path):
 
 
 def test_an_unreadable_runtime_layout_is_a_warning_not_a_failed_bake():
-    from bake.cancel import CancelToken
     from bake.model.config import PoolConfig
     from bake.model.refs import parse_reference
     from bake.progress import NullReporter
     from bake.model.images import ResolvedImage
     from bake.ssh import Result
-    from bake.steps.base import BuildState
+    from support.states import plan_for, state_for
     from bake.steps.cache import StepCache
 
     class DockerOnContainerdStore:  # docker inspect names no layer directories
@@ -142,12 +141,11 @@ def test_an_unreadable_runtime_layout_is_a_warning_not_a_failed_bake():
             events.append((kind, message))
 
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], runtime="docker")
-    st = BuildState(pool=pool, run_id="r", created_at="t", region="us-east-1", ec2=None, base_ami="ami-ekslinux",
-                    images=[ResolvedImage(parse_reference("python:3"), "sha256:" + "a" * 64, None)],
-                    fingerprint="f", reporter=Recorder(), cancel=CancelToken())
+    st = state_for(plan_for(pool, [ResolvedImage(parse_reference("python:3"), "sha256:" + "a" * 64, None)]),
+                   reporter=Recorder())
     st.conn = DockerOnContainerdStore()
     StepCache().run(st)
-    assert st.cache_bytes is None
+    assert st.record.cache_bytes is None
     assert any(k == "warn" and "prewarm unit is not installed" in m for k, m in events)
     assert not any("prewarm" in c for c in st.conn.commands)  # nothing installed
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from bake.build import PoolPlan
 from bake.check import check, explain, summary
 from bake.model.config import PoolConfig
-from bake.model.lock import ImageDigest, LockData, LockEntry, Pin, PoolLock
+from bake.model.lock import AmiRecord, ImageDigest, LockData, LockEntry, Pin, PoolLock
 from bake.model.refs import parse_reference
+from bake.plan import PoolPlan
 from bake.registry import ResolvedImage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,9 @@ POOL = PoolConfig(name="cpu", base_ami="ssm:/eks/ami", images=["r.example/app:v1
 def plan(action: str, base: str = "ami-00000001", digests: dict[str, str] | None = None, fp: str = "sha256:new",
          ami: str | None = None, reason: str = "base AMI, images or recipe changed") -> PoolPlan:
     digests = digests or {"r.example/app:v1": A, "r.example/tool:v2": A}
-    images = [ResolvedImage(parse_reference(r), d, None) for r, d in digests.items()]
-    return PoolPlan(POOL, "us-east-1", base, images, fp, action, reason, ami_id=ami)  # type: ignore[arg-type]
+    images = tuple(ResolvedImage(parse_reference(r), d, None) for r, d in digests.items())
+    return PoolPlan(POOL, "us-east-1", base, images, fp, action, reason,  # type: ignore[arg-type]
+                    existing=AmiRecord(ami) if ami else None)
 
 
 def entry(base: str = "ami-00000001", digests: dict[str, str] | None = None, fp: str = "sha256:old",
@@ -66,14 +68,13 @@ def test_changed_aliases_name_what_was_added_and_removed() -> None:
     """Aliases are in the fingerprint: plan --check says which image's aliases changed."""
     old = entry()
     old.images[0].aliases = ["m.example/app:v1", "m.example/app:old"]
-    now = plan("bake")
-    now.aliases = {"r.example/app:v1": ["m.example/app:v1", "m.example/app:new"], "r.example/tool:v2": ["m.example/tool:v2"]}
+    now = replace(plan("bake"), aliases={"r.example/app:v1": ["m.example/app:v1", "m.example/app:new"],
+                                         "r.example/tool:v2": ["m.example/tool:v2"]})
     assert explain(now, PoolLock(current=old)) == (
         "image r.example/app:v1: aliases added m.example/app:new; removed m.example/app:old",
         "image r.example/tool:v2: aliases added m.example/tool:v2",
     )
-    same = plan("bake")
-    same.aliases = {"r.example/app:v1": ["m.example/app:old", "m.example/app:v1"]}
+    same = replace(plan("bake"), aliases={"r.example/app:v1": ["m.example/app:old", "m.example/app:v1"]})
     assert explain(same, PoolLock(current=old)) == (
         "same base AMI, digests and aliases: the recipe version, the GPU settings or prewarm changed",)
 

@@ -35,7 +35,7 @@ def test_plan_looks_up_the_decisions_facts_and_closes_the_registry(in_process_ec
     [plan] = baker.plan()
     assert (plan.action, plan.ami_id) == ("reuse", ami)
 
-    record(lock, "cpu", entry_for(plan))
+    record(lock, "cpu", entry_for(plan, plan.existing))
     [plan] = baker.plan()
     assert (plan.action, plan.ami_id) == ("skip", ami)
 

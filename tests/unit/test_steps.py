@@ -3,25 +3,25 @@ moto server, a real sshd and real runtimes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bake import tags
-from bake.cancel import CancelToken
+from bake.disk import DiskPlan
 from bake.errors import BakeError, Cancelled
 from bake.model.config import PoolConfig
-from bake.progress import NullReporter
 from bake.steps.ami import StepCreateAmi, ami_tags
 from bake.steps.base import BuildState, run_steps
 from bake.steps.instance import StepRunInstance
 from bake.steps.keypair import StepKeyPair
 from bake.steps.security_group import StepSecurityGroup
+from support.states import plan_for, state_for
 
 
-def state(ec2, **pool_kw) -> BuildState:
+def state(ec2, images=(), ec2_in=None, **pool_kw) -> BuildState:
     pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], ssh_cidrs=["203.0.113.7/32"], **pool_kw)
-    return BuildState(pool=pool, run_id="20260101T000000Z-abcdef", created_at="2026-01-01T00:00:00Z",
-                      region="us-east-1", ec2=ec2, base_ami="ami-ekslinux", images=[], fingerprint="sha256:f",
-                      reporter=NullReporter(), cancel=CancelToken())
+    return state_for(plan_for(pool, images), ec2, **({"ec2_in": ec2_in} if ec2_in else {}))
 
 
 def live_instances(ec2):
@@ -34,7 +34,7 @@ def test_key_pair_is_ed25519_tagged_and_undone(in_process_ec2):
     StepKeyPair().run(st)
     kp = in_process_ec2.describe_key_pairs(KeyNames=[st.key_name], IncludePublicKey=True)["KeyPairs"][0]
     assert kp["PublicKey"].startswith("ssh-ed25519 ")
-    assert tags.from_aws(kp["Tags"])[tags.KEY_RUN] == st.run_id
+    assert tags.from_aws(kp["Tags"])[tags.KEY_RUN] == st.run.id
     assert st.private_key.get_name() == "ssh-ed25519"
     StepKeyPair().cleanup(st)
     assert in_process_ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [st.key_name]}])["KeyPairs"] == []
@@ -72,14 +72,14 @@ def test_ami_deregistered_with_snapshots_unless_succeeded(in_process_ec2):
     st = state(in_process_ec2)
     st.instance_id = in_process_ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     StepCreateAmi().run(st)
-    image = in_process_ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]
+    image = in_process_ec2.describe_images(ImageIds=[st.record.ami_id])["Images"][0]
     t = tags.from_aws(image["Tags"])
     assert t[tags.KEY_FINGERPRINT] == "sha256:f" and t[tags.KEY_BASE_AMI] == "ami-ekslinux"
-    assert st.snapshot_ids
+    assert st.record.snapshot_ids
     StepCreateAmi().cleanup(st)  # not succeeded: undo
-    assert in_process_ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.ami_id]}])["Images"] == []
+    assert in_process_ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.record.ami_id]}])["Images"] == []
     snaps = in_process_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
-    assert not set(st.snapshot_ids) & {s["SnapshotId"] for s in snaps}
+    assert not set(st.record.snapshot_ids) & {s["SnapshotId"] for s in snaps}
 
 
 def test_ami_kept_when_succeeded(in_process_ec2):
@@ -88,15 +88,15 @@ def test_ami_kept_when_succeeded(in_process_ec2):
     StepCreateAmi().run(st)
     st.succeeded = True
     StepCreateAmi().cleanup(st)
-    assert in_process_ec2.describe_images(ImageIds=[st.ami_id])["Images"][0]["State"] == "available"
+    assert in_process_ec2.describe_images(ImageIds=[st.record.ami_id])["Images"][0]["State"] == "available"
 
 
 def test_ami_tags_stay_within_aws_limits(in_process_ec2):
     from bake.model.refs import parse_reference
     from bake.model.images import ResolvedImage
 
-    st = state(in_process_ec2)
-    st.images = [ResolvedImage(parse_reference(f"quay.io/org/img-{i}:v1"), "sha256:" + "c" * 64, None) for i in range(80)]
+    st = state(in_process_ec2, [ResolvedImage(parse_reference(f"quay.io/org/img-{i}:v1"), "sha256:" + "c" * 64, None)
+                                for i in range(80)])
     t = ami_tags(st)
     assert len(t) <= tags.TAGS_MAX and all(len(v) <= 256 for v in t.values())
 
@@ -129,8 +129,8 @@ def test_runner_undoes_on_cancel_and_reports_cleanup_failures(in_process_ec2):
     class CancelDuring(Recorder):
         def run(self, st_):
             super().run(st_)
-            st_.cancel.cancel(15)
-            st_.cancel.check()
+            st_.run.cancel.cancel(15)
+            st_.run.cancel.check()
 
     class BrokenUndo(Recorder):
         def cleanup(self, st_):
@@ -148,8 +148,8 @@ def distributing_state(ec2, **distribute) -> BuildState:
 
     from bake.model.config import Distribution
 
-    st = state(ec2, distribute=Distribution(**distribute))
-    st.ec2_in = lambda region: boto3.client("ec2", region_name=region)
+    st = state(ec2, ec2_in=lambda region: ec2 if region == "us-east-1" else boto3.client("ec2", region_name=region),
+               distribute=Distribution(**distribute))
     st.instance_id = ec2.run_instances(ImageId="ami-ekslinux", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     StepCreateAmi().run(st)
     return st
@@ -160,37 +160,37 @@ def test_copies_are_tagged_like_the_original_and_undone_in_their_regions(ec2):
 
     st = distributing_state(ec2, regions=["us-east-1", "eu-west-1", "us-west-2"])
     StepCopyAmi().run(st)
-    assert set(st.copies) == {"eu-west-1", "us-west-2"} == set(st.started_copies)  # us-east-1 is the original
-    for region, ami in st.copies.items():
-        image = st.ec2_in(region).describe_images(ImageIds=[ami])["Images"][0]
+    assert set(st.record.copies) == {"eu-west-1", "us-west-2"} == set(st.started_copies)  # us-east-1 is the original
+    for region, ami in st.record.copies.items():
+        image = st.run.ec2_in(region).describe_images(ImageIds=[ami])["Images"][0]
         t = tags.from_aws(image["Tags"])
-        assert t[tags.KEY_FINGERPRINT] == "sha256:f" and t[tags.KEY_SOURCE_AMI] == st.ami_id
-        assert t[tags.KEY_SOURCE_REGION] == "us-east-1" and t[tags.KEY_RUN] == st.run_id
+        assert t[tags.KEY_FINGERPRINT] == "sha256:f" and t[tags.KEY_SOURCE_AMI] == st.record.ami_id
+        assert t[tags.KEY_SOURCE_REGION] == "us-east-1" and t[tags.KEY_RUN] == st.run.id
     StepCopyAmi().cleanup(st)  # not succeeded: every copy goes
-    for region, ami in st.copies.items():
-        assert st.ec2_in(region).describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"] == []
+    for region, ami in st.record.copies.items():
+        assert st.run.ec2_in(region).describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [ami]}])["Images"] == []
 
 
 def test_only_the_copies_this_run_started_are_undone(ec2):
     from bake.steps.distribute import StepCopyAmi
 
     st = distributing_state(ec2, regions=["eu-west-1", "us-west-2"])
-    earlier = st.ec2_in("eu-west-1").copy_image(SourceImageId=st.ami_id, SourceRegion="us-east-1", Name="earlier")["ImageId"]
-    st.copies = {"eu-west-1": earlier}  # what the lock already names
+    earlier = st.run.ec2_in("eu-west-1").copy_image(SourceImageId=st.record.ami_id, SourceRegion="us-east-1", Name="earlier")["ImageId"]
+    st.record.copies = {"eu-west-1": earlier}  # what the lock already names
     StepCopyAmi().run(st)
     assert list(st.started_copies) == ["us-west-2"]
     StepCopyAmi().cleanup(st)
-    assert st.ec2_in("eu-west-1").describe_images(ImageIds=[earlier])["Images"][0]["State"] == "available"
+    assert st.run.ec2_in("eu-west-1").describe_images(ImageIds=[earlier])["Images"][0]["State"] == "available"
 
 
 def test_copy_tags_make_room_for_the_source_within_aws_limits(ec2):
     from bake.steps.distribute import copy_tags
 
     st = state(ec2)
-    st.ami_id = "ami-0123456789abcdef0"
+    st.record.ami_id = "ami-0123456789abcdef0"
     source = {f"{tags.KEY_IMAGE_PREFIX}{i}": "x" for i in range(45)} | {tags.KEY_POOL: "cpu", tags.KEY_FINGERPRINT: "f"}
     t = copy_tags(source, st)
-    assert len(t) == tags.TAGS_MAX and t[tags.KEY_SOURCE_AMI] == st.ami_id
+    assert len(t) == tags.TAGS_MAX and t[tags.KEY_SOURCE_AMI] == st.record.ami_id
     assert f"{tags.KEY_IMAGE_PREFIX}0" in t and f"{tags.KEY_IMAGE_PREFIX}44" not in t  # the last images give way
 
 
@@ -201,10 +201,10 @@ def test_sharing_adds_launch_and_create_volume_permission(ec2):
     st = distributing_state(ec2, regions=["eu-west-1"], accounts=["111122223333"], organizations=[org])
     StepCopyAmi().run(st)
     StepShareAmi().run(st)
-    for region, ami in [("us-east-1", st.ami_id), ("eu-west-1", st.copies["eu-west-1"])]:
-        perms = st.ec2_in(region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+    for region, ami in [("us-east-1", st.record.ami_id), ("eu-west-1", st.record.copies["eu-west-1"])]:
+        perms = st.run.ec2_in(region).describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
         assert {"UserId": "111122223333"} in perms and {"OrganizationArn": org} in perms
-    snap = st.snapshot_ids[0]
+    snap = st.record.snapshot_ids[0]
     perms = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")["CreateVolumePermissions"]
     assert {"UserId": "111122223333"} in perms
 
@@ -227,24 +227,27 @@ def test_a_cancel_during_copying_removes_the_started_copy_and_the_ami_and_starts
             def copy_image(self, **kw):
                 calls.append(region)
                 out = real.copy_image(**kw)
-                st.cancel.cancel(2)
+                st.run.cancel.cancel(2)
                 return out
 
         return Interrupting()
 
-    st.ec2_in = client
+    st.run = replace(st.run, ec2_in=lambda region: ec2 if region == "us-east-1" else client(region))
     with pytest.raises(Cancelled):
         run_steps([StepCreateAmi(), StepCopyAmi()], st)
     assert calls == ["eu-west-1"]
     copy = st.started_copies["eu-west-1"]
     eu = boto3.client("ec2", region_name="eu-west-1")
     assert eu.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [copy]}])["Images"] == []
-    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.ami_id]}])["Images"] == []
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [st.record.ami_id]}])["Images"] == []
+
 
 
 def test_a_data_volume_builder_launches_with_its_tagged_fast_data_volume(in_process_ec2):
-    st = state(in_process_ec2, cache="data-volume")
-    st.data_volume_gib = 9
+    pool = PoolConfig(name="cpu", base_ami="ami-ekslinux", images=["python:3"], ssh_cidrs=["203.0.113.7/32"],
+                      cache="data-volume")
+    st = state_for(plan_for(pool, disk=DiskPlan(gib=9, base_gib=0, compressed_bytes=1, images=1, volume="data")),
+                   in_process_ec2)
     sent = []  # moto keeps no volume's IOPS or throughput from a launch: what the bake asks, then
     in_process_ec2.meta.events.register("provide-client-params.ec2.RunInstances", lambda params, **kw: sent.append(params))
     StepKeyPair().run(st)
@@ -257,6 +260,6 @@ def test_a_data_volume_builder_launches_with_its_tagged_fast_data_volume(in_proc
     # where the pulls run: the builder's gp3 speed (6,000 IOPS, capped at 500 per GiB: 4,500; 500 MiB/s)
     [asked] = [m["Ebs"] for m in sent[0]["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvdb"]
     assert (asked["VolumeSize"], asked["Iops"], asked["Throughput"]) == (9, 4500, 500)
-    assert tags.from_aws(volume["Tags"])[tags.KEY_RUN] == st.run_id and data["Ebs"]["DeleteOnTermination"]
+    assert tags.from_aws(volume["Tags"])[tags.KEY_RUN] == st.run.id and data["Ebs"]["DeleteOnTermination"]
     StepRunInstance().cleanup(st)
     assert live_instances(in_process_ec2) == []
