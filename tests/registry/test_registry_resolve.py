@@ -191,6 +191,10 @@ def test_tls_connections_load_the_ca_bundle_once(
     monkeypatch.setattr(urllib3.util.ssl_, "SSLContext", CountingContext)
     monkeypatch.setattr(CountingContext, "loads", 0)
     with RegistryClient(verify=str(pki.ca_cert)) as client:
+        # Each of the four threads holds its reference until all four have one: a thread that
+        # finished early would take a second one, and fewer connections would prove less.
+        barrier, resolve = threading.Barrier(4, timeout=60), client.resolve
+        monkeypatch.setattr(client, "resolve", lambda ref: (barrier.wait(), resolve(ref))[1])
         got = client.resolve_all(refs, concurrency=4)
         assert len(client._sessions) == 4  # one connection per thread, as before
     assert [g.digest for g in got] == list(pushed.values())

@@ -175,7 +175,7 @@ def test_the_review_shows_each_regions_ami_and_ties_the_copys_template_to_its_po
     assert review["warnings"] == [], "the eu pool's template moves to its copy, which the lock names"
     eu = next(p for p in review["pools"] if p["pool"] == "eu")
     assert eu["regions"][1] == {"region": AWAY, "before": amis["eu"][0][1], "after": amis["eu"][1][1]}
-    assert eu["plan_images"] == [{"address": "aws_launch_template.eu", "action": "update",
+    assert eu["plan_images"] == [{"address": "aws_launch_template.eu", "action": "update", "field": "image_id",
                                   "before": amis["eu"][0][1], "after": amis["eu"][1][1]}]
 
 
