@@ -6,6 +6,7 @@ from typing import Any
 
 from bake import aws, resources, tags
 from bake.aws.images import Image, describe
+from bake.bottlerocket import ADMIN_USER_DATA
 from bake.errors import BakeError
 from bake.data_volume import MIN_GIB as DATA_VOLUME_MIN_GIB
 from bake.data_volume import launch_mapping
@@ -81,6 +82,8 @@ class StepRunInstance:
         }
         if pool.subnet_id:
             args["SubnetId"] = pool.subnet_id
+        if pool.os == "bottlerocket":  # its admin container, where the bake's SSH lands (bake/bottlerocket.py)
+            args["UserData"] = ADMIN_USER_DATA
         if pool.iam_instance_profile:
             key = "Arn" if pool.iam_instance_profile.startswith("arn:") else "Name"
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
