@@ -13,6 +13,7 @@ from bake.errors import BakeError
 from bake.ssh import ConnectionLost, sudo
 from bake.steps.ami import AmiFacts, ami_tags
 from bake.steps.base import BuildState
+from bake.steps.instance import stop_builder
 
 ROLE = CACHE_SNAPSHOT_ROLE
 
@@ -70,6 +71,7 @@ class StepSnapshotDataVolume:
     def run(self, st: BuildState) -> None:
         if self.stop_builder:
             st.data_volume_id = st.data_volume_id or data_volume_of(st)
+            st.emit("step", f"stopping builder {st.instance_id}: its shutdown unmounts the data volume", step=self.name)
             stop_builder(st, self.name)
         else:
             st.conn.run(sudo(unmount_script(data_root(st))), timeout=600, shown="sync and umount the data volume")
@@ -100,20 +102,6 @@ class StepSnapshotDataVolume:
             return
         if resources.delete_snapshot(st.ec2, st.record.cache_snapshot_id):
             st.emit("cleanup", f"deleted unfinished snapshot {st.record.cache_snapshot_id}", step=self.name)
-
-
-def stop_builder(st: BuildState, step: str) -> None:
-    """Stop the builder and wait until it is stopped: the OS's shutdown stops the runtime and
-    unmounts the data volume, so the snapshot holds a clean filesystem. The SSH connection goes
-    with it; nothing after this step runs a command on the builder."""
-    st.emit("step", f"stopping builder {st.instance_id} so that its data volume is unmounted cleanly", step=step)
-    st.ec2.stop_instances(InstanceIds=[st.instance_id])
-    st.waited(aws.wait(
-        st.ec2, "instance_stopped", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=5,
-        what=f"builder {st.instance_id} did not stop", hint="raise ami_timeout in bake.toml", InstanceIds=[st.instance_id],
-    ), step)
-    if st.conn is not None:
-        st.conn.close()
 
 
 def describe_snapshot(ec2: Any, snapshot_id: str) -> dict[str, Any] | None:

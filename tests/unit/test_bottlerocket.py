@@ -118,3 +118,4 @@ def test_a_bottlerocket_gpu_pool_is_refused_before_any_aws_call(command, tmp_pat
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert f"{cfg}: pools.br.gpu: the GPU steps are written for AL2023" in p.stderr
     assert not (tmp_path / "amis.lock.json").exists()
+
