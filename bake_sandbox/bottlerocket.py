@@ -160,12 +160,16 @@ def start(layout: Any) -> None:
     if host is None:
         raise SandboxError("the Bottlerocket admin container stand-in needs the builder's sshd running")
     d = daemon(layout)
+    folder = _dir(layout)
+    made_from = folder / "host.pid"  # the builder sshd whose namespace this one was made from
     if d.running():
-        return
+        if made_from.exists() and made_from.read_text().strip() == str(host):
+            return
+        builder.stop_daemon(d)  # made from a builder that has been restarted since: its view is stale
     if port_open(HOST, admin_port(layout)):
         raise SandboxError(f"sshd (admin container): {HOST}:{admin_port(layout)} is taken by another process")
-    folder = _dir(layout)
     folder.mkdir(parents=True, exist_ok=True)
+    made_from.write_text(str(host))
     (folder / "sheltie").write_text(SHELTIE.format(host_ns=f"/proc/{host}/ns/mnt"))
     (folder / "stub").write_text(STUB.format(name="ctr or containerd"))
     for f in ("sheltie", "stub"):
