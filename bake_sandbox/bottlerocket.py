@@ -65,6 +65,8 @@ def is_bottlerocket(user_data: Any) -> bool:
     if not user_data:
         return False
     raw = user_data[0] if isinstance(user_data, list) else user_data
+    if hasattr(raw, "as_bytes"):  # moto's Base64EncodedString
+        raw = raw.as_bytes()
     raw = raw.encode() if isinstance(raw, str) else bytes(raw)
     try:
         raw = base64.b64decode(raw, validate=True)

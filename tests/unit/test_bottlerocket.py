@@ -119,3 +119,15 @@ def test_a_bottlerocket_gpu_pool_is_refused_before_any_aws_call(command, tmp_pat
     assert f"{cfg}: pools.br.gpu: the GPU steps are written for AL2023" in p.stderr
     assert not (tmp_path / "amis.lock.json").exists()
 
+
+
+def test_the_sandboxs_boot_stand_in_knows_a_bottlerocket_builder_by_the_user_data_moto_keeps():
+    from moto.core.types import Base64EncodedString
+
+    from bake_sandbox.bottlerocket import is_bottlerocket
+
+    def encoded(text: str) -> Base64EncodedString:
+        return Base64EncodedString(base64.b64encode(text.encode()).decode())
+
+    assert is_bottlerocket(encoded(ADMIN_USER_DATA)) and is_bottlerocket([encoded(ADMIN_USER_DATA)])
+    assert not is_bottlerocket(encoded("#!/bin/sh\necho hi\n")) and not is_bottlerocket(None)
