@@ -103,10 +103,13 @@ def test_the_same_bake_without_the_sheltie_prefix_fails_in_the_admin_view(sandbo
     assert product.on_host(sudo("true")) == sudo("true")
     lock = LockFile(tmp_path / "amis.lock.json")
     with NullReporter() as reporter:
-        [outcome] = Baker(load_config(cfg), lock, reporter).build()
+        baker = Baker(load_config(cfg), lock, reporter)
+        [outcome] = baker.build()
     # the admin container has no containerd unit: the runtime cannot even be started there
     assert outcome.error and "systemctl start containerd" in outcome.error, outcome.error
     assert not lock.path.exists()
-    assert ec2.describe_snapshots(OwnerIds=["self"], Filters=[
-        {"Name": f"tag:{tags.KEY_POOL}", "Values": ["br"]}, {"Name": "status", "Values": ["pending"]}])["Snapshots"] == []
+    run_tag = [{"Name": f"tag:{tags.KEY_RUN}", "Values": [baker.run_dir.path.name]}]
+    assert ec2.describe_snapshots(OwnerIds=["self"], Filters=run_tag)["Snapshots"] == []
+    [builder] = [i for r in ec2.describe_instances(Filters=run_tag)["Reservations"] for i in r["Instances"]]
+    assert builder["State"]["Name"] == "terminated"  # the run did launch a builder: the failure is in it
     assert "/dev/loop" not in in_builder(sandbox, "findmnt -rno SOURCE --mountpoint /var/lib/containerd || true")
