@@ -64,12 +64,14 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
     """The whole procedure, in order; each step undoes itself (see bake.steps.base). A
     data-volume pool pulls onto its data volume and snapshots that instead of the builder."""
     data_volume = pool.cache == "data-volume"
+    # Bottlerocket prepares its data volume at boot (containerd's root is on it): nothing to mount.
+    bottlerocket = pool.os == "bottlerocket"
     steps: list[Step] = [
         StepKeyPair(),
         StepSecurityGroup(),
         StepRunInstance(),
         StepConnect(),
-        *([StepMountDataVolume()] if data_volume else []),  # the runtime's root, before the runtime starts
+        *([StepMountDataVolume()] if data_volume and not bottlerocket else []),  # the runtime's root, before it starts
         StepRuntimeUp(),  # the runtime as found: started if it is stopped (a fresh AL2023 AMI)
         # GPU pools: driver check, nvidia as the default runtime and its restart, before any pull.
         *(gpu_steps() if pool.gpu else []),
@@ -80,7 +82,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepRuntimeDown(),  # stopped again, as found, before the scrub and the snapshot
     ]
     if data_volume:
-        return [*steps, StepSnapshotDataVolume(), StepRecordLock(lock)]
+        return [*steps, StepSnapshotDataVolume(stop_builder=bottlerocket), StepRecordLock(lock)]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
 
@@ -137,9 +139,9 @@ class Baker:
     def plan(self, names: list[str] | None = None) -> list[PoolPlan]:
         pools = self.config.select(names)
         for pool in pools:
-            if pool.os == "bottlerocket":  # before any AWS call: nothing to clean up
-                raise UsageError(f"{self.config.path}: pools.{pool.name}.os: the Bottlerocket builder (its admin container "
-                                 "and `sudo sheltie`) is not implemented yet: docs/data-volume.md says what it lacks")
+            if pool.os == "bottlerocket" and pool.gpu:  # before any AWS call: nothing to clean up
+                raise UsageError(f"{self.config.path}: pools.{pool.name}.gpu: the GPU steps are written for AL2023's "
+                                 "NVIDIA AMIs, not for a Bottlerocket builder (docs/data-volume.md)")
         data = self.lock.read()
         # The resolved images carry the credentials the pulls need, so the client's HTTP
         # sessions close once planning is done.

@@ -99,15 +99,19 @@ class Connection:
         cancel: CancelToken,
         proxy: Callable[[], ProxyProcess] | None = None,
         log: Callable[[Result, str], None] | None = None,
+        on_host: Callable[[str], str] | None = None,
     ):
         """``proxy`` starts a fresh ssh_proxy_command process per connection; ``log`` receives
-        every command's result and shown form (the run directory's record)."""
+        every command's result and shown form (the run directory's record); ``on_host`` rewrites
+        every command before it is sent, so that root's commands reach the host through a
+        builder's own path there (Bottlerocket's admin container: ``bake.bottlerocket.on_host``)."""
         self.host, self.port, self.user = host, port, user
         self.pkey = pkey
         self.host_key_check = host_key_check
         self.cancel = cancel
         self.proxy = proxy
         self.log = log
+        self.on_host = on_host
         self._client: paramiko.SSHClient | None = None
         self._sock: ProxyProcess | socket.socket | None = None
         self._lock = threading.Lock()
@@ -234,6 +238,8 @@ class Connection:
         if not self.alive:
             raise ConnectionLost(f"SSH connection to {self.host}:{self.port} is closed")
         assert self._client is not None
+        if self.on_host:
+            command = self.on_host(command)
         try:
             chan = self._client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
             chan.settimeout(1.0)

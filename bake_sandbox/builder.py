@@ -337,7 +337,11 @@ def _descendants(pid: int) -> list[int]:
 
 
 def stop(layout: Layout) -> None:
-    d = daemon(layout)
+    stop_daemon(daemon(layout))
+
+
+def stop_daemon(d: Daemon) -> None:
+    """Stop an sshd and the sessions it started."""
     pid = d.pid()
     if pid is not None:
         # Open sessions run in sessions of their own: a signal to sshd's group misses them.

@@ -19,6 +19,9 @@ other than its root device a real block device, the way EC2 does:
 Root volumes stay records: the builder's root is this machine. Only with
 ``BAKE_SANDBOX_VOLUMES`` set (``bake_sandbox.moto`` sets it for the sandbox's moto); a moto
 restart forgets its volumes, so ``install`` releases the loop devices and files a previous one left.
+
+An instance whose user data enables Bottlerocket's admin container gets its /dev/xvdb prepared at
+launch and unmounted at stop or terminate, as Bottlerocket would (``bake_sandbox.bottlerocket``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bake_sandbox import bottlerocket
+
 ENV = "BAKE_SANDBOX_VOLUMES"
+BOTTLEROCKET_DATA = "/dev/xvdb"  # where Bottlerocket's data volume is (bake_sandbox.bottlerocket)
 BY_ID = Path("/dev/disk/by-id")
 _lock = threading.Lock()
 
@@ -110,6 +116,7 @@ def install() -> None:
     if not root:
         return
     from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.models.instances import Instance
 
     if getattr(EBSBackend.attach_volume, "bake_volumes", False):
         return
@@ -120,10 +127,13 @@ def install() -> None:
 
     def attach_volume(self: Any, volume_id: str, instance_id: str, device_path: str, *a: Any, **kw: Any) -> Any:
         result = attach(self, volume_id, instance_id, device_path, *a, **kw)
-        if device_path != self.get_instance(instance_id).root_device_name:
+        instance = self.get_instance(instance_id)
+        if device_path != instance.root_device_name:
             volume = self.get_volume(volume_id)
             with _lock:
-                store.attach(volume_id, volume.size, volume.snapshot_id)
+                loop = store.attach(volume_id, volume.size, volume.snapshot_id)
+            if device_path == BOTTLEROCKET_DATA and bottlerocket.is_bottlerocket(instance.user_data):
+                bottlerocket.prepare_data_volume(instance_id, loop)  # Bottlerocket's boot prepares it
         return result
 
     def detach_volume(self: Any, volume_id: str, *a: Any, **kw: Any) -> Any:
@@ -149,6 +159,18 @@ def install() -> None:
         store.snapshot_file(snapshot_id).unlink(missing_ok=True)
         return result
 
+    # A Bottlerocket builder's shutdown unmounts its data volume, before a terminate detaches it.
+    stop, terminate = Instance.stop, Instance.terminate
+
+    def stop_(self: Any) -> Any:
+        bottlerocket.shut_down(self.id)
+        return stop(self)
+
+    def terminate_(self: Any) -> Any:
+        bottlerocket.shut_down(self.id)
+        return terminate(self)
+
+    Instance.stop, Instance.terminate = stop_, terminate_  # type: ignore[method-assign]
     attach_volume.bake_volumes = True  # type: ignore[attr-defined]
     EBSBackend.attach_volume = attach_volume  # type: ignore[method-assign]
     EBSBackend.detach_volume = detach_volume  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bake_sandbox import (
-    builder, discard, first_boot, hosts, images, moto, moto_volumes, node_containerd, overlay, registries, runtimes,
+    bottlerocket, builder, discard, first_boot, hosts, images, moto, moto_volumes, node_containerd, overlay, registries, runtimes,
     sample_config, tls,
 )
 from bake_sandbox.errors import SandboxError
@@ -97,6 +97,7 @@ class Sandbox:
             ("registries", lambda: registries.start(lay, moto.ecr_password(lay))),
             ("sample images", self._push_samples),
             ("builder (ec2-user over sshd)", lambda: builder.start(lay)),
+            ("Bottlerocket admin container stand-in (sshd)", lambda: bottlerocket.start(lay)),
             ("bake.toml", lambda: sample_config.write(lay, self.samples.images(lay), self.samples.ecr_images())),
         ]
         for what, step in steps:
@@ -128,6 +129,7 @@ class Sandbox:
         # Purging first: the node's containerd is reached through the builder's namespace.
         steps = [
             *(purge_images if purge else []),
+            ("Bottlerocket admin container stand-in", lambda: bottlerocket.stop(lay)),
             ("builder", lambda: (builder.stop(lay), overlay.wipe(lay), builder.remove_sudoers())),
             ("registries", lambda: registries.stop(lay)),
             *(purge_storage if purge else []),
@@ -156,6 +158,7 @@ class Sandbox:
         out.update(runtimes.status(lay))
         out.update(registries.status(lay))
         out["sshd"] = builder.status(lay)
+        out["sshd (Bottlerocket admin container)"] = bottlerocket.status(lay)
         return out
 
     def is_up(self) -> bool:

@@ -10,8 +10,8 @@ from bake.aws import images
 from bake.errors import BakeError
 from bake.model.times import compact_utc
 from bake.steps.base import BuildState
+from bake.steps.instance import stop_builder
 
-STOP_TIMEOUT = 900
 PROGRESS_EVERY = 2.0  # seconds between AMI progress reports (and their DescribeSnapshots call)
 
 
@@ -81,11 +81,7 @@ class StepCreateAmi:
     title = "creating the AMI"
 
     def run(self, st: BuildState) -> None:
-        st.ec2.stop_instances(InstanceIds=[st.instance_id])
-        st.waited(aws.wait(
-            st.ec2, "instance_stopped", cancel=st.run.cancel, timeout=STOP_TIMEOUT, delay=5,
-            what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
-        ), self.name)
+        stop_builder(st, self.name)
         stamp = compact_utc()
         st.ami_name = f"bake-{st.plan.pool.name}-{stamp}-{st.run.id[-6:]}"
         aws_tags = tags.as_aws(ami_tags(st))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from bake import bottlerocket
 from bake.errors import BakeError, UsageError
 from bake.model.proxy_command import expand, shown
 from bake.polling import Every, wait_until
@@ -77,7 +78,8 @@ class StepConnect:
             proxy = partial(ProxyProcess, argv)
         st.host_key_check = HostKeyCheck(expected, on_trust)
         st.conn = Connection(host, port, st.plan.pool.ssh_user, st.private_key, st.host_key_check, st.run.cancel,
-                             proxy=proxy, log=st.run.dir.logger(st) if st.run.dir else None)
+                             proxy=proxy, log=st.run.dir.logger(st) if st.run.dir else None,
+                             on_host=bottlerocket.on_host if st.plan.pool.os == "bottlerocket" else None)
         stats = st.conn.open(
             st.plan.pool.ssh_timeout,
             on_retry=lambda err: st.emit("step", f"SSH not ready yet ({err}), retrying", step=self.name, status="retry"),

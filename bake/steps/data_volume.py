@@ -13,6 +13,7 @@ from bake.errors import BakeError
 from bake.ssh import ConnectionLost, sudo
 from bake.steps.ami import AmiFacts, ami_tags
 from bake.steps.base import BuildState
+from bake.steps.instance import stop_builder
 
 ROLE = CACHE_SNAPSHOT_ROLE
 
@@ -26,11 +27,7 @@ class StepMountDataVolume:
     title = "mounting the data volume at the runtime's root"
 
     def run(self, st: BuildState) -> None:
-        found = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
-        volumes = [m["Ebs"]["VolumeId"] for m in found.get("BlockDeviceMappings", []) if m["DeviceName"] == DEVICE]
-        if not volumes:
-            raise BakeError(f"pool {st.plan.pool.name}: builder {st.instance_id} has no volume at {DEVICE}")
-        st.data_volume_id = volumes[0]
+        st.data_volume_id = data_volume_of(st)
         root, service = data_root(st), st.container_runtime().service
         st.data_mounted = True  # from here on the undo unmounts it, if it got mounted (undo_script checks)
         st.conn.run(sudo(mount_script(st.data_volume_id, root, service)), timeout=300,
@@ -50,13 +47,35 @@ class StepMountDataVolume:
         st.data_mounted = False
 
 
+def data_volume_of(st: BuildState) -> str:
+    """The builder's volume at ``DEVICE``, as EC2 reports its mapping."""
+    found = st.ec2.describe_instances(InstanceIds=[st.instance_id])["Reservations"][0]["Instances"][0]
+    volumes = [m["Ebs"]["VolumeId"] for m in found.get("BlockDeviceMappings", []) if m["DeviceName"] == DEVICE]
+    if not volumes:
+        raise BakeError(f"pool {st.plan.pool.name}: builder {st.instance_id} has no volume at {DEVICE}")
+    return volumes[0]
+
+
 class StepSnapshotDataVolume:
+    """``stop_builder``: a Bottlerocket builder's data volume is the OS's own (mounted at /local
+    since boot, containerd's root bound under it): the builder is stopped, which unmounts it
+    cleanly, before the snapshot, as aws-samples/bottlerocket-images-cache does (snapshot.sh,
+    read 2026-12-07). Otherwise the bake unmounts the volume it mounted."""
+
     name = "cache-snapshot"
     title = "snapshotting the data volume"
 
+    def __init__(self, stop_builder: bool = False):
+        self.stop_builder = stop_builder
+
     def run(self, st: BuildState) -> None:
-        st.conn.run(sudo(unmount_script(data_root(st))), timeout=600, shown="sync and umount the data volume")
-        st.data_mounted = False
+        if self.stop_builder:
+            st.data_volume_id = st.data_volume_id or data_volume_of(st)
+            st.emit("step", f"stopping builder {st.instance_id}: its shutdown unmounts the data volume", step=self.name)
+            stop_builder(st, self.name)
+        else:
+            st.conn.run(sudo(unmount_script(data_root(st))), timeout=600, shown="sync and umount the data volume")
+            st.data_mounted = False
         snapshot_tags = {**ami_tags(st), tags.KEY_ROLE: ROLE, "Name": f"bake-{st.plan.pool.name}-{st.run.id}"}
         resp = st.ec2.create_snapshot(
             VolumeId=st.data_volume_id,

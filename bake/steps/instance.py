@@ -6,6 +6,7 @@ from typing import Any
 
 from bake import aws, resources, tags
 from bake.aws.images import Image, describe
+from bake.bottlerocket import ADMIN_USER_DATA
 from bake.errors import BakeError
 from bake.data_volume import MIN_GIB as DATA_VOLUME_MIN_GIB
 from bake.data_volume import launch_mapping
@@ -13,6 +14,7 @@ from bake.model.config import GP3_BASE_IOPS, GP3_BASE_MIBS, GP3_IOPS_PER_GIB, GP
 from bake.steps.base import BuildState
 
 DEFAULT_ROOT_DEVICE = "/dev/xvda"  # an image that names no root device (EC2's Linux default)
+STOP_TIMEOUT = 900
 
 
 def block_devices(st: BuildState, image: Image) -> list[dict[str, Any]]:
@@ -81,6 +83,8 @@ class StepRunInstance:
         }
         if pool.subnet_id:
             args["SubnetId"] = pool.subnet_id
+        if pool.os == "bottlerocket":  # its admin container, where the bake's SSH lands (bake/bottlerocket.py)
+            args["UserData"] = ADMIN_USER_DATA
         if pool.iam_instance_profile:
             key = "Arn" if pool.iam_instance_profile.startswith("arn:") else "Name"
             args["IamInstanceProfile"] = {key: pool.iam_instance_profile}
@@ -114,3 +118,14 @@ class StepRunInstance:
             st.ec2, [st.instance_id], on_wait=lambda stats: st.waited(stats, self.name)
         ):
             st.emit("cleanup", f"terminated builder {st.instance_id}", step=self.name)
+
+
+def stop_builder(st: BuildState, step: str) -> None:
+    """Stop the builder and wait until it is stopped: its OS's shutdown stops the runtime and
+    unmounts its volumes, so what is imaged or snapshotted next is a clean filesystem. Nothing
+    runs a command on the builder after this."""
+    st.ec2.stop_instances(InstanceIds=[st.instance_id])
+    st.waited(aws.wait(
+        st.ec2, "instance_stopped", cancel=st.run.cancel, timeout=STOP_TIMEOUT, delay=5,
+        what=f"builder {st.instance_id} did not stop", InstanceIds=[st.instance_id],
+    ), step)

@@ -27,7 +27,7 @@ DISK_FULL = re.compile(r"no space left on device", re.IGNORECASE)
 def free_bytes(st: BuildState, path: str) -> int | None:
     """Space left for ``path`` on the builder (``df``), or None when it cannot be asked."""
     try:
-        out = st.conn.run(f"df -P -B1 {shlex.quote(path)}", warn=True, timeout=60).stdout
+        out = st.conn.run(f"sudo -n df -P -B1 {shlex.quote(path)}", warn=True, timeout=60).stdout
         return int(out.splitlines()[-1].split()[3])
     except (BakeError, IndexError, ValueError):
         return None

@@ -126,21 +126,3 @@ def test_fast_snapshot_restore_applies_to_the_cache_snapshot():
 def test_a_data_volume_pool_refuses_what_it_cannot_do(kw, why):
     with pytest.raises(ValueError, match=why.replace("(", r"\(")):
         pool(**kw)
-
-
-@pytest.mark.parametrize("command", ["plan", "build"])
-def test_a_bottlerocket_pool_is_refused_before_any_aws_call(command, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    cfg = tmp_path / "bake.toml"
-    cfg.write_text('region = "us-east-1"\n[pools.br]\nbase_ami = "ami-0123456789abcdef0"\nimages = ["nginx:1.27"]\n'
-                   'os = "bottlerocket"\ncache = "data-volume"\nlaunch = "none"\n')
-    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "AWS_MAX_ATTEMPTS": "1"}
-    p = subprocess.run([sys.executable, "-m", "bake", command, "--config", str(cfg)], capture_output=True, text=True,
-                       env=env, cwd=tmp_path, timeout=60)
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    assert f"{cfg}: pools.br.os: the Bottlerocket builder" in p.stderr and "not implemented yet" in p.stderr
-    assert not (tmp_path / "amis.lock.json").exists()
