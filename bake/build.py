@@ -51,7 +51,7 @@ from bake.steps.instance import StepRunInstance
 from bake.steps.keep import keep_builder
 from bake.steps.keypair import StepKeyPair
 from bake.steps.pull import StepNodeShape, StepPull, StepVerify
-from bake.steps.runtime import StepRuntimeDown, StepRuntimeUp
+from bake.steps.runtime import StepRuntimeDown, StepRuntimeUp, StepStopKubelet
 from bake.steps.record import StepRecordLock, entry_for, record
 from bake.steps.scrub import StepScrub
 from bake.steps.security_group import StepSecurityGroup
@@ -73,6 +73,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepConnect(),
         *([StepMountDataVolume()] if data_volume and not bottlerocket else []),  # the runtime's root, before it starts
         StepRuntimeUp(),  # the runtime as found: started if it is stopped (a fresh AL2023 AMI)
+        *([StepStopKubelet()] if bottlerocket else []),  # its image GC must not run beside the pulls
         # GPU pools: driver check, nvidia as the default runtime and its restart, before any pull.
         *(gpu_steps() if pool.gpu else []),
         StepPull(),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bake import cache, cri, gpu
+from bake import cache, cri, gpu, image_store
 from bake.cache import CachePaths
 from bake.errors import BakeError
 from bake.model.images import Credential, ResolvedImage
@@ -267,7 +267,8 @@ class Containerd:
             # containerd frees the blobs' files in its next garbage collection, which runs
             # asynchronously; removing a lease with --sync runs one now, so the files are gone
             # before the cache is measured and the runtime stopped (it may never run after).
-            f"lease=$({self.ctr} leases create --expires 1m | awk '{{print $1}}')\n"
+            # (its first word, by the shell alone: a Bottlerocket host has no awk or sed)
+            f"lease=$({self.ctr} leases create --expires 1m); lease=${{lease%%[[:space:]]*}}\n"
             f"{self.ctr} leases rm --sync \"$lease\"\n")
         conn.run(sudo(script), timeout=300, shown=f"discard {len(refs.layers)} compressed layer(s)")
         return len(refs.layers)
@@ -281,7 +282,7 @@ class Containerd:
             return None
         if not reports_pinned(answer.runtime, answer.version):
             return f"{answer.runtime} {answer.version} does not report pinned images: {GC_ADVICE}", False
-        return (f"the CRI ({answer.runtime} {answer.version}) does not report pinned for: {', '.join(unpinned)}; "
+        return (f"{self.verifier} ({answer.runtime} {answer.version}) does not report pinned for: {', '.join(unpinned)}; "
                 "the kubelet's image GC could remove them"), True
 
 
@@ -291,6 +292,22 @@ class Containerd2(Containerd):
     prints another progress display, which the same parser reads (bake.pull_progress)."""
 
     config_version = 3
+
+
+class StoreContainerd(Containerd2):
+    """containerd asked through its image store with ``ctr`` instead of through the CRI
+    (bake.image_store): a Bottlerocket builder, whose host has no interpreter to run the CRI
+    client (bake/bottlerocket.py). The same facts, read where the CRI reads them."""
+
+    verifier = "containerd's image store (ctr: no CRI client runs on Bottlerocket)"
+
+    def generation(self, version: str) -> StoreContainerd:
+        found = StoreContainerd(self.socket)
+        found.version = version
+        return found
+
+    def lookup(self, conn: Connection, refs: list[str]) -> Answer:
+        return image_store.lookup(conn, self.ctr, refs)
 
 
 class Docker:
@@ -403,7 +420,10 @@ class Docker:
 CRI_PROGRAM = Path(cri.__file__).read_text(encoding="utf-8")
 
 
-def runtime_for(name: str) -> Runtime:
+def runtime_for(name: str, os: str = "al2023") -> Runtime:
+    """The pool's runtime family before the builder says which generation it runs."""
+    if os == "bottlerocket":
+        return StoreContainerd()
     return {"containerd": Containerd, "docker": Docker}[name]()
 
 

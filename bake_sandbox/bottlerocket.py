@@ -40,13 +40,31 @@ if [[ $EUID -ne 0 ]]; then
     echo "sheltie must be run as root, you can use 'sudo sheltie' in the admin container" >&2
     exit 1
 fi
+# The host's PATH holds only what a Bottlerocket host has (HOST_TOOLS): no sh, awk, sed or python3.
 HOST_NS={host_ns}
 if [[ ${{#@}} -ne 0 ]]; then
-  exec nsenter --mount="$HOST_NS" -- "$@"
+  exec nsenter --mount="$HOST_NS" -- /usr/bin/env PATH={host_path} "$@"
 else
   exec nsenter --mount="$HOST_NS" "/proc/${{PPID}}/root/opt/bin/bash"
 fi
 """
+
+# What a Bottlerocket host has on its PATH, from bottlerocket-core-kit a10182f9 (read 2026-12-07):
+# the packages `release.spec` requires for every variant (coreutils, findutils, grep, procps,
+# util-linux, e2fsprogs, iproute, systemd, containerd) and each package's `%files`. Not there:
+# sh or bash (no shell: SECURITY_FEATURES.md), awk, sed, python3, socat. The sandbox links those
+# of them this machine has; ctr, containerd and systemctl are the sandbox node's.
+COREUTILS = (
+    "[ base64 basename cat chgrp chmod chown cp cut date dd df dirname du echo env expr false head id "
+    "install ln ls md5sum mkdir mkfifo mknod mktemp mv nproc numfmt od printf readlink realpath rm rmdir "
+    "seq sha256sum sleep sort split stat sync tail tee test timeout touch tr true truncate uname uniq wc yes"
+).split()
+HOST_TOOLS = (
+    *COREUTILS, "find", "xargs", "grep",
+    "findmnt", "mount", "umount", "lsblk", "blkid", "blockdev", "flock", "losetup", "mountpoint", "nsenter",
+    "wipefs", "fstrim", "ps", "pgrep", "pkill", "free", "sysctl", "mkfs.ext4", "e2fsck", "resize2fs", "ip",
+)
+NODE_TOOLS = ("ctr", "containerd", "containerd-shim-runc-v2", "systemctl")
 
 STUB = """#!/bin/sh
 # bake sandbox: the admin container has no {name} (the host's is reached with sudo sheltie)
@@ -172,7 +190,8 @@ def start(layout: Any) -> None:
         raise SandboxError(f"sshd (admin container): {HOST}:{admin_port(layout)} is taken by another process")
     folder.mkdir(parents=True, exist_ok=True)
     made_from.write_text(str(host))
-    (folder / "sheltie").write_text(SHELTIE.format(host_ns=f"/proc/{host}/ns/mnt"))
+    host_bin = _host_bin(layout)
+    (folder / "sheltie").write_text(SHELTIE.format(host_ns=f"/proc/{host}/ns/mnt", host_path=shlex.quote(str(host_bin))))
     (folder / "stub").write_text(STUB.format(name="ctr or containerd"))
     for f in ("sheltie", "stub"):
         (folder / f).chmod(0o755)
@@ -183,6 +202,24 @@ def start(layout: Any) -> None:
     run([builder.SSHD, "-t", "-f", str(folder / "sshd_config")], "check the admin container's sshd config")
     d.start()
     d.wait_ready(lambda: builder._banner(admin_port(layout)), timeout=30, what=f"answering SSH on {admin_ssh_host(layout)}")
+
+
+def _host_bin(layout: Any) -> Path:
+    """The host's PATH for sheltie: a folder of links to HOST_TOOLS and the node's NODE_TOOLS."""
+    import shutil
+
+    from bake_sandbox import node_containerd
+
+    d = _dir(layout) / "host-bin"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for tool in HOST_TOOLS:
+        if found := shutil.which(tool, path=path):
+            (d / tool).symlink_to(found)
+    for tool in NODE_TOOLS:
+        (d / tool).symlink_to(node_containerd.bin_dir(layout) / tool)
+    return d
 
 
 def stop(layout: Any) -> None:

@@ -197,16 +197,30 @@ def docker(verb):
     sys.exit("systemctl (bake sandbox): %s is not supported for docker" % verb)
 
 
+def kubelet(verb):
+    # No kubelet runs here. A Bottlerocket builder's bake stops it (bake_sandbox/bottlerocket.py):
+    # each stop is logged, for the tests.
+    if verb == "stop":
+        with open(os.path.join(RUN_DIR, "kubelet.log"), "a") as f:
+            f.write("%s stop\n" % time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return 0
+    if verb == "is-active":
+        print("inactive")
+        return 3
+    sys.exit("systemctl (bake sandbox): %s is not supported for kubelet" % verb)
+
+
 args = [a for a in sys.argv[1:] if not a.startswith("-")]
 if len(args) != 2:
     sys.exit("usage: systemctl is-active|is-enabled|start|stop|restart|enable|disable UNIT (bake sandbox stand-in)")
 verb, unit = args[0], args[1]
 if unit.endswith(".service"):
     unit = unit[: -len(".service")]
-if unit not in ("containerd", "docker"):
+UNITS = {{"containerd": containerd, "docker": docker, "kubelet": kubelet}}
+if unit not in UNITS:
     print("Unit %s.service could not be found." % unit, file=sys.stderr)
     sys.exit(4)
-sys.exit(containerd(verb) if unit == "containerd" else docker(verb))
+sys.exit(UNITS[unit](verb))
 '''
 
 

@@ -89,7 +89,7 @@ class BuildState:
         """The runtime the runtime step found, or the pool's runtime family before it ran."""
         from bake.runtimes import runtime_for
 
-        return self.runtime or runtime_for(self.plan.pool.runtime)
+        return self.runtime or runtime_for(self.plan.pool.runtime, self.plan.pool.os)
 
     def emit(self, kind: str, message: str, **kw: Any) -> None:
         self.run.reporter.emit(kind, message, pool=self.plan.pool.name, **kw)

@@ -210,7 +210,7 @@ class StepVerify:
         """The CRI's answer decides whether the cache is pinned; the runtime says what that means."""
         problem = runtime.pin_problem(answer, not_pinned(answer, wanted))
         if problem is None:
-            st.emit("step", f"the CRI reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
+            st.emit("step", f"{runtime.verifier} reports all {len(wanted)} image(s) pinned: the kubelet's image GC leaves them",
                     step=self.name)
             return
         message, fatal = problem

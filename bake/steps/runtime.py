@@ -37,7 +37,7 @@ class StepRuntimeUp:
     title = "starting the container runtime if it is stopped"
 
     def run(self, st: BuildState) -> None:
-        base = runtime_for(st.plan.pool.runtime)
+        base = runtime_for(st.plan.pool.runtime, st.plan.pool.os)
         unit = shlex.quote(base.service)
         probe = PROBE.format(unit=unit, version=VERSION[base.name])
         res = st.conn.run(sudo(probe), timeout=120, shown=f"systemctl is-active {base.service}")
@@ -97,3 +97,21 @@ def restore(st: BuildState) -> bool:
     st.conn.run(sudo(" && ".join(script) or "true"), timeout=READY_TIMEOUT, shown=f"systemctl stop {service}")
     st.runtime_restored = True
     return st.runtime_started
+
+
+class StepStopKubelet:
+    """A Bottlerocket builder boots its kubelet as a node does (without a cluster to join it
+    restarts over and over); its image garbage collection must not run beside the pulls. Stopped
+    before them, as aws-samples/bottlerocket-images-cache does (snapshot.sh: `sheltie systemctl
+    stop kubelet`, read 2026-12-07). Not started again: the builder is stopped and only its data
+    volume is kept."""
+
+    name = "kubelet"
+    title = "stopping the builder's kubelet"
+
+    def run(self, st: BuildState) -> None:
+        st.conn.run("sudo -n systemctl stop kubelet", timeout=READY_TIMEOUT, shown="systemctl stop kubelet")
+        st.emit("step", "kubelet stopped: no image garbage collection during the pulls", step=self.name)
+
+    def cleanup(self, st: BuildState) -> None:
+        pass

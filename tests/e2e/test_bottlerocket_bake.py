@@ -15,15 +15,18 @@ import subprocess
 import pytest
 
 from bake import bottlerocket as product
-from bake import tags
+from bake import image_store, tags
 from bake.build import Baker
 from bake.data_volume import DEVICE
 from bake.model.config import load_config
 from bake.model.lock import LockFile
 from bake.progress import NullReporter
-from bake.ssh import sudo
+from bake.runtimes import Containerd2, StoreContainerd
+from bake.ssh import Result, UnexpectedExit, sudo
 from bake_sandbox import bottlerocket, node_containerd
+from criclient import CriClient
 from support.cli import run_bake
+from support.node_runtime import k8s_ctr, node_runtime
 from support.sandbox_bakes import fresh_image, in_builder, write_config
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
@@ -34,8 +37,14 @@ def br_pool(sandbox, images: list[str]) -> dict:
             "ssh_host": bottlerocket.admin_ssh_host(sandbox.layout)}
 
 
+def kubelet_stops(sandbox) -> int:
+    log = sandbox.layout.run_dir / "kubelet.log"  # the systemctl stand-in's record
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
 @pytest.fixture(scope="module")
 def br_bake(sandbox, tmp_path_factory):
+    stops = kubelet_stops(sandbox)
     d = tmp_path_factory.mktemp("bottlerocket")
     app = fresh_image(sandbox, 2, prefix="bottlerocket")
     cfg = write_config(d / "bake.toml", sandbox, {"br": br_pool(sandbox, [app])})
@@ -43,6 +52,7 @@ def br_bake(sandbox, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     entry = LockFile(d / "amis.lock.json").read().pools["br"].current
+    assert kubelet_stops(sandbox) == stops + 1  # through sheltie, before the pulls
     return cfg, entry, events
 
 
@@ -53,6 +63,64 @@ def in_admin(sandbox, script: str) -> subprocess.CompletedProcess[str]:
     path = f"{node_containerd.bin_dir(sandbox.layout)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     return subprocess.run(["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "env", f"PATH={path}", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60)
+
+
+class AdminSession:
+    """What the bake's connection does on a Bottlerocket pool, without the SSH: each command
+    rewritten by ``on_host`` and run in the admin container's view (as root; the bake's user
+    gets there with sudo)."""
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+
+    def run(self, command: str, warn: bool = False, **_: object) -> Result:
+        r = in_admin(self.sandbox, product.on_host(command))
+        res = Result(command=command, stdout=r.stdout, stderr=r.stderr, exited=r.returncode)
+        if not res.ok and not warn:
+            raise UnexpectedExit(res, command)
+        return res
+
+
+def test_the_hosts_path_has_bottlerocket_tools_only(sandbox):
+    """The sheltie stand-in's host PATH: what a Bottlerocket host has, and not what it lacks."""
+    for tool in ("du", "df", "findmnt", "mktemp", "ctr", "uname"):
+        assert in_admin(sandbox, f"sheltie {tool} --version").returncode == 0, tool
+    assert in_admin(sandbox, "sheltie systemctl is-active kubelet").stdout.strip() == "inactive"
+    for tool in ("sh", "bash", "awk", "sed", "python3"):
+        r = in_admin(sandbox, f"sheltie {tool} --version")
+        assert r.returncode == 127, (tool, r)
+
+
+def test_the_store_view_through_sheltie_answers_as_the_cri_does(sandbox):
+    """image_store's answer, read through the sheltie stand-in with the host's ctr, against an
+    independent CRI client (grpcio) on the same containerd: the same id, digests and pin for a
+    tag, a digest, an image id and an absent name. Negative control: the CRI client the bake
+    runs elsewhere needs python3, which the host does not have."""
+    app = fresh_image(sandbox, 1, prefix="bottlerocket-store")
+    session = AdminSession(sandbox)
+    with node_runtime(sandbox):
+        k8s_ctr(sandbox, "images", "pull", "--hosts-dir", "/etc/containerd/certs.d",
+                "--label", "io.cri-containerd.image=managed", "--label", "io.cri-containerd.pinned=pinned", app)
+        target = next(line.split()[2] for line in k8s_ctr(sandbox, "images", "ls").splitlines() if line.startswith(app + " "))
+        digested = f"{app.rpartition(':')[0]}@{target}"
+        k8s_ctr(sandbox, "images", "tag", app, digested)
+        cri = CriClient()
+        try:
+            image_id = cri.status(app).id
+            refs = [app, digested, image_id, f"{sandbox.info.registry}/bottlerocket-store/absent:v1"]
+            store = image_store.lookup(session, StoreContainerd().ctr, refs)  # type: ignore[arg-type]
+            for ref in refs:
+                want = cri.status(ref)
+                got = store.images[ref]
+                assert (got is None) == (want is None), ref
+                if want:
+                    assert (got.id, set(got.repo_digests), got.pinned) == (want.id, set(want.repo_digests), want.pinned), ref
+            assert store.version and store.version in cri.version()
+        finally:
+            cri.close()
+        with pytest.raises(UnexpectedExit) as failed:
+            Containerd2().lookup(session, [app])  # type: ignore[arg-type]
+        assert "python3" in failed.value.result.stderr
 
 
 def test_the_admin_view_reaches_containerd_only_through_sheltie(sandbox):
@@ -78,6 +146,9 @@ def test_a_bottlerocket_bake_snapshots_its_data_volume_through_the_admin_contain
     assert (entry.cache, entry.cache_snapshot_id, entry.data_device) == ("data-volume", snap["SnapshotId"], DEVICE)
     steps = [e.get("step") for e in events]
     assert "data-volume" not in steps  # no mkfs or mount of the bake's own
+    # verified and pinned by the image store's answer (no CRI client runs on the host)
+    verified = [e["message"] for e in events if e.get("step") == "verify"]
+    assert sum(m.startswith(StoreContainerd.verifier) for m in verified) == 2, verified
     assert any("stopping builder" in e.get("message", "") for e in events if e.get("step") == "cache-snapshot")
     # The builder's user data enabled the admin container (what the sandbox's boot stand-in keys on).
     [builder] = [i for r in ec2.describe_instances(Filters=run_tag)["Reservations"] for i in r["Instances"]]
