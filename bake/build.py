@@ -43,6 +43,7 @@ from bake.steps.ami import StepCreateAmi, ami_facts
 from bake.steps.base import BuildState, Run, Step, run_steps
 from bake.steps.cache import StepCache
 from bake.steps.connect import StepConnect
+from bake.steps.cache_distribute import cache_distribute_steps
 from bake.steps.data_volume import (StepMountDataVolume, StepSnapshotDataVolume, snapshot_available, snapshot_facts,
                                     snapshot_with_fingerprint)
 from bake.steps.distribute import StepCopyAmi, StepShareAmi
@@ -83,7 +84,7 @@ def steps_for(pool: PoolConfig, lock: LockFile) -> list[Step]:
         StepRuntimeDown(),  # stopped again, as found, before the scrub and the snapshot
     ]
     if data_volume:
-        return [*steps, StepSnapshotDataVolume(stop_builder=bottlerocket), StepRecordLock(lock)]
+        return [*steps, StepSnapshotDataVolume(stop_builder=bottlerocket), *cache_distribute_steps(), StepRecordLock(lock)]
     steps += [StepScrub(), StepCreateAmi(), *distribute_steps(), StepRecordLock(lock)]
     return steps
 
@@ -172,10 +173,12 @@ class Baker:
         # the builder's disk and records their total. One manifest GET (two for an index) each.
         sizes = registry.compressed_sizes(images, arch, concurrency=RESOLVE_CONCURRENCY)
         warning = baked_base_warning(pool, base, base_image)
+        region_bases = self._region_base_amis(pool, base, arch) if pool.cache == "data-volume" else {}
         plan = self._decide(PoolPlan(
             pool, self.region, base, tuple(images), fp, "bake", "", aliases=aliases,
             notes=tuple(_gc_notes(pool, record_)), image_sizes={i.ref.original: n for i, n in zip(images, sizes)},
             warnings=(warning,) if warning else (), base_image=base_image, lock_record=record_,
+            region_base_amis=region_bases,
         ), record_)
         if plan.action == "bake":
             plan = replace(plan, disk=_builder_disk(pool, base_image, list(plan.image_sizes.values())),
@@ -183,6 +186,22 @@ class Baker:
         # What the next node reads: the AMI this plan keeps, else (a bake) the current one's figures.
         kept = plan.existing if plan.existing and plan.existing.cache_bytes is not None else record_.current
         return replace(plan, first_read=first_read(pool, kept))
+
+    def _region_base_amis(self, pool: PoolConfig, base: str, arch: str) -> dict[str, str]:
+        """A data-volume pool's stock AMI in each of its copy regions: its base_ami parameter read
+        there (EKS publishes the same parameter in every region, each naming that region's AMI),
+        of the architecture the cache was baked for."""
+        out: dict[str, str] = {}
+        for region in pool.distribute.copy_regions(self.region):
+            try:
+                image = resolve_base_ami(pool.base_ami, pool.name, lambda service, r=region: self.client(service, r))
+            except UsageError as e:
+                raise UsageError(f"{e} in {region} ([pools.{pool.name}.distribute] regions)") from None
+            if (found := Image(image).platform_arch) != arch:
+                raise UsageError(f"pool {pool.name}: base AMI {image['ImageId']} in {region} ({pool.base_ami}) is {found}, "
+                                 f"not {arch} as {base} in {self.region}, which the cache was baked on")
+            out[region] = image["ImageId"]
+        return out
 
     def regions(self) -> list[str]:
         """Every region of the partition, opted in or not (as `aws ec2 describe-regions --all-regions`)."""
@@ -210,7 +229,8 @@ class Baker:
         if existing and current and d.action in ("skip", "copy"):
             # The AMI kept is the current entry's: so are its cache figures.
             existing = replace(existing, cache_bytes=current.cache_bytes, snapshot_ids=list(current.snapshot_ids),
-                               snapshot_gib=current.snapshot_gib)
+                               snapshot_gib=current.snapshot_gib, cache_snapshot_id=current.cache_snapshot_id,
+                               data_device=current.data_device, base_amis=dict(current.base_amis or {}))
         return replace(plan, action=d.action, reason=d.reason, existing=existing)
 
     # --- building -------------------------------------------------------------------------
@@ -309,7 +329,8 @@ class Baker:
         st = self._state(plan, run)
         self.reporter.emit("pool.start", f"distributing {plan.ami_id}: {plan.reason}",
                            pool=plan.pool.name, status="started", data={"run_id": run.id})
-        return self._run([*distribute_steps(), StepRecordLock(self.lock)], st, started, plan.action)
+        spread = cache_distribute_steps() if plan.pool.cache == "data-volume" else distribute_steps()
+        return self._run([*spread, StepRecordLock(self.lock)], st, started, plan.action)
 
     def _run(self, steps: list[Step], st: BuildState, started: float, action: Action) -> PoolOutcome:
         name = st.plan.pool.name

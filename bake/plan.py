@@ -42,6 +42,8 @@ class PoolPlan:
     first_read: FirstRead | None = None  # how a new node reads the cache (docs/first-start.md)
     base_image: Mapping[str, Any] | None = None  # the base AMI's DescribeImages entry (the launch reads it too)
     lock_record: PoolLock | None = None  # the pool's lock record the decision was made on
+    # A data-volume pool's stock AMI in each [distribute] region (its base_ami resolved there).
+    region_base_amis: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ami_id(self) -> str | None:

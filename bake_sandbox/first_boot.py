@@ -153,13 +153,15 @@ def first_boot(layout: Layout, refs: list[str], version: str = node_containerd.D
 
 
 def first_boot_from_snapshot(layout: Layout, snapshot_id: str, refs: list[str],
-                             version: str = node_containerd.DEFAULT_VERSION) -> FirstBoot:
+                             version: str = node_containerd.DEFAULT_VERSION, region: str = moto.REGION,
+                             image_id: str = BASE_AMI) -> FirstBoot:
     """A data-volume pool's node (issue 24): launched in moto with the cache snapshot mapped at the
     data device, so its volume is a copy of the snapshot's bytes behind a loop device
     (bake_sandbox.moto_volumes); mounted at /var/lib/containerd as the node's user data does, then
-    booted as ``first_boot``. The node is terminated after (its volume goes with it)."""
-    ec2 = moto.client(layout, "ec2")
-    node = ec2.run_instances(ImageId=BASE_AMI, InstanceType="m5.large", MinCount=1, MaxCount=1, BlockDeviceMappings=[
+    booted as ``first_boot``. The node is terminated after (its volume goes with it). ``region``
+    and ``image_id``: a copy region's node, launched from that region's stock AMI."""
+    ec2 = moto.client(layout, "ec2", region)
+    node = ec2.run_instances(ImageId=image_id, InstanceType="m5.large", MinCount=1, MaxCount=1, BlockDeviceMappings=[
         {"DeviceName": DEVICE, "Ebs": {"SnapshotId": snapshot_id, "DeleteOnTermination": True}}])["Instances"][0]
     try:
         [volume] = [m["Ebs"]["VolumeId"] for m in node["BlockDeviceMappings"] if m["DeviceName"] == DEVICE]

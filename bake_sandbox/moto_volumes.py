@@ -12,7 +12,8 @@ other than its root device a real block device, the way EC2 does:
   ``/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol…`` (the volume id without its dash;
   amazon-ec2-utils' rules, read 2026-12-07), a link to the loop device: the builder (this
   machine, reached over SSH) finds it there as it would on EC2;
-- ``CreateSnapshot`` of such a volume keeps its bytes as ``VOLUMES/snapshots/snap-….img``;
+- ``CreateSnapshot`` of such a volume keeps its bytes as ``VOLUMES/snapshots/snap-….img``, and
+  ``CopySnapshot`` (another region's copy) gives the copy the same bytes;
   ``DeleteSnapshot`` removes them; detaching releases the loop device; deleting the volume
   (``DeleteOnTermination`` at terminate too) removes its file.
 
@@ -91,7 +92,13 @@ class Store:
         self.volume_file(volume_id).unlink(missing_ok=True)
 
     def snapshot(self, volume_id: str, snapshot_id: str) -> None:
-        f = self.volume_file(volume_id)
+        self._keep(self.volume_file(volume_id), snapshot_id)
+
+    def copy(self, source_snapshot_id: str, snapshot_id: str) -> None:
+        """A copy in another region holds the source's bytes (snapshot ids are unique across regions)."""
+        self._keep(self.snapshot_file(source_snapshot_id), snapshot_id)
+
+    def _keep(self, f: Path, snapshot_id: str) -> None:
         if f.exists():
             subprocess.run(["cp", "--sparse=always", str(f), str(self.snapshot_file(snapshot_id))], check=True)
 
@@ -124,6 +131,7 @@ def install() -> None:
     store.release_stale()
     attach, detach = EBSBackend.attach_volume, EBSBackend.detach_volume
     delete, snapshot, delete_snapshot = EBSBackend.delete_volume, EBSBackend.create_snapshot, EBSBackend.delete_snapshot
+    copy = EBSBackend.copy_snapshot
 
     def attach_volume(self: Any, volume_id: str, instance_id: str, device_path: str, *a: Any, **kw: Any) -> Any:
         result = attach(self, volume_id, instance_id, device_path, *a, **kw)
@@ -154,6 +162,12 @@ def install() -> None:
             store.snapshot(volume_id, result.id)
         return result
 
+    def copy_snapshot(self: Any, source_snapshot_id: str, *a: Any, **kw: Any) -> Any:
+        result = copy(self, source_snapshot_id, *a, **kw)
+        with _lock:
+            store.copy(source_snapshot_id, result.id)
+        return result
+
     def delete_snapshot_(self: Any, snapshot_id: str) -> Any:
         result = delete_snapshot(self, snapshot_id)
         store.snapshot_file(snapshot_id).unlink(missing_ok=True)
@@ -177,3 +191,4 @@ def install() -> None:
     EBSBackend.delete_volume = delete_volume  # type: ignore[method-assign]
     EBSBackend.create_snapshot = create_snapshot  # type: ignore[method-assign]
     EBSBackend.delete_snapshot = delete_snapshot_  # type: ignore[method-assign]
+    EBSBackend.copy_snapshot = copy_snapshot  # type: ignore[method-assign]

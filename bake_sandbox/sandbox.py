@@ -228,11 +228,14 @@ class Sandbox:
         self._forget_gone_builders()
         return first_boot.first_boot(self.layout, refs, version or node_containerd.state(self.layout)["version"])
 
-    def first_boot_from_snapshot(self, snapshot_id: str, refs: list[str], version: str | None = None) -> first_boot.FirstBoot:
-        """A data-volume pool's node: its volume a copy of the cache snapshot (``first_boot_from_snapshot``)."""
+    def first_boot_from_snapshot(self, snapshot_id: str, refs: list[str], version: str | None = None,
+                                 region: str = REGION, image_id: str | None = None) -> first_boot.FirstBoot:
+        """A data-volume pool's node: its volume a copy of the cache snapshot (``first_boot_from_snapshot``);
+        in ``region``, from ``image_id`` (a copy region's stock AMI)."""
         self._forget_gone_builders()
         return first_boot.first_boot_from_snapshot(self.layout, snapshot_id, refs,
-                                                   version or node_containerd.state(self.layout)["version"])
+                                                   version or node_containerd.state(self.layout)["version"],
+                                                   region=region, image_id=image_id or BASE_AMI)
 
     def _forget_gone_builders(self) -> None:
         """What terminated instances still hold of the node's containerd goes (a bake killed

@@ -84,9 +84,11 @@ def _subnets(s: Scope) -> list[str]:
 
 def _ssm(s: Scope) -> list[str]:
     # AWS publishes /aws/service/... itself: those ARNs name no account ("*" matches the empty one).
+    # A data-volume pool's parameter is read in its copy regions too (each region's stock AMI).
+    regions = s.regions if s.regions == ("*",) else tuple(dict.fromkeys(s.regions + s.cache_copy_regions))
     return [a for p in s.ssm_parameters
-            for a in (s.arns("ssm", f"parameter{p}") if not p.startswith("/aws/") else
-                      [f"arn:{s.partition}:ssm:{r}:*:parameter{p}" for r in s.regions])]
+            for a in (s.arns("ssm", f"parameter{p}", regions=regions) if not p.startswith("/aws/") else
+                      [f"arn:{s.partition}:ssm:{r}:*:parameter{p}" for r in regions])]
 
 
 def _repos(s: Scope) -> list[str]:
@@ -233,18 +235,26 @@ GRANTS: list[Grant] = [
     Grant("TagCacheSnapshot", "bake/steps/data_volume.py: CreateSnapshot's TagSpecifications", BAKE, ("ec2:CreateTags",),
           lambda s: _snapshots(s), {"StringEquals": {"ec2:CreateAction": "CreateSnapshot", **TOOL_TAGGING["StringEquals"]}},
           when=lambda s: s.data_volume, proof="not in the sample config (no data-volume pool)"),
+    Grant("CopyCacheSnapshot", "bake/steps/cache_distribute.py: CopySnapshot, called in the copy's region "
+          "(authorized on the source snapshot and on the copy)", BAKE, ("ec2:CopySnapshot",),
+          lambda s: _snapshots(s, s.everywhere), when=lambda s: bool(s.cache_copy_regions),
+          proof="not in the sample config (no data-volume pool)"),
+    Grant("TagCacheCopies", "bake/steps/cache_distribute.py: each copy gets the original's tags from CopySnapshot's "
+          "TagSpecifications", BAKE, ("ec2:CreateTags",), lambda s: _snapshots(s, s.cache_copy_regions),
+          {"StringEquals": {"ec2:CreateAction": "CopySnapshot", **TOOL_TAGGING["StringEquals"]}},
+          when=lambda s: bool(s.cache_copy_regions), proof="not in the sample config (no data-volume pool)"),
     Grant("Describe", "bake/build.py, bake/steps/data_volume.py: the lock's cache snapshot, reuse by fingerprint, "
           "the wait until completed", ("plan", "bake"), ("ec2:DescribeSnapshots",), lambda s: ANY,
           when=lambda s: s.data_volume, proof="not in the sample config (no data-volume pool)"),
     # --- [distribute]: copies in other regions, sharing (bake/steps/distribute.py) -------------------
     Grant("CopyImage", "bake/steps/distribute.py: CopyImage, called in the copy's region (authorized on the source "
           "AMI and on the new AMI and its snapshots)", BAKE, ("ec2:CopyImage",),
-          lambda s: _images(s, s.everywhere) + _snapshots(s, s.copy_regions),
-          when=lambda s: bool(s.copy_regions), proof="bake"),
+          lambda s: _images(s, s.everywhere) + _snapshots(s, s.image_copy_regions),
+          when=lambda s: bool(s.image_copy_regions), proof="bake"),
     Grant("TagCopies", "bake/steps/distribute.py: each copy and its snapshots get the original's tags from "
           "CopyImage's TagSpecifications", BAKE, ("ec2:CreateTags",),
-          lambda s: _images(s, s.copy_regions) + _snapshots(s, s.copy_regions), ON_COPY,
-          when=lambda s: bool(s.copy_regions),
+          lambda s: _images(s, s.image_copy_regions) + _snapshots(s, s.image_copy_regions), ON_COPY,
+          when=lambda s: bool(s.image_copy_regions),
           proof="unproven: AWS authorizes a CopyImage's TagSpecifications as ec2:CreateTags (EC2 API reference, "
                 "CopyImage); moto checks the CopyImage action only"),
     Grant("EncryptCopiesWithKey", "[distribute] kms_key_ids: each encrypted copy's key, in its region", BAKE,

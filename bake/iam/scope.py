@@ -42,6 +42,10 @@ class Scope:
     state_key: str | None
     state_lock_table: str | None
     data_volume: bool = False  # a pool's cache = "data-volume": the bake snapshots a volume (docs/data-volume.md)
+    # [distribute] regions of data-volume pools (CopySnapshot; their base_ami parameter read there)
+    # and of AMI pools (CopyImage): copy_regions is both.
+    cache_copy_regions: tuple[str, ...] = ()
+    image_copy_regions: tuple[str, ...] = ()
 
     @property
     def everywhere(self) -> tuple[str, ...]:
@@ -69,6 +73,8 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
     ssm, repos, subnets, groups, profiles, roles, keys, modes = [], [], [], [], [], [], [], set()
     asg_base = adopts = data_volume = False
     copy_regions: list[str] = []
+    cache_copies: list[str] = []
+    image_copies: list[str] = []
     node_regions: list[str] = []
     copy_keys: list[tuple[str, str]] = []
     published: list[str] = []
@@ -91,7 +97,9 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         keys += [pool.kms_key_id] if pool.kms_key_id else []
         d = pool.distribute
         # No region in the file: every listed region may get a copy (and "*" covers them anyway).
-        copy_regions += d.copy_regions(config.region) if config.region else d.regions
+        mine = d.copy_regions(config.region) if config.region else d.regions
+        copy_regions += mine
+        (cache_copies if pool.cache == "data-volume" else image_copies).extend(mine)
         copy_keys += [(r, k) for r, k in d.kms_key_ids.items() if r in copy_regions]
         published += [d.ssm_parameter] if d.ssm_parameter else []
         ro = pool.rollout
@@ -114,6 +122,8 @@ def scope_of(config: BakeConfig, accounts: list[str] | None = None) -> Scope:
         regions=(config.region,) if config.region else ("*",),
         partition=partition_of(config.region) if config.region else DEFAULT_PARTITION,
         copy_regions=tuple(dict.fromkeys(copy_regions)),
+        cache_copy_regions=tuple(dict.fromkeys(cache_copies)),
+        image_copy_regions=tuple(dict.fromkeys(image_copies)),
         node_regions=tuple(dict.fromkeys(node_regions)),
         accounts=tuple(dict.fromkeys(accounts)) or ("*",),
         ssm_parameters=tuple(dict.fromkeys(ssm)),

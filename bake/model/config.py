@@ -400,9 +400,13 @@ class PoolConfig(Strict):
             raise ValueError('cache = "data-volume" needs runtime = "containerd" on os = "al2023" or "bottlerocket": '
                              "the node mounts the volume at containerd's root before nodeadm starts containerd "
                              "(AL2 and dockerd start their runtime before cloud-init could mount it)")
-        if self.cache == "data-volume" and (self.distribute.regions or self.distribute.shared):
-            raise ValueError('cache = "data-volume" with [distribute]: copying and sharing the cache snapshot is not '
-                             'supported yet (docs/data-volume.md)')
+        if self.cache == "data-volume" and self.distribute.regions and not self.base_ami.startswith("ssm:"):
+            raise ValueError('cache = "data-volume" with [distribute] regions needs base_ami = "ssm:PARAMETER": the '
+                             "nodes in each region launch that region's stock AMI, which the bake resolves there "
+                             f"({self.base_ami!r} names one region's AMI)")
+        if self.cache == "data-volume" and (self.distribute.organizations or self.distribute.organizational_units):
+            raise ValueError('cache = "data-volume" with [distribute] organizations or organizational_units: EC2 shares '
+                             "a snapshot with accounts only (ModifySnapshotAttribute's UserIds): list the accounts")
         if self.os == "bottlerocket" and self.cache != "data-volume":
             raise ValueError('os = "bottlerocket" needs cache = "data-volume": Bottlerocket\'s root filesystem is '
                              'read-only and its images live on the data volume')

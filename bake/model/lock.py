@@ -70,6 +70,9 @@ class LockEntry(_Model):
     cache: Literal["ami", "data-volume"] = "ami"
     cache_snapshot_id: str | None = None
     data_device: str | None = None
+    # A data-volume pool's stock AMI in each region its snapshot is copied to ({ REGION: AMI_ID },
+    # the region's own resolution of base_ami): what that region's nodes launch.
+    base_amis: dict[str, str] | None = None
     # Set on an entry that `bake rollback` made current again: when and from which AMI.
     rolled_back_at: str | None = None
     rolled_back_from: str | None = None
@@ -81,6 +84,10 @@ class LockEntry(_Model):
     def ami_in(self, region: str) -> str | None:
         """This entry's AMI in ``region``: the original there, else its copy, else None."""
         return self.ami_id if region == self.region else (self.copies or {}).get(region)
+
+    def base_ami_in(self, region: str) -> str | None:
+        """The stock AMI a data-volume pool's nodes launch in ``region`` (its base AMI at home)."""
+        return self.base_ami if region == self.region else (self.base_amis or {}).get(region)
 
 
 @dataclass
@@ -102,6 +109,7 @@ class AmiRecord:
     # A cache = "data-volume" pool's (issue 24): the data volume's snapshot and its device.
     cache_snapshot_id: str | None = None
     data_device: str | None = None
+    base_amis: dict[str, str] = field(default_factory=dict)  # region -> the stock AMI its copy's nodes launch
 
 
 class Pin(_Model):

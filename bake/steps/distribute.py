@@ -14,6 +14,8 @@ regions only as part of CopyImage (``ec2:CreateAction``, docs/iam.md).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from bake import aws, resources, tags
 from bake.aws import images
@@ -39,6 +41,25 @@ def copy_tags(source: dict[str, str], st: BuildState) -> dict[str, str]:
     return out
 
 
+def start_copies(st: BuildState, todo: list[str], step: str,
+                 start: Callable[[Any, str, dict[str, Any]], str]) -> None:
+    """Start a copy of the record's AMI (or cache snapshot) in each region of ``todo``:
+    ``start(ec2 there, region, encryption arguments)`` returns the copy's id. Every copy is started
+    before any is waited for (AWS copies them at the same time), each encrypted with its region's
+    key when ``kms_key_ids`` names one, and each id is kept the moment AWS returns it (the undo)."""
+    keys = st.plan.pool.distribute.kms_key_ids
+    for region in todo:
+        st.run.cancel.check()
+        encryption = {"Encrypted": True, "KmsKeyId": keys[region]} if region in keys else {}
+        try:
+            copy = start(st.run.ec2_in(region), region, encryption)
+        except Exception as e:
+            raise BakeError(f"copy of {st.record.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
+        st.started_copies[region] = st.record.copies[region] = copy
+        st.emit("step", f"copy {copy} in {region} started"
+                + (f" (encrypted with {keys[region]})" if region in keys else ""), step=step)
+
+
 class StepCopyAmi:
     name = "copies"
     title = "copying the AMI to other regions"
@@ -53,22 +74,11 @@ class StepCopyAmi:
             raise BakeError(f"AMI {st.record.ami_id} is gone: nothing to copy")
         aws_tags = tags.as_aws(copy_tags(source.tags, st))
         on_copy = [{"ResourceType": kind, "Tags": aws_tags} for kind in ("image", "snapshot")]
-        keys = st.plan.pool.distribute.kms_key_ids
-        # Every copy is started before any is waited for: AWS copies them at the same time.
-        for region in todo:
-            st.run.cancel.check()
-            encryption = {"Encrypted": True, "KmsKeyId": keys[region]} if region in keys else {}
-            try:
-                resp = st.run.ec2_in(region).copy_image(
-                    SourceImageId=st.record.ami_id, SourceRegion=st.plan.region, Name=source.name,
-                    Description=source.description, ClientToken=copy_token(st, region),
-                    TagSpecifications=on_copy, **encryption,
-                )
-            except Exception as e:
-                raise BakeError(f"copy of {st.record.ami_id} to {region} failed: {aws.describe_error(e) or e}") from None
-            st.started_copies[region] = st.record.copies[region] = resp["ImageId"]
-            st.emit("step", f"copy {resp['ImageId']} in {region} started"
-                    + (f" (encrypted with {keys[region]})" if region in keys else ""), step=self.name)
+        start_copies(st, todo, self.name, lambda ec2, region, encryption: ec2.copy_image(
+            SourceImageId=st.record.ami_id, SourceRegion=st.plan.region, Name=source.name,
+            Description=source.description, ClientToken=copy_token(st, region),
+            TagSpecifications=on_copy, **encryption,
+        )["ImageId"])
         for region in todo:
             ami, ec2 = st.record.copies[region], st.run.ec2_in(region)
             aws.wait(ec2, "image_available", cancel=st.run.cancel, timeout=st.plan.pool.ami_timeout, delay=15,

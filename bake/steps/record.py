@@ -20,7 +20,8 @@ def entry_for(plan: PoolPlan, made: AmiRecord) -> LockEntry:
     cache = ({"cache": "data-volume", "cache_snapshot_id": made.ami_id, "data_device": DEVICE}
              if plan.pool.cache == "data-volume" else {})
     return LockEntry(
-        **facts | {"ami_id": made.ami_id or "", "copies": facts["copies"] or None} | cache,
+        **facts | {"ami_id": made.ami_id or "", "copies": facts["copies"] or None,
+                   "base_amis": facts["base_amis"] or None} | cache,
         region=plan.region,
         fingerprint=plan.fingerprint,
         base_ami=plan.base_ami,
@@ -39,7 +40,9 @@ def record(lock: LockFile, pool: str, entry: LockEntry) -> None:
             # The same AMI (a pool that only gained copies): the entry keeps its history and
             # time, and names its copies.
             copies = {**(old.current.copies or {}), **(entry.copies or {})} or None
-            return old.model_copy(update={"current": old.current.model_copy(update={"copies": copies})})
+            base_amis = {**(old.current.base_amis or {}), **(entry.base_amis or {})} or None
+            return old.model_copy(update={"current": old.current.model_copy(update={"copies": copies,
+                                                                                    "base_amis": base_amis})})
         promoted = old.promoted(entry)
         # A pin lapses when the pool is built anew (its images changed since the rollback).
         return promoted.model_copy(update={"pinned": None})

@@ -116,7 +116,7 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
     assert rollout.launch != "none"
     node_region = rollout.node_region or stack_region
     if entry.cache == "data-volume":
-        return cache_volume_props(pool, entry, instance, NodePoolProps(
+        return cache_volume_props(pool, entry, instance, node_region, NodePoolProps(
             name=pool.name, ami_id=entry.base_ami, launch=rollout.launch, instance=instance, asg=rollout.asg,
             nodegroup=rollout.nodegroup, tags=tags, adopt=rollout.adopt,
             region=None if node_region == stack_region else node_region,
@@ -154,21 +154,28 @@ def pool_props(pool: PoolConfig, rollout: PoolRollout, entry: LockEntry, stack_r
                          fast_snapshot_restore_zones=tuple(fsr.availability_zones) if fsr else ())
 
 
-def cache_volume_props(pool: PoolConfig, entry: LockEntry, instance: InstanceProps, props: NodePoolProps) -> NodePoolProps:
+def cache_volume_props(pool: PoolConfig, entry: LockEntry, instance: InstanceProps, node_region: str,
+                       props: NodePoolProps) -> NodePoolProps:
     """A data-volume pool (docs/data-volume.md): its nodes launch the stock AMI the cache was baked
     on, with the cache snapshot mapped at the data device (the pool's volume type; the
     initialization rate applies to it as to any volume made from a snapshot) and, on AL2023, the
-    user data that mounts it at containerd's root; on Bottlerocket it is the data volume itself."""
-    if (props.region or entry.region) != entry.region:
-        raise MissingAmiError(f"pool {pool.name!r}: its cache snapshot {entry.cache_snapshot_id} is in {entry.region}, "
-                              f"its nodes in {props.region}; copies of a cache snapshot are not supported yet")
+    user data that mounts it at containerd's root; on Bottlerocket it is the data volume itself.
+    In a copy region: the snapshot's copy there and that region's stock AMI, both from the lock."""
+    snapshot, base = entry.ami_in(node_region), entry.base_ami_in(node_region)
+    if snapshot is None or base is None:
+        copies = ", ".join(f"{r}: {a}" for r, a in sorted((entry.copies or {}).items())) or "none"
+        raise MissingAmiError(
+            f"pool {pool.name!r}: no cache snapshot in {node_region}, where its nodes live (the lock's "
+            f"{entry.ami_id} is in {entry.region}; copies: {copies}); list {node_region} in "
+            f"[pools.{pool.name}.distribute] regions and run python -m bake build --pool {pool.name}")
     device = entry.data_device or DEVICE
     if any(d.device_name == device for d in instance.block_devices):
         raise UsageError(f"pool {pool.name!r}: launch_template.block_devices maps {device}, where the cache snapshot goes")
-    cache = BlockDevice(device_name=device, snapshot_id=entry.cache_snapshot_id, volume_size=entry.snapshot_gib,
+    cache = BlockDevice(device_name=device, snapshot_id=snapshot, volume_size=entry.snapshot_gib,
                         volume_type=instance.root_volume_type, delete_on_termination=True)  # type: ignore[arg-type]
     user_data = instance.user_data if pool.os == "bottlerocket" else with_cache_mount(instance.user_data, pool.name)
-    return replace(props, instance=replace(instance, block_devices=(*instance.block_devices, cache), user_data=user_data))
+    return replace(props, ami_id=base, snapshot_ids=(snapshot,) if props.snapshot_ids else (),
+                   instance=replace(instance, block_devices=(*instance.block_devices, cache), user_data=user_data))
 
 
 def stack_props(config: BakeConfig, lock: LockData, user_data: Mapping[str, str]) -> StackProps:

@@ -24,25 +24,35 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.usefixtures("clean_after")]
 MIRROR = "mirror.example.com/env/data-volume"
 
 
+SHARED_WITH = "210987654321"  # [distribute] accounts: create-volume permission on the cache snapshot
+AWAY = "us-west-2"  # [distribute] regions: a copy of the cache snapshot, and that region's stock AMI
+
+
 @pytest.fixture(scope="module")
 def dv_bake(sandbox, tmp_path_factory):
     """One data-volume pool baked once, on a base AMI parameter of its own (the shared one stays)."""
     d = tmp_path_factory.mktemp("data-volume")
     param = f"/bake-test/{uuid.uuid4().hex[:8]}/image_id"
     sandbox.client("ssm").put_parameter(Name=param, Value=sandbox.info.base_ami, Type="String")
+    # AWAY's own stock AMI under the same parameter name, as EKS publishes one per region.
+    away_stock = sandbox.client("ec2", AWAY).copy_image(SourceImageId=sandbox.info.base_ami, SourceRegion="us-east-1",
+                                                        Name=f"stock-{param.split('/')[2]}")["ImageId"]
+    sandbox.client("ssm", AWAY).put_parameter(Name=param, Value=away_stock, Type="String")
     info = sandbox.info
     app = fresh_image(sandbox, 2, prefix="data-volume")
     tag = uuid.uuid4().hex[:8]
     sandbox.push_image(f"{info.ecr_registry}/env/data-volume-ecr", tag, size_mb=1)
     ecr = f"{info.ecr_registry}/env/data-volume-ecr:{tag}"
     cfg = write_config(d / "bake.toml", sandbox, {
-        "dv": {"base_ami": f"ssm:{param}", "images": [app, ecr], "aliases": {app: [MIRROR]}, "cache": "data-volume"},
+        "dv": {"base_ami": f"ssm:{param}", "images": [app, ecr], "aliases": {app: [MIRROR]}, "cache": "data-volume",
+               "distribute": {"regions": [AWAY], "accounts": [SHARED_WITH]}},
         "ami": {"base_ami": f"ssm:{param}", "images": [app]},
     })
     result = run_bake("build", "--config", str(cfg), "--pool", "dv", "--json")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     entry = LockFile(d / "amis.lock.json").read().pools["dv"].current
+    assert entry.base_amis == {AWAY: away_stock}
     return d, cfg, param, entry, events
 
 
@@ -70,12 +80,33 @@ def test_the_bake_snapshots_the_data_volume_alone_and_registers_no_ami(sandbox, 
     assert (entry.cache, entry.cache_snapshot_id, entry.ami_id, entry.data_device) == (
         "data-volume", snap["SnapshotId"], snap["SnapshotId"], DEVICE)
     assert entry.base_ami == sandbox.info.base_ami and entry.snapshot_ids == [snap["SnapshotId"]]
+    shared = ec2.describe_snapshot_attribute(SnapshotId=snap["SnapshotId"], Attribute="createVolumePermission")
+    assert shared["CreateVolumePermissions"] == [{"UserId": SHARED_WITH}]
     # The snapshot holds bytes; the builder's volume went with the builder, its loop device with it.
     assert os.path.getsize(sandbox_moto.volumes_dir(sandbox.layout) / "snapshots" / f"{snap['SnapshotId']}.img") > 0
     assert ec2.describe_volumes(Filters=run_tag)["Volumes"] == []
     [mounted] = [e for e in events if e.get("step") == "data-volume" and (e.get("data") or {}).get("volume_id")]
     assert not os.path.lexists(by_id(mounted["data"]["volume_id"]))
     assert mounted["message"].endswith("mounted at /var/lib/containerd"), mounted
+
+
+def test_the_cache_snapshot_is_copied_with_its_tags_and_shared_and_a_node_there_boots_from_the_copy(sandbox, dv_bake):
+    """[distribute] regions: the copy in AWAY, tagged like the original (sweep and prune find it
+    there), completed, shared with the accounts; the lock names it and AWAY's stock AMI; a node
+    launched there from that AMI with the copy mapped finds every image pinned without a pull."""
+    d, cfg, param, entry, events = dv_bake
+    away = sandbox.client("ec2", AWAY)
+    [copy] = away.describe_snapshots(SnapshotIds=[entry.copies[AWAY]])["Snapshots"]
+    got = tags.from_aws(copy["Tags"])
+    assert (got[tags.KEY_ROLE], got[tags.KEY_POOL], got[tags.KEY_FINGERPRINT]) == ("cache-snapshot", "dv", entry.fingerprint)
+    assert got[tags.KEY_SOURCE_REGION] == "us-east-1" and got[tags.KEY_SOURCE_AMI] == entry.cache_snapshot_id
+    assert copy["State"] == "completed"
+    shared = away.describe_snapshot_attribute(SnapshotId=copy["SnapshotId"], Attribute="createVolumePermission")
+    assert shared["CreateVolumePermissions"] == [{"UserId": SHARED_WITH}]
+    assert entry.ami_in(AWAY) == copy["SnapshotId"] and entry.base_ami_in(AWAY) != entry.base_ami
+    boot = sandbox.first_boot_from_snapshot(copy["SnapshotId"], references(entry), region=AWAY,
+                                            image_id=entry.base_ami_in(AWAY))
+    assert boot.missing() == [] and boot.unpinned() == [] and boot.registry_requests == []
 
 
 def test_a_node_from_the_snapshot_finds_every_reference_pinned_without_a_pull(sandbox, dv_bake):
@@ -138,3 +169,16 @@ def test_a_failed_data_volume_bake_leaves_no_volume_snapshot_or_mount(sandbox, e
     assert ec2.describe_snapshots(OwnerIds=["self"], Filters=run_tag)["Snapshots"] == []
     assert in_builder(sandbox, "findmnt -rno SOURCE --mountpoint /var/lib/containerd") == mounts_before
     assert not (tmp_path / "amis.lock.json").exists()
+
+
+def test_a_copy_region_without_the_base_parameter_is_refused_before_anything_is_launched(sandbox, ec2, tmp_path):
+    param = f"/bake-test/{uuid.uuid4().hex[:8]}/image_id"  # in us-east-1 only
+    sandbox.client("ssm").put_parameter(Name=param, Value=sandbox.info.base_ami, Type="String")
+    cfg = write_config(tmp_path / "bake.toml", sandbox, {"dv": {
+        "base_ami": f"ssm:{param}", "images": [fresh_image(sandbox, 1, prefix="data-volume-away")],
+        "cache": "data-volume", "distribute": {"regions": [AWAY]}}})
+    before = len(ec2.describe_instances()["Reservations"])
+    result = run_bake("build", "--config", str(cfg))
+    assert result.returncode == 2, result.stderr
+    assert f"SSM parameter {param} does not exist" in result.stderr and f"in {AWAY}" in result.stderr, result.stderr
+    assert len(ec2.describe_instances()["Reservations"]) == before and not (tmp_path / "amis.lock.json").exists()

@@ -390,3 +390,25 @@ def test_a_data_volume_pool_adds_its_snapshot_and_only_on_the_tools_own(tmp_path
              == "CreateSnapshot"]
     assert tag["Condition"]["StringEquals"][f"aws:RequestTag/{tags.KEY_TOOL}"] == tags.TOOL
     assert "ec2:DescribeSnapshots" in all_actions(printed(tmp_path / "dv.toml", "plan"))
+
+
+def test_a_data_volume_pools_copies_add_copy_snapshot_and_not_copy_image(tmp_path: Path) -> None:
+    """[distribute] regions of a data-volume pool: CopySnapshot on snapshots in the bake's and the
+    copy's region, its tags only through CopySnapshot, the base AMI's parameter read in the copy's
+    region (that region's stock AMI); no CopyImage, which only an AMI pool's copies need."""
+    param = "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id"
+    (tmp_path / "dv.toml").write_text(
+        f'region = "us-east-1"\n[pools.p]\nbase_ami = "ssm:{param}"\nimages = ["nginx:1.27"]\n'
+        'cache = "data-volume"\n[pools.p.distribute]\nregions = ["eu-west-1"]\naccounts = ["210987654321"]\n')
+    bake = printed(tmp_path / "dv.toml", "bake")
+    assert "ec2:CopyImage" not in all_actions(bake)
+    [copy] = statements_with(bake, "ec2:CopySnapshot")
+    assert set(resources(copy)) == {"arn:aws:ec2:us-east-1::snapshot/*", "arn:aws:ec2:eu-west-1::snapshot/*"}
+    [tag] = [s for s in statements_with(bake, "ec2:CreateTags") if s["Condition"]["StringEquals"].get("ec2:CreateAction")
+             == "CopySnapshot"]
+    assert resources(tag) == ["arn:aws:ec2:eu-west-1::snapshot/*"]
+    assert tag["Condition"]["StringEquals"][f"aws:RequestTag/{tags.KEY_TOOL}"] == tags.TOOL
+    [read] = statements_with(printed(tmp_path / "dv.toml", "plan"), "ssm:GetParameter")
+    assert set(resources(read)) == {f"arn:aws:ssm:{r}:*:parameter{param}" for r in ("us-east-1", "eu-west-1")}
+    [share] = statements_with(bake, "ec2:ModifySnapshotAttribute")
+    assert "arn:aws:ec2:eu-west-1::snapshot/*" in resources(share)

@@ -70,10 +70,14 @@ def test_the_steps_mount_nothing_and_stop_the_builder_before_the_snapshot(tmp_pa
     steps = steps_for(pool(), LockFile(tmp_path / "l.json"))
     names = [s.name for s in steps]
     assert "data-volume" not in names  # Bottlerocket formats and mounts /dev/xvdb itself
-    assert names[-2:] == ["cache-snapshot", "lock"] and not {"scrub", "ami"} & set(names)
-    assert steps[-2].stop_builder is True
+    assert names[-4:] == ["cache-snapshot", "cache-copies", "cache-share", "lock"] and not {"scrub", "ami"} & set(names)
+    assert names.index("runtime") < names.index("kubelet") < names.index("pull")  # its image GC stopped before the pulls
+    snapshot = steps[names.index("cache-snapshot")]
+    assert snapshot.stop_builder is True
     al2023 = steps_for(pool(os="al2023"), LockFile(tmp_path / "l.json"))
-    assert "data-volume" in [s.name for s in al2023] and al2023[-2].stop_builder is False
+    al2023_names = [s.name for s in al2023]
+    assert "data-volume" in al2023_names and "kubelet" not in al2023_names
+    assert al2023[al2023_names.index("cache-snapshot")].stop_builder is False
 
 
 def test_the_builder_enables_its_admin_container_and_its_stopped_data_volume_is_snapshotted(in_process_ec2):

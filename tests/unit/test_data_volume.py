@@ -41,8 +41,8 @@ def test_what_the_node_must_match_still_changes_a_data_volume_fingerprint(kw):
 def test_the_steps_snapshot_the_volume_instead_of_registering_an_ami(tmp_path):
     names = [s.name for s in steps_for(pool(), LockFile(tmp_path / "l.json"))]
     assert names.index("data-volume") < names.index("runtime") and "cache-snapshot" in names
-    assert not {"scrub", "ami", "copy", "share"} & set(names)
-    assert names[-2:] == ["cache-snapshot", "lock"]
+    assert not {"scrub", "ami", "copies", "share"} & set(names)
+    assert names[-4:] == ["cache-snapshot", "cache-copies", "cache-share", "lock"]
 
 
 def test_the_data_volume_is_sized_from_the_images_alone():
@@ -121,8 +121,57 @@ def test_fast_snapshot_restore_applies_to_the_cache_snapshot():
 @pytest.mark.parametrize("kw, why", [
     ({"runtime": "docker"}, 'needs runtime = "containerd"'),
     ({"os": "al2"}, 'needs runtime = "containerd" on os = "al2023" or "bottlerocket"'),
-    ({"distribute": {"regions": ["eu-west-1"]}}, "copying and sharing the cache snapshot is not supported yet"),
-], ids=["docker", "al2", "distribute"])
+    ({"base_ami": "ami-0abc1234", "distribute": {"regions": ["eu-west-1"]}}, 'regions needs base_ami = "ssm:PARAMETER"'),
+    ({"distribute": {"organizations": ["arn:aws:organizations::111122223333:organization/o-abcdefghij"]}},
+     "shares a snapshot with accounts only"),
+], ids=["docker", "al2", "copies-of-one-regions-ami", "organizations"])
 def test_a_data_volume_pool_refuses_what_it_cannot_do(kw, why):
     with pytest.raises(ValueError, match=why.replace("(", r"\(")):
         pool(**kw)
+
+
+def test_a_data_volume_pool_may_share_its_snapshot_with_accounts():
+    assert pool(distribute={"accounts": ["111122223333"]}).distribute.accounts == ["111122223333"]
+
+
+def test_a_data_volume_pool_with_an_ssm_base_may_copy_its_snapshot_to_other_regions():
+    assert pool(distribute={"regions": ["eu-west-1"]}).distribute.regions == ["eu-west-1"]
+
+
+def copied_entry() -> LockEntry:
+    return entry().model_copy(update={"copies": {"eu-west-1": "snap-0eu"}, "base_amis": {"eu-west-1": "ami-stock-eu"}})
+
+
+def test_nodes_in_a_copy_region_launch_that_regions_stock_ami_with_the_copy():
+    rollout = PoolRollout(asg={"availability_zones": ["eu-west-1a"]}, node_region="eu-west-1",
+                          launch_template={"user_data": NODECONFIG},
+                          fast_snapshot_restore={"availability_zones": ["eu-west-1a"]})
+    props = pool_props(pool(distribute={"regions": ["eu-west-1"]}), rollout, copied_entry(), "us-east-1", None)
+    assert (props.ami_id, props.region, props.snapshot_ids) == ("ami-stock-eu", "eu-west-1", ("snap-0eu",))
+    [cache] = [d for d in props.instance.block_devices if d.device_name == DEVICE]
+    assert cache.snapshot_id == "snap-0eu"
+    home = pool_props(pool(), PoolRollout(asg={"availability_zones": ["us-east-1a"]}, launch_template={"user_data": NODECONFIG}),
+                      copied_entry(), "us-east-1", None)
+    assert (home.ami_id, home.region) == ("ami-stock", None)
+
+
+def test_a_region_without_a_copy_is_refused_naming_the_fix():
+    from nodepools.props import MissingAmiError
+
+    rollout = PoolRollout(asg={"availability_zones": ["eu-west-1a"]}, node_region="eu-west-1",
+                          launch_template={"user_data": NODECONFIG})
+    with pytest.raises(MissingAmiError, match=r"no cache snapshot in eu-west-1.*distribute\] regions"):
+        pool_props(pool(distribute={"regions": ["eu-west-1"]}), rollout, entry(), "us-east-1", None)
+
+
+def test_a_copy_only_run_adds_the_copy_and_its_stock_ami_to_the_current_entry(tmp_path):
+    from bake.steps.record import record
+
+    lock = LockFile(tmp_path / "amis.lock.json")
+    record(lock, "cpu", entry())
+    record(lock, "cpu", copied_entry().model_copy(update={"built_at": "2026-12-08T00:00:00Z"}))
+    current = lock.read().pools["cpu"].current
+    assert (current.copies, current.base_amis, current.built_at) == (
+        {"eu-west-1": "snap-0eu"}, {"eu-west-1": "ami-stock-eu"}, "2026-12-07T00:00:00Z")
+    assert current.base_ami_in("eu-west-1") == "ami-stock-eu" and current.base_ami_in("us-east-1") == "ami-stock"
+    assert current.base_ami_in("ap-south-1") is None

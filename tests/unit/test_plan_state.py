@@ -54,7 +54,7 @@ def test_the_lock_entry_is_the_plans_facts_and_the_record() -> None:
     made = AmiRecord("ami-0bake", snapshot_ids=["snap-1"], snapshot_gib=20, cache_bytes=4321,
                      copies={"eu-west-1": "ami-0copy"}, image_ids={IMAGE.ref.original: "sha256:" + "c" * 64},
                      runtime_version="containerd 2.1.9", gpu_driver_version="570.86.15",
-                     cache_snapshot_id="snap-data", data_device="/dev/xvdb")
+                     cache_snapshot_id="snap-data", data_device="/dev/xvdb", base_amis={"eu-west-1": "ami-0stock"})
     entry = entry_for(plan, made)
     recorded = entry.model_dump()
     for name in names(AmiRecord) - {"image_ids"}:
