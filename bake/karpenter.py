@@ -39,12 +39,17 @@ def pools_with_node_class(config: BakeConfig) -> list[str]:
     return [name for name, pool in config.pools.items() if pool.karpenter is not None]
 
 
-def node_classes(config: BakeConfig, lock: LockData, names: list[str]) -> dict[str, dict[str, Any]]:
+def node_classes(config: BakeConfig, lock: LockData, names: list[str],
+                 region: str | None = None) -> dict[str, dict[str, Any]]:
     """Every named pool's node class, by pool name; the first pool that cannot have one raises."""
-    return {pool.name: node_class(config, pool, lock.pool(pool.name).current) for pool in config.select(names)}
+    return {pool.name: node_class(config, pool, lock.pool(pool.name).current, region) for pool in config.select(names)}
 
 
-def node_class(config: BakeConfig, pool: PoolConfig, entry: LockEntry | None) -> dict[str, Any]:
+def node_class(config: BakeConfig, pool: PoolConfig, entry: LockEntry | None,
+               region: str | None = None) -> dict[str, Any]:
+    """``region``: the cluster's, where Karpenter launches (default: where the pool was baked); in
+    a copy region the node class names the copy ([distribute] regions) and, for a data-volume
+    pool, that region's stock AMI."""
     where = f"{config.path}: pools.{pool.name}"
     k = pool.karpenter
     if k is None:
@@ -60,10 +65,15 @@ def node_class(config: BakeConfig, pool: PoolConfig, entry: LockEntry | None) ->
     if not K8S_NAME.match(name):
         raise KarpenterError(f"{where}.karpenter.name: the pool's name {name!r} is not a Kubernetes object name "
                              "(no '_'): set name")
+    region = region or entry.region
+    if entry.ami_in(region) is None or (entry.cache == "data-volume" and entry.base_ami_in(region) is None):
+        raise KarpenterError(f"pool {pool.name!r}: the lock has no {'cache snapshot' if entry.cache == 'data-volume' else 'AMI'} "
+                             f"in {region} (baked in {entry.region}; copies: {', '.join(sorted(entry.copies or {})) or 'none'}): "
+                             f"list {region} in [pools.{pool.name}.distribute] regions and run python -m bake build --pool {pool.name}")
     if entry.cache == "data-volume":
-        terms, mappings = _data_volume(where, pool, entry)
+        terms, mappings = _data_volume(where, pool, entry, region)
     else:
-        terms, mappings = _ami(where, pool, entry)
+        terms, mappings = _ami(where, pool, entry, region)
     tags = {**pool.tags, POOL_TAG: pool.name, **k.tags}
     if bad := [t for t in tags if restricted_tag(t)]:
         raise KarpenterError(f"{where}.tags: {bad[0]!r}: Karpenter sets it itself and refuses it in an EC2NodeClass")
@@ -92,8 +102,10 @@ def _identity(k: KarpenterSettings) -> dict[str, str]:
     return {"role": k.role} if k.role is not None else {"instanceProfile": k.instance_profile or ""}
 
 
-def _ami(where: str, pool: PoolConfig, entry: LockEntry) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """cache = "ami": the baked AMI and its root volume (with its snapshot when it pins the AMI)."""
+def _ami(where: str, pool: PoolConfig, entry: LockEntry,
+         region: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """cache = "ami": the baked AMI (or its copy in ``region``) and its root volume, with its
+    snapshot when it pins the AMI and the lock knows it (a copy's snapshots it does not record)."""
     k, lt = pool.karpenter, pool.rollout.launch_template
     assert k is not None
     ssm = pool.distribute.ssm_parameter
@@ -112,9 +124,14 @@ def _ami(where: str, pool: PoolConfig, entry: LockEntry) -> tuple[list[dict[str,
         terms: list[dict[str, Any]] = [{"ssmParameter": ssm}]
         snapshot = None
     else:
-        terms = [{"id": entry.ami_id}]
+        ami = entry.ami_in(region)
+        terms = [{"id": ami}]
         # The lock lists the AMI's snapshots in mapping order without their devices: one is the root.
-        snapshot = entry.snapshot_ids[0] if len(entry.snapshot_ids) == 1 else None
+        snapshot = entry.snapshot_ids[0] if len(entry.snapshot_ids) == 1 and region == entry.region else None
+        if rate is not None and snapshot is None and region != entry.region:
+            raise KarpenterError(
+                f"{where}.launch_template.volume_initialization_rate: needs the root snapshot of {ami}, the copy in "
+                f"{region}, whose snapshot ids the lock does not record: drop the rate for {region}")
         if rate is not None and snapshot is None:
             raise KarpenterError(
                 f"{where}.launch_template.volume_initialization_rate: needs the root snapshot of {entry.ami_id}, and "
@@ -135,9 +152,10 @@ def _ami(where: str, pool: PoolConfig, entry: LockEntry) -> tuple[list[dict[str,
     return terms, [{"deviceName": lt.device_name, "ebs": root, "rootVolume": True}, *_further(pool)]
 
 
-def _data_volume(where: str, pool: PoolConfig,
-                 entry: LockEntry) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """cache = "data-volume": the stock AMI, and the cache snapshot at the data device."""
+def _data_volume(where: str, pool: PoolConfig, entry: LockEntry,
+                 region: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """cache = "data-volume": the stock AMI, and the cache snapshot (its copy in ``region``) at the
+    data device."""
     k, lt = pool.karpenter, pool.rollout.launch_template
     assert k is not None
     if k.ami_selector is not None:
@@ -151,7 +169,7 @@ def _data_volume(where: str, pool: PoolConfig,
     if pool.base_ami.startswith("ssm:"):
         terms: list[dict[str, Any]] = [{"ssmParameter": pool.base_ami.removeprefix("ssm:")}]
     else:
-        terms = [{"id": entry.base_ami}]
+        terms = [{"id": entry.base_ami_in(region)}]
     mappings: list[dict[str, Any]] = []
     bottlerocket = pool.os == "bottlerocket"
     size = lt.root_volume_size or pool.root_volume_size
@@ -159,7 +177,8 @@ def _data_volume(where: str, pool: PoolConfig,
         mappings.append({"deviceName": lt.device_name, "ebs": _ebs(pool, snapshot=None, size=size, rate=None),
                          **({} if bottlerocket else {"rootVolume": True})})
     # Bottlerocket's data volume holds the kubelet's root too; AL2023's holds the runtime's only.
-    data = _ebs(pool, snapshot=entry.cache_snapshot_id, size=None, rate=lt.volume_initialization_rate)
+    snapshot = entry.cache_snapshot_id if region == entry.region else (entry.copies or {}).get(region)
+    data = _ebs(pool, snapshot=snapshot, size=None, rate=lt.volume_initialization_rate)
     mappings.append({"deviceName": entry.data_device, "ebs": data, **({"rootVolume": True} if bottlerocket else {})})
     return terms, [*mappings, *_further(pool)]
 

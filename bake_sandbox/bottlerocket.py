@@ -13,7 +13,8 @@
 - **Bottlerocket's boot** (``prepare_data_volume``, called by bake_sandbox.moto_volumes): an
   instance whose user data enables the admin container has its /dev/xvdb formatted and mounted at
   containerd's root in the host's view when it launches, as Bottlerocket prepares its data
-  volume; stopping or terminating it unmounts it (``shut_down``), as its shutdown would.
+  volume, and the node's containerd started on it (Bottlerocket runs it from boot); stopping or
+  terminating it stops containerd and unmounts the volume (``shut_down``), as its shutdown would.
 
 Only the standard library at import: the moto server imports this module.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 BUILDER_PID_ENV = "BAKE_SANDBOX_BUILDER_PID_FILE"  # the moto server's way to the host's namespace
+SYSTEMCTL_ENV = "BAKE_SANDBOX_SYSTEMCTL"  # the node's systemctl stand-in (bake_sandbox.node_containerd)
 ADMIN_MARK = b"[settings.host-containers.admin]"
 DATA_ROOT = "/var/lib/containerd"
 STANDIN_LABEL = "br-data-standin"  # ext4 here; which filesystem Bottlerocket makes is its own business
@@ -105,27 +107,44 @@ def _in_host(script: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
+def _systemctl(instance_id: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The node's systemctl stand-in in the host's view, as ``instance_id`` (its holder's name)."""
+    systemctl = os.environ.get(SYSTEMCTL_ENV)
+    if not systemctl:
+        raise RuntimeError(f"bake sandbox: {SYSTEMCTL_ENV} is not set: no containerd for a Bottlerocket builder")
+    return subprocess.run(["nsenter", f"--mount={_host_ns()}", "--", systemctl, *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "BAKE_SANDBOX_INSTANCE": instance_id})
+
+
 def prepare_data_volume(instance_id: str, loop: str) -> None:
-    """Bottlerocket's boot, for the data volume: formatted and mounted at containerd's root in
-    the host's view. Refused while the node's containerd runs (its root would change under it)."""
+    """Bottlerocket's boot, for the data volume and its containerd: the volume formatted and
+    mounted at containerd's root in the host's view, then containerd started on it, as
+    Bottlerocket runs it from boot (the bake finds it running and leaves it so). Refused while
+    the node's containerd already runs: its root would change under it."""
     with _lock:
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", STANDIN_LABEL, loop], check=True, capture_output=True, timeout=120)
         busy = _in_host(f"findmnt -rno SOURCE --mountpoint {DATA_ROOT} | grep -q '^/dev/loop' && echo busy; true")
         if busy.stdout.strip():
             raise RuntimeError(f"bake sandbox: a data volume is already mounted at {DATA_ROOT}: one Bottlerocket builder at a time")
+        if _systemctl(instance_id, "is-active", "containerd").stdout.strip() == "active":
+            raise RuntimeError(f"bake sandbox: the node's containerd is running: {DATA_ROOT} cannot change under it")
         done = _in_host(f"mount {shlex.quote(loop)} {DATA_ROOT}")
         if done.returncode != 0:
             raise RuntimeError(f"bake sandbox: mounting {loop} at {DATA_ROOT} for {instance_id}: {done.stderr.strip()}")
         _mounted[instance_id] = loop
+        started = _systemctl(instance_id, "start", "containerd")
+        if started.returncode != 0:
+            raise RuntimeError(f"bake sandbox: containerd did not start for {instance_id}: {started.stderr.strip()}")
 
 
 def shut_down(instance_id: str) -> None:
-    """The instance's shutdown, for its data volume: synced and unmounted (lazily, if a process
-    of a killed bake still holds it)."""
+    """The instance's shutdown: its containerd stopped, then its data volume synced and unmounted
+    (lazily, if a process of a killed bake still holds it)."""
     with _lock:
         loop = _mounted.pop(instance_id, None)
         if loop is None:
             return
+        _systemctl(instance_id, "stop", "containerd")
         _in_host(f"sync; findmnt -rno SOURCE --mountpoint {DATA_ROOT} | grep -qxF {shlex.quote(loop)} && "
                  f"{{ umount {DATA_ROOT} || umount -l {DATA_ROOT}; }}; true")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import bake
-from bake_sandbox import bottlerocket, builder, moto_volumes
+from bake_sandbox import bottlerocket, builder, moto_volumes, node_containerd
 from bake_sandbox.errors import SandboxError
 from bake_sandbox.layout import BASE_AMI, BASE_AMI_PARAMETER, CREDENTIALS, HOST, REGION, Layout
 from bake_sandbox.process import Daemon, port_open
@@ -24,7 +24,9 @@ REPO_ROOT = Path(bake.__file__).resolve().parent.parent
 def daemon(layout: Layout) -> Daemon:
     env = {**os.environ, **CREDENTIALS, "PYTHONPATH": str(REPO_ROOT), moto_volumes.ENV: str(volumes_dir(layout)),
            # a Bottlerocket builder's boot stand-in mounts its data volume in the builder's namespace
-           bottlerocket.BUILDER_PID_ENV: str(builder.daemon(layout).pid_file)}
+           bottlerocket.BUILDER_PID_ENV: str(builder.daemon(layout).pid_file),
+           # ... and starts the node's containerd there, as Bottlerocket runs it from boot
+           bottlerocket.SYSTEMCTL_ENV: str(node_containerd.bin_dir(layout) / "systemctl")}
     # moto must not follow a caller's endpoint; the sandbox's AWS is always strict (moto_strict)
     for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "BAKE_MOTO_STRICT"):
         env.pop(var, None)

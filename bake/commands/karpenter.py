@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pools", nargs="*", metavar="POOL")
     p.add_argument("--all", action="store_true", help="every pool with a [pools.NAME.karpenter] table")
     p.add_argument("--out", metavar="DIR", help="write DIR/NAME.yaml per pool instead of printing them all")
+    p.add_argument("--region", metavar="REGION",
+                   help="the cluster's region: the AMI's or cache snapshot's copy there ([distribute] regions) and, "
+                        "for a data-volume pool, that region's stock AMI (default: the region each pool was baked in)")
     add_config_args(p)
 
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not names:
         raise UsageError(f"{config.path}: no pool has a [pools.NAME.karpenter] table")
     # Every manifest first: a pool that fails leaves no file written.
-    docs = node_classes(config, lock.read(), names)
+    docs = node_classes(config, lock.read(), names, args.region)
     if args.out is None:
         sys.stdout.write(render(list(docs.values())))
         return ExitCode.OK

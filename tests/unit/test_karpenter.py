@@ -243,3 +243,41 @@ def test_a_rebake_changes_the_ids_and_review_shows_the_diff(tmp_path, capsys):
     code, rolled_back, err = run(capsys, "cpu", "--config", str(cfg))
     assert code == 0, err
     assert rolled_back == before
+
+
+def test_a_copy_region_gets_the_copies_and_its_stock_ami(tmp_path, capsys):
+    """--region: the cluster's region. A data-volume pool's copy there on that region's stock AMI
+    (by id when base_ami is one); an AMI pool's copy by id, without the root snapshot the lock does
+    not record for a copy; a region without a copy exits 2 naming the fix."""
+    cfg = write(tmp_path, 'cache = "data-volume"\nos = "bottlerocket"\n[pools.cpu.distribute]\nregions = ["eu-west-1"]\n',
+                cache="data-volume", cache_snapshot_id="snap-0cache0000000000", data_device="/dev/xvdb",
+                copies={"eu-west-1": "snap-0eu00000000000000"}, base_amis={"eu-west-1": "ami-0eeeeeeeeeeeeeeee"})
+    code, out, err = run(capsys, "cpu", "--config", str(cfg), "--region", "eu-west-1")
+    assert code == 0, err
+    (doc,) = manifests(out)
+    assert crd.errors(doc) == []
+    assert doc["spec"]["amiSelectorTerms"] == [{"ssmParameter": EKS_SSM.removeprefix("ssm:")}]
+    [data] = doc["spec"]["blockDeviceMappings"]
+    assert data["ebs"]["snapshotID"] == "snap-0eu00000000000000"
+    home = manifests(run(capsys, "cpu", "--config", str(cfg))[1])[0]
+    assert home["spec"]["blockDeviceMappings"][0]["ebs"]["snapshotID"] == "snap-0cache0000000000"
+    code, out, err = run(capsys, "cpu", "--config", str(cfg), "--region", "ap-south-1")
+    assert (code, out) == (2, "") and "no cache snapshot in ap-south-1" in err and "distribute] regions" in err
+
+    ami = tmp_path / "ami"
+    ami.mkdir()
+    cfg = write(ami, '[pools.cpu.distribute]\nregions = ["eu-west-1"]\n[pools.cpu.launch_template]\nroot_volume_size = 60\n',
+                copies={"eu-west-1": "ami-0c0c0c0c0c0c0c0c0"})
+    code, out, err = run(capsys, "cpu", "--config", str(cfg), "--region", "eu-west-1")
+    assert code == 0, err
+    (doc,) = manifests(out)
+    assert crd.errors(doc) == []
+    assert doc["spec"]["amiSelectorTerms"] == [{"id": "ami-0c0c0c0c0c0c0c0c0"}]
+    [root] = doc["spec"]["blockDeviceMappings"]
+    assert "snapshotID" not in root["ebs"] and root["ebs"]["volumeSize"] == "60Gi"
+    rated = ami / "rated"
+    rated.mkdir()
+    cfg = write(rated, '[pools.cpu.distribute]\nregions = ["eu-west-1"]\n[pools.cpu.launch_template]\n'
+                'volume_initialization_rate = 200\n', copies={"eu-west-1": "ami-0c0c0c0c0c0c0c0c0"})
+    code, out, err = run(capsys, "cpu", "--config", str(cfg), "--region", "eu-west-1")
+    assert (code, out) == (2, "") and "the copy in eu-west-1" in err and "volume_initialization_rate" in err
