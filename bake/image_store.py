@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bake.errors import BakeError
+from bake.ssh import sudo
 
 if TYPE_CHECKING:
     from bake.runtimes import Answer, Found
@@ -125,8 +126,7 @@ def _contents(conn: Connection, ctr: str, digests: list[str]) -> dict[str, dict]
         return {}
     loop = "; ".join(f"echo {shlex.quote(DIGEST_LINE + d)}; {ctr} content get {shlex.quote(d)} 2>/dev/null; echo"
                      for d in digests)
-    return split_documents(conn.run(f"sudo -n sh -c {shlex.quote(loop)}", timeout=300,
-                                    shown=f"ctr content get x{len(digests)}").stdout)
+    return split_documents(conn.run(sudo(loop), timeout=300, shown=f"ctr content get x{len(digests)}").stdout)
 
 
 def lookup(conn: Connection, ctr: str, refs: list[str]) -> Answer:
@@ -134,15 +134,16 @@ def lookup(conn: Connection, ctr: str, refs: list[str]) -> Answer:
     from bake.runtimes import Answer
 
     script = f"{ctr} version; echo {shlex.quote(SECTION)}; uname -m; echo {shlex.quote(SECTION)}; {ctr} images ls"
-    res = conn.run(f"sudo -n sh -c {shlex.quote(script)}", timeout=300, shown="ctr version and images ls")
+    res = conn.run(sudo(script), timeout=300, shown="ctr version and images ls")
     parts = res.stdout.split(SECTION + "\n")
     if len(parts) != 3:
         raise BakeError(f"ctr version/images ls printed an unexpected answer: {res.stdout[-300:]!r}")
     version = parse_server_version(parts[0])
     arch = MACHINE_ARCH.get(parts[1].strip(), parts[1].strip())
     records = parse_listing(parts[2])
-    wanted = {r for ref in refs if (r := records.get(ref))} if not any(IMAGE_ID.match(r) for r in refs) \
-        else set(records.values())
+    # An image id may be any image's config: then every target is read; else only the named ones'.
+    wanted = (set(records.values()) if any(IMAGE_ID.match(r) for r in refs)
+              else {records[r] for r in refs if r in records})
     targets = sorted({r.target for r in wanted})
     docs = _contents(conn, ctr, targets)
     chosen = {t: platform_manifest(doc, arch) if "manifests" in doc else t for t, doc in docs.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from bake import aws, resources, tags
 from bake.errors import BakeError
 from bake.steps.base import BuildState
+from bake.steps.data_volume import describe_snapshot
 from bake.steps.distribute import copy_tags, start_copies
 
 
@@ -26,10 +27,9 @@ class StepCopyCacheSnapshot:
         todo = [r for r in st.plan.pool.distribute.copy_regions(st.plan.region) if r not in st.record.copies]
         if not todo:
             return
-        found = st.ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"]
-        if not found:
+        source = describe_snapshot(st.ec2, snap)
+        if source is None:
             raise BakeError(f"cache snapshot {snap} is gone: nothing to copy")
-        source = found[0]
         on_copy = [{"ResourceType": "snapshot", "Tags": tags.as_aws(copy_tags(tags.from_aws(source.get("Tags")), st))}]
         # No ClientToken in CopySnapshot: a retried call may start a second copy, which the undo
         # misses only if the bake is killed in between (sweep finds it by its run tag).
